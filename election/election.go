@@ -1,0 +1,93 @@
+// Package election defines the one seam between "who should own a VIP group"
+// and "what the node does about it". Every election mode (static, VRRP, Lease,
+// gossip) implements Elector; the node manager binds and releases addresses.
+package election
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Input is what this node contributes to an election for one group. It may
+// change at any time: health checks gate Eligible, weights move Priority.
+type Input struct {
+	// Eligible false means the node must not own the group (failed health
+	// check, draining). An owner that becomes ineligible gives the group up.
+	Eligible bool
+	// Priority is the effective priority, 1..254 (VRRP semantics: higher wins).
+	Priority int
+}
+
+// Transition is one change of ownership of a group, as decided by an elector.
+type Transition struct {
+	Group string
+	// Owner true: this node must hold the group's VIPs from now on.
+	// Owner false: it must not (it lost, stepped down, or is shutting down).
+	Owner bool
+	// Reason is a short, stable, machine-friendly word or phrase, e.g.
+	// "static", "master-down-timer", "higher-priority-advert", "lease-acquired",
+	// "renew-deadline", "shutdown". It is shown in /status, logs and metrics.
+	Reason string
+	// Peer is the node (name or address) believed to own the group now, when
+	// known; empty otherwise.
+	Peer string
+	At   time.Time
+}
+
+// Reporter receives transitions. It is called synchronously and returns only
+// once the node has acted on the transition (VIPs bound and first
+// announcement sent, or VIPs removed). Electors rely on this for ordering:
+// e.g. a Lease holder reports Owner=false and only then releases the Lease,
+// and a VRRP master reports Owner=false before its priority-0 advert.
+type Reporter func(Transition)
+
+// Elector takes part in the election for the configured groups.
+type Elector interface {
+	// Run campaigns until ctx is done. Before it returns it must have reported
+	// Owner=false (reason "shutdown") for every group it had reported as owned,
+	// and only then announce its departure to peers (priority-0 advert, Lease
+	// release, memberlist leave), so a peer never binds a VIP this node still has.
+	Run(ctx context.Context, report Reporter) error
+	// SetInput updates this node's eligibility and priority for a group. It is
+	// safe to call concurrently with Run, before or after it starts.
+	SetInput(group string, in Input)
+}
+
+// Inputs is a small concurrency-safe store of per-group inputs with change
+// notification, for electors to embed instead of each writing its own.
+type Inputs struct {
+	mu      sync.Mutex
+	byGroup map[string]Input
+	changed chan struct{}
+}
+
+// NewInputs returns a store where every listed group starts with def.
+func NewInputs(groups []string, def Input) *Inputs {
+	s := &Inputs{byGroup: make(map[string]Input, len(groups)), changed: make(chan struct{}, 1)}
+	for _, g := range groups {
+		s.byGroup[g] = def
+	}
+	return s
+}
+
+// Set stores in for group and wakes one waiter on Changed.
+func (s *Inputs) Set(group string, in Input) {
+	s.mu.Lock()
+	s.byGroup[group] = in
+	s.mu.Unlock()
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Get returns the input for group (the zero Input, i.e. ineligible, if unknown).
+func (s *Inputs) Get(group string) Input {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byGroup[group]
+}
+
+// Changed is signalled (coalesced) after every Set.
+func (s *Inputs) Changed() <-chan struct{} { return s.changed }
