@@ -1,0 +1,4 @@
+// Command vipd holds virtual IPs highly available (work in progress).
+package main
+
+func main() {}
