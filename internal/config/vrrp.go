@@ -1,15 +1,219 @@
 package config
 
-// VRRP holds the mode-wide settings of mode "vrrp" (owned by the vrrp mode; see docs/vrrp.md).
-type VRRP struct{}
+import (
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// VRRP defaults (docs/vrrp.md). The advert interval matches keepalived's
+// advert_int default so a mixed cluster agrees out of the box.
+const (
+	DefaultVRRPAdvertInterval = time.Second
+	MinVRRPAdvertInterval     = 10 * time.Millisecond
+	MaxVRRPAdvertInterval     = 40950 * time.Millisecond // 12 bits of centiseconds
+	MaxVRRPPreemptDelay       = time.Hour
+)
+
+// VRRP holds the mode-wide settings of mode "vrrp": defaults for every
+// group's vrrp section (see docs/vrrp.md).
+type VRRP struct {
+	// AdvertInterval is the default advertisement interval. Default 1s.
+	AdvertInterval time.Duration `yaml:"advertInterval"`
+	// Preempt is the default preemption mode. Default true.
+	Preempt *bool `yaml:"preempt"`
+	// PreemptDelay is the default preempt delay. Default 0.
+	PreemptDelay time.Duration `yaml:"preemptDelay"`
+}
+
+// GroupVRRP is one group's virtual-router settings in mode "vrrp". A group
+// with IPv4 and IPv6 VIPs runs two virtual routers with the same VRID, one
+// per family, kept in sync (one owner for the whole group).
+type GroupVRRP struct {
+	// VRID is the virtual router ID, 1..255, required; unique per interface
+	// and address family, and equal on every node (and keepalived) of the group.
+	VRID int `yaml:"vrid"`
+	// AdvertInterval is how often the master advertises: 10ms..40.95s in
+	// steps of 10ms. Default: vrrp.advertInterval (1s).
+	AdvertInterval time.Duration `yaml:"advertInterval"`
+	// Preempt: a higher-priority backup takes over from a lower-priority
+	// master. false is keepalived's nopreempt. Default: vrrp.preempt (true).
+	Preempt *bool `yaml:"preempt"`
+	// PreemptDelay postpones preemption until a lower-priority master has
+	// been seen this long (keepalived preempt_delay), 0..1h.
+	PreemptDelay *time.Duration `yaml:"preemptDelay"`
+	// Interface adverts are sent and received on. Default: the interface of
+	// the group's first VIP.
+	Interface string `yaml:"interface"`
+	// UnicastPeers, if set, replace multicast: adverts go to each peer
+	// (keepalived unicast_peer) and are accepted only from them. Every
+	// address family of the group's VIPs needs at least one peer.
+	UnicastPeers []string `yaml:"unicastPeers"`
+
+	// Peers is UnicastPeers parsed, filled in by validation.
+	Peers []netip.Addr `yaml:"-"`
+}
+
+// Families lists the address families (4, 6) of the group's VIPs, in that
+// order; valid after validation.
+func (g *Group) Families() []int {
+	var has4, has6 bool
+	for _, v := range g.VIPs {
+		if v.Addr.Is4() {
+			has4 = true
+		} else if v.Addr.Is6() {
+			has6 = true
+		}
+	}
+	var fs []int
+	if has4 {
+		fs = append(fs, 4)
+	}
+	if has6 {
+		fs = append(fs, 6)
+	}
+	return fs
+}
 
 func (c *Config) applyVRRPDefaults() {
 	if c.VRRP == nil {
 		c.VRRP = &VRRP{}
 	}
+	m := c.VRRP
+	if m.AdvertInterval == 0 {
+		m.AdvertInterval = DefaultVRRPAdvertInterval
+	}
+	if m.Preempt == nil {
+		t := true
+		m.Preempt = &t
+	}
+	for i := range c.Groups {
+		g := &c.Groups[i]
+		if g.VRRP == nil {
+			g.VRRP = &GroupVRRP{}
+		}
+		if g.VRRP.AdvertInterval == 0 {
+			g.VRRP.AdvertInterval = m.AdvertInterval
+		}
+		if g.VRRP.Preempt == nil {
+			p := *m.Preempt
+			g.VRRP.Preempt = &p
+		}
+		if g.VRRP.PreemptDelay == nil {
+			d := m.PreemptDelay
+			g.VRRP.PreemptDelay = &d
+		}
+	}
 }
 
-func (c *Config) validateVRRP(errs *Errors) {}
+func validAdvertInterval(d time.Duration) bool {
+	return d >= MinVRRPAdvertInterval && d <= MaxVRRPAdvertInterval && d%MinVRRPAdvertInterval == 0
+}
 
-// GroupVRRP is one group's virtual-router settings in mode "vrrp".
-type GroupVRRP struct{}
+// validateVRRP runs after validateGroups, so VIP addresses and interfaces
+// are known; it fills a missing vrrp.interface and Peers.
+func (c *Config) validateVRRP(errs *Errors) {
+	const ivRule = "must be between 10ms and 40.95s in steps of 10ms (VRRPv3 carries centiseconds in 12 bits)"
+	if m := c.VRRP; m != nil {
+		if !validAdvertInterval(m.AdvertInterval) {
+			errs.add("vrrp.advertInterval", m.AdvertInterval, ivRule)
+		}
+		if m.PreemptDelay < 0 || m.PreemptDelay > MaxVRRPPreemptDelay {
+			errs.add("vrrp.preemptDelay", m.PreemptDelay, "must be between 0 and 1h")
+		}
+	}
+	type vrKey struct {
+		ifc    string
+		family int
+		vrid   int
+	}
+	seen := map[vrKey]string{}
+	for gi := range c.Groups {
+		g := &c.Groups[gi]
+		gk := "groups[" + strconv.Itoa(gi) + "].vrrp"
+		v := g.VRRP
+		if v == nil { // Parse always sets it; a hand-built Config may not.
+			errs.add(gk, nil, "is required in mode vrrp")
+			continue
+		}
+		if v.VRID < 1 || v.VRID > 255 {
+			if v.VRID == 0 {
+				errs.add(gk+".vrid", nil, "is required: the virtual router ID, 1..255, the same on every node of the group")
+			} else {
+				errs.add(gk+".vrid", v.VRID, "must be between 1 and 255")
+			}
+		}
+		if !validAdvertInterval(v.AdvertInterval) {
+			errs.add(gk+".advertInterval", v.AdvertInterval, ivRule)
+		}
+		if d := *v.PreemptDelay; d < 0 || d > MaxVRRPPreemptDelay {
+			errs.add(gk+".preemptDelay", d, "must be between 0 and 1h")
+		}
+		if v.Interface == "" {
+			for _, vip := range g.VIPs {
+				if vip.Interface != "" {
+					v.Interface = vip.Interface
+					break
+				}
+			}
+		}
+		// A set interface is checked when the transport opens it: mode rules
+		// do not see the Host (that would change the core validate seam).
+		families := g.Families()
+		v.Peers = v.Peers[:0]
+		peerFam := map[int]bool{}
+		seenPeer := map[netip.Addr]bool{}
+		for pi, s := range v.UnicastPeers {
+			pk := gk + ".unicastPeers[" + strconv.Itoa(pi) + "]"
+			p, err := netip.ParseAddr(s)
+			switch {
+			case err != nil:
+				errs.add(pk, s, "is not an IPv4 or IPv6 address")
+				continue
+			case p.Is4In6() || p.Zone() != "" || p.IsUnspecified() || p.IsMulticast() || p.IsLoopback():
+				errs.add(pk, s, "must be a plain unicast address (no zone, not IPv4-mapped, multicast, loopback or unspecified)")
+				continue
+			case seenPeer[p]:
+				errs.add(pk, s, "is listed twice")
+				continue
+			}
+			fam := 6
+			if p.Is4() {
+				fam = 4
+			}
+			if !containsInt(families, fam) {
+				errs.add(pk, s, "is IPv%d but the group has no IPv%d VIP: peers must be of the VIPs' address families", fam, fam)
+				continue
+			}
+			seenPeer[p] = true
+			peerFam[fam] = true
+			v.Peers = append(v.Peers, p)
+		}
+		if len(v.Peers) > 0 {
+			for _, f := range families {
+				if !peerFam[f] {
+					errs.add(gk+".unicastPeers", nil, "has no IPv%d peer but the group has IPv%d VIPs: in unicast mode every family needs a peer", f, f)
+				}
+			}
+		}
+		if v.VRID >= 1 && v.VRID <= 255 && v.Interface != "" {
+			for _, f := range families {
+				k := vrKey{v.Interface, f, v.VRID}
+				if prev, dup := seen[k]; dup {
+					errs.add(gk+".vrid", v.VRID, "duplicates %s.vrid on interface %s for IPv%d: a VRID is unique per interface and family", prev, v.Interface, f)
+					break
+				}
+				seen[k] = gk
+			}
+		}
+	}
+}
+
+func containsInt(s []int, x int) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}

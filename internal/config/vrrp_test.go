@@ -1,0 +1,141 @@
+package config
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// vrrpTestHost has eth0 (198.51.100.0/24, 2001:db8::/64) and eth1 (203.0.113.0/24).
+type vrrpTestHost struct{}
+
+func (vrrpTestHost) InterfaceExists(n string) bool { return n == "eth0" || n == "eth1" }
+func (vrrpTestHost) InterfaceFor(ip netip.Addr) (string, bool) {
+	switch {
+	case netip.MustParsePrefix("198.51.100.0/24").Contains(ip), netip.MustParsePrefix("2001:db8::/64").Contains(ip):
+		return "eth0", true
+	case netip.MustParsePrefix("203.0.113.0/24").Contains(ip):
+		return "eth1", true
+	}
+	return "", false
+}
+
+const vrrpHead = "apiVersion: vipd.io/v1alpha1\nkind: Config\nnode: n1\nmode: vrrp\n"
+
+func TestVRRPDefaults(t *testing.T) {
+	c, err := Parse([]byte(vrrpHead + `
+groups:
+- name: web
+  vips: [{address: 198.51.100.100}, {address: "2001:db8::100"}]
+  vrrp: {vrid: 51}
+- name: api
+  priority: 150
+  vips: [{address: 203.0.113.7}]
+  vrrp: {vrid: 51, advertInterval: 100ms, preempt: false, preemptDelay: 5s, unicastPeers: [203.0.113.2, 203.0.113.3]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(vrrpTestHost{}); err != nil {
+		t.Fatal(err)
+	}
+	w := c.Groups[0].VRRP
+	if w.AdvertInterval != time.Second || !*w.Preempt || *w.PreemptDelay != 0 || w.Interface != "eth0" || len(w.Peers) != 0 {
+		t.Errorf("web defaults: %+v", w)
+	}
+	if f := c.Groups[0].Families(); len(f) != 2 || f[0] != 4 || f[1] != 6 {
+		t.Errorf("families %v", f)
+	}
+	a := c.Groups[1].VRRP
+	if a.AdvertInterval != 100*time.Millisecond || *a.Preempt || *a.PreemptDelay != 5*time.Second || a.Interface != "eth1" || len(a.Peers) != 2 {
+		t.Errorf("api: %+v", a)
+	}
+}
+
+func TestVRRPModeWideDefaults(t *testing.T) {
+	c, err := Parse([]byte(vrrpHead + `
+vrrp: {advertInterval: 200ms, preempt: false, preemptDelay: 2s}
+groups:
+- name: web
+  vips: [{address: 198.51.100.100}]
+  vrrp: {vrid: 1}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(vrrpTestHost{}); err != nil {
+		t.Fatal(err)
+	}
+	if v := c.Groups[0].VRRP; v.AdvertInterval != 200*time.Millisecond || *v.Preempt || *v.PreemptDelay != 2*time.Second {
+		t.Errorf("group: %+v", v)
+	}
+}
+
+func TestVRRPValidation(t *testing.T) {
+	for _, c := range []struct {
+		name, yaml string
+		want       []string // substrings of the error, each naming key, value and rule
+	}{
+		{"vrid missing", `
+groups: [{name: a, vips: [{address: 198.51.100.100}]}]`,
+			[]string{"groups[0].vrrp.vrid: is required"}},
+		{"vrid out of range", `
+groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 256}}]`,
+			[]string{"groups[0].vrrp.vrid: 256: must be between 1 and 255"}},
+		{"interval not centiseconds", `
+groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, advertInterval: 15ms}}]`,
+			[]string{"groups[0].vrrp.advertInterval: 15ms: must be between 10ms and 40.95s in steps of 10ms"}},
+		{"interval too long", `
+vrrp: {advertInterval: 41s}
+groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1}}]`,
+			[]string{"vrrp.advertInterval: 41s: must be between", "groups[0].vrrp.advertInterval: 41s"}},
+		{"negative preempt delay", `
+groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, preemptDelay: -1s}}]`,
+			[]string{"groups[0].vrrp.preemptDelay: -1s: must be between 0 and 1h"}},
+		{"duplicate vrid on one interface and family", `
+groups:
+- {name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 7}}
+- {name: b, vips: [{address: 198.51.100.101}], vrrp: {vrid: 7}}`,
+			[]string{"groups[1].vrrp.vrid: 7: duplicates groups[0].vrrp.vrid on interface eth0 for IPv4"}},
+		{"peer of another family", `
+groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastPeers: ["2001:db8::2"]}}]`,
+			[]string{`groups[0].vrrp.unicastPeers[0]: "2001:db8::2": is IPv6 but the group has no IPv6 VIP`}},
+		{"peer not an address", `
+groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastPeers: [node-b]}}]`,
+			[]string{`groups[0].vrrp.unicastPeers[0]: "node-b": is not an IPv4 or IPv6 address`}},
+		{"peer missing for a family", `
+groups: [{name: a, vips: [{address: 198.51.100.100}, {address: "2001:db8::100"}], vrrp: {vrid: 1, unicastPeers: [198.51.100.2]}}]`,
+			[]string{"groups[0].vrrp.unicastPeers: has no IPv6 peer but the group has IPv6 VIPs"}},
+		{"multicast peer", `
+groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastPeers: [224.0.0.18]}}]`,
+			[]string{`groups[0].vrrp.unicastPeers[0]: "224.0.0.18": must be a plain unicast address`}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(vrrpHead + c.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = cfg.Validate(vrrpTestHost{})
+			if err == nil {
+				t.Fatal("Validate succeeded")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\ndoes not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestVRRPSectionOnlyInVRRPMode(t *testing.T) {
+	cfg, err := Parse([]byte("apiVersion: vipd.io/v1alpha1\nkind: Config\nnode: n1\nmode: static\n" +
+		"groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1}}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(vrrpTestHost{}); err == nil || !strings.Contains(err.Error(), `groups[0].vrrp: is set but mode is "static"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
