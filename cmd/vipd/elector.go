@@ -6,6 +6,7 @@ import (
 
 	"github.com/vipd/vipd/election"
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/vrrp"
 )
 
 // newElector builds the configured election mode. Each mode adds its case here.
@@ -13,6 +14,8 @@ func newElector(cfg *config.Config, log *slog.Logger) (election.Elector, error) 
 	switch cfg.Mode {
 	case config.ModeStatic:
 		return election.NewStatic(cfg.GroupNames()), nil
+	case config.ModeVRRP:
+		return vrrp.NewFromConfig(cfg, log)
 	}
 	return nil, fmt.Errorf("mode %q is not available in this build", cfg.Mode)
 }

@@ -1,0 +1,490 @@
+package vrrp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/vipd/vipd/election"
+	"github.com/vipd/vipd/internal/config"
+)
+
+// GroupSpec is one vipd group as VRRP sees it: one virtual router per
+// address family of its VIPs, all with the same VRID, kept in sync.
+type GroupSpec struct {
+	Name         string
+	VRID         uint8
+	Priority     uint8
+	Interface    string
+	Interval     time.Duration
+	Preempt      bool
+	PreemptDelay time.Duration
+	VIPs         []netip.Addr // both families; each VR advertises its own
+	Peers        []netip.Addr // unicast peers; empty = multicast
+}
+
+// Options tune an Elector; the zero value means real sockets and clock.
+type Options struct {
+	Open OpenFunc         // default Open (raw sockets)
+	Now  func() time.Time // monotonic clock; default time.Now
+}
+
+// Elector is the VRRP election.Elector: one RFC 5798 state machine per
+// group and family, one socket per interface and family.
+type Elector struct {
+	log    *slog.Logger
+	groups []GroupSpec
+	inputs *election.Inputs
+	open   OpenFunc
+	now    func() time.Time
+
+	mu     sync.Mutex
+	drops  map[DropReason]uint64
+	rx, tx uint64
+	txErrs uint64
+	status []VRStatus
+}
+
+// VRStatus is one virtual router in /status.
+type VRStatus struct {
+	Group          string `json:"group"`
+	Family         int    `json:"family"`
+	VRID           uint8  `json:"vrid"`
+	Interface      string `json:"interface"`
+	Source         string `json:"source,omitempty"`
+	State          string `json:"state"`
+	Priority       uint8  `json:"priority"`
+	Master         string `json:"master,omitempty"`
+	MasterPriority uint8  `json:"masterPriority,omitempty"`
+	MasterInterval string `json:"masterInterval"`
+}
+
+// Status is the VRRP part of /status.
+type Status struct {
+	Routers []VRStatus `json:"routers"`
+	// Received counts valid adverts, Sent adverts sent, SendErrors failed sends.
+	Received   uint64 `json:"received"`
+	Sent       uint64 `json:"sent"`
+	SendErrors uint64 `json:"sendErrors"`
+	// Dropped counts discarded packets by reason ("address-mismatch" is
+	// counted but the advert is still accepted, as keepalived does).
+	Dropped map[string]uint64 `json:"dropped"`
+}
+
+// SpecsFromConfig turns a validated vrrp-mode config into group specs.
+func SpecsFromConfig(c *config.Config) ([]GroupSpec, error) {
+	specs := make([]GroupSpec, 0, len(c.Groups))
+	for _, g := range c.Groups {
+		v := g.VRRP
+		if v == nil {
+			return nil, fmt.Errorf("group %q has no vrrp settings", g.Name)
+		}
+		s := GroupSpec{
+			Name: g.Name, VRID: uint8(v.VRID), Priority: uint8(g.Priority), Interface: v.Interface,
+			Interval: v.AdvertInterval, Preempt: *v.Preempt, PreemptDelay: *v.PreemptDelay,
+			Peers: slices.Clone(v.Peers),
+		}
+		for _, vip := range g.VIPs {
+			s.VIPs = append(s.VIPs, vip.Addr)
+		}
+		specs = append(specs, s)
+	}
+	return specs, nil
+}
+
+// NewFromConfig builds the elector for a validated vrrp-mode config.
+func NewFromConfig(c *config.Config, log *slog.Logger) (*Elector, error) {
+	specs, err := SpecsFromConfig(c)
+	if err != nil {
+		return nil, err
+	}
+	return New(specs, log, Options{}), nil
+}
+
+// New returns an elector for groups.
+func New(groups []GroupSpec, log *slog.Logger, o Options) *Elector {
+	names := make([]string, len(groups))
+	for i, g := range groups {
+		names[i] = g.Name
+	}
+	in := election.NewInputs(names, election.Input{})
+	for _, g := range groups {
+		in.Set(g.Name, election.Input{Eligible: true, Priority: int(g.Priority)})
+	}
+	if o.Open == nil {
+		o.Open = Open
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Elector{log: log.With("election", "vrrp"), groups: groups, inputs: in, open: o.Open, now: o.Now, drops: map[DropReason]uint64{}}
+}
+
+// SetInput implements election.Elector.
+func (e *Elector) SetInput(group string, in election.Input) { e.inputs.Set(group, in) }
+
+// Status returns counters and the state of every virtual router.
+func (e *Elector) Status() any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := Status{Routers: slices.Clone(e.status), Received: e.rx, Sent: e.tx, SendErrors: e.txErrs, Dropped: map[string]uint64{}}
+	for r, n := range e.drops {
+		s.Dropped[string(r)] = n
+	}
+	return s
+}
+
+func (e *Elector) drop(r DropReason) {
+	e.mu.Lock()
+	e.drops[r]++
+	e.mu.Unlock()
+}
+
+// vr is one virtual router at run time.
+type vr struct {
+	g      *group
+	family int
+	conn   Conn
+	m      *Machine
+	addrs  []netip.Addr // this family's VIPs, the advert's address list
+	dsts   []netip.Addr // multicast group or unicast peers
+	peers  map[netip.Addr]bool
+	lastIn election.Input
+}
+
+type group struct {
+	spec  GroupSpec
+	vrs   []*vr
+	owned bool
+}
+
+type connKey struct {
+	ifname string
+	family int
+}
+
+type received struct {
+	key connKey
+	pkt Packet
+}
+
+type runner struct {
+	e      *Elector
+	report election.Reporter
+	groups []*group
+	conns  map[connKey]Conn
+	byVRID map[connKey]map[uint8]*vr
+}
+
+// Run implements election.Elector.
+func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
+	r := &runner{e: e, report: report, conns: map[connKey]Conn{}, byVRID: map[connKey]map[uint8]*vr{}}
+	defer func() {
+		for _, c := range r.conns {
+			c.Close()
+		}
+	}()
+	for _, spec := range e.groups {
+		g := &group{spec: spec}
+		r.groups = append(r.groups, g)
+		for _, fam := range []int{4, 6} {
+			var addrs []netip.Addr
+			for _, a := range spec.VIPs {
+				if a.Is4() == (fam == 4) {
+					addrs = append(addrs, a)
+				}
+			}
+			if len(addrs) == 0 {
+				continue
+			}
+			k := connKey{spec.Interface, fam}
+			c, ok := r.conns[k]
+			if !ok {
+				var err error
+				if c, err = e.open(ctx, spec.Interface, fam); err != nil {
+					return fmt.Errorf("group %q: %w", spec.Name, err)
+				}
+				r.conns[k] = c
+				r.byVRID[k] = map[uint8]*vr{}
+			}
+			v := &vr{g: g, family: fam, conn: c, addrs: addrs, peers: map[netip.Addr]bool{}}
+			for _, p := range spec.Peers {
+				if p.Is4() == (fam == 4) {
+					v.dsts = append(v.dsts, p)
+					v.peers[p] = true
+				}
+			}
+			if len(v.dsts) == 0 {
+				v.dsts = []netip.Addr{GroupV4}
+				if fam == 6 {
+					v.dsts = []netip.Addr{GroupV6}
+				}
+			}
+			v.m = NewMachine(Params{Interval: spec.Interval, Preempt: spec.Preempt, PreemptDelay: spec.PreemptDelay, Self: c.Source()}, spec.Priority, true)
+			g.vrs = append(g.vrs, v)
+			r.byVRID[k][spec.VRID] = v
+		}
+	}
+
+	pkts := make(chan received, 64)
+	done := make(chan struct{})
+	defer close(done)
+	for k, c := range r.conns {
+		go func() {
+			for {
+				p, err := c.Recv()
+				if err != nil {
+					return // closed on the way out of Run
+				}
+				select {
+				case pkts <- received{k, p}:
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
+
+	now := e.now()
+	r.applyInputs(now)
+	for _, g := range r.groups {
+		for _, v := range g.vrs {
+			r.handle(v, v.m.Start(now), now)
+		}
+	}
+	r.publish()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if d, ok := r.nextDeadline(); ok {
+			timer.Reset(max(d.Sub(e.now()), 0))
+		} else {
+			timer.Reset(time.Hour)
+		}
+		select {
+		case <-ctx.Done():
+			r.shutdown()
+			return nil
+		case p := <-pkts:
+			r.receive(p.key, p.pkt)
+		case <-e.inputs.Changed():
+			r.applyInputs(e.now())
+		case <-timer.C:
+			now := e.now()
+			for _, g := range r.groups {
+				for _, v := range g.vrs {
+					if d := v.m.Deadline(); !d.IsZero() && !now.Before(d) {
+						r.handle(v, v.m.Tick(now), now)
+					}
+				}
+			}
+		}
+		r.publish()
+	}
+}
+
+func (r *runner) nextDeadline() (time.Time, bool) {
+	var next time.Time
+	for _, g := range r.groups {
+		for _, v := range g.vrs {
+			if d := v.m.Deadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+				next = d
+			}
+		}
+	}
+	return next, !next.IsZero()
+}
+
+func (r *runner) applyInputs(now time.Time) {
+	for _, g := range r.groups {
+		in := r.e.inputs.Get(g.spec.Name)
+		prio := in.Priority
+		if prio < 1 || prio > 254 {
+			prio = int(g.spec.Priority)
+		}
+		for _, v := range g.vrs {
+			if v.lastIn == in {
+				continue
+			}
+			v.lastIn = in
+			r.handle(v, v.m.SetInput(now, uint8(prio), in.Eligible), now)
+		}
+	}
+}
+
+// receive validates a datagram (RFC 5798 §7.1) and hands it to its router.
+func (r *runner) receive(k connKey, p Packet) {
+	if p.Src == r.conns[k].Source() {
+		r.e.drop(DropOwn)
+		return
+	}
+	if p.TTL != TTL {
+		r.e.drop(DropTTL)
+		return
+	}
+	a, err := Decode(p.Payload, p.Src, p.Dst)
+	if err != nil {
+		r.e.drop(ReasonOf(err))
+		return
+	}
+	v := r.byVRID[k][a.VRID]
+	if v == nil {
+		r.e.drop(DropVRID)
+		return
+	}
+	if len(v.peers) > 0 && !v.peers[p.Src] {
+		r.e.drop(DropPeer)
+		return
+	}
+	if !sameSet(a.Addrs, v.addrs) {
+		// Counted and logged, not dropped: keepalived accepts such adverts
+		// too, and during a rolling config change the lists differ briefly.
+		r.e.drop(DropAddrs)
+		r.e.log.Debug("advert address list differs from ours", "group", v.g.spec.Name, "from", p.Src, "theirs", a.Addrs, "ours", v.addrs)
+	}
+	r.e.mu.Lock()
+	r.e.rx++
+	r.e.mu.Unlock()
+	now := r.e.now()
+	r.handle(v, v.m.Receive(now, p.Src, a), now)
+}
+
+// handle carries out a machine's output, keeps the group's routers in sync
+// and reports ownership changes. Order matters: a new master advertises
+// before binding (backups stop their timers); a leaving master reports
+// Owner=false (VIPs removed) before its priority-0 advert lets a peer bind.
+func (r *runner) handle(v *vr, out Output, now time.Time) {
+	if !out.Changed {
+		if out.Send {
+			r.send(v, out.Priority)
+		}
+		return
+	}
+	g := v.g
+	r.e.log.Info("vrrp state", "group", g.spec.Name, "family", v.family, "vrid", g.spec.VRID, "state", out.State.String(), "reason", out.Reason)
+	if out.State == Master {
+		if out.Send {
+			r.send(v, out.Priority)
+		}
+		for _, o := range g.vrs {
+			if o != v {
+				if oo := o.m.Force(now, Master, ReasonSyncMaster); oo.Send {
+					r.send(o, oo.Priority)
+				}
+			}
+		}
+	} else if out.State == Backup {
+		for _, o := range g.vrs {
+			if o != v {
+				o.m.Force(now, Backup, ReasonSyncBackup)
+			}
+		}
+	}
+	peer := ""
+	if out.Peer.IsValid() && out.State != Master {
+		peer = out.Peer.String()
+	}
+	reason := out.Reason
+	if reason == ReasonIneligible {
+		if why := r.e.inputs.Get(g.spec.Name).Reason; why != "" {
+			reason += ": " + why
+		}
+	}
+	r.reconcile(g, reason, peer)
+	if out.State != Master && out.Send {
+		r.send(v, out.Priority)
+	}
+}
+
+// reconcile reports the group's ownership if it changed: owned while any of
+// its routers is master (sync keeps them together).
+func (r *runner) reconcile(g *group, reason, peer string) {
+	owner := false
+	for _, v := range g.vrs {
+		if v.m.State() == Master {
+			owner = true
+		}
+	}
+	if owner == g.owned {
+		return
+	}
+	g.owned = owner
+	r.report(election.Transition{Group: g.spec.Name, Owner: owner, Reason: reason, Peer: peer, At: time.Now()})
+}
+
+func (r *runner) send(v *vr, prio uint8) {
+	a := Advert{VRID: v.g.spec.VRID, Priority: prio, Interval: v.g.spec.Interval, Addrs: v.addrs}
+	src := v.conn.Source()
+	for _, dst := range v.dsts {
+		b, err := Encode(a, src, dst)
+		if err == nil {
+			err = v.conn.Send(b, dst)
+		}
+		r.e.mu.Lock()
+		if err != nil {
+			r.e.txErrs++
+		} else {
+			r.e.tx++
+		}
+		r.e.mu.Unlock()
+		if err != nil {
+			r.e.log.Debug("sending advert", "group", v.g.spec.Name, "to", dst, "err", err)
+		}
+	}
+}
+
+// shutdown reports Owner=false for every owned group, and only then sends
+// the priority-0 adverts so the best backup takes over after Skew_Time.
+func (r *runner) shutdown() {
+	for _, g := range r.groups {
+		if g.owned {
+			g.owned = false
+			r.report(election.Transition{Group: g.spec.Name, Owner: false, Reason: ReasonShutdown, At: time.Now()})
+		}
+	}
+	now := r.e.now()
+	for _, g := range r.groups {
+		for _, v := range g.vrs {
+			if out := v.m.Shutdown(now); out.Send {
+				r.send(v, out.Priority)
+			}
+		}
+	}
+	r.publish()
+}
+
+func (r *runner) publish() {
+	var st []VRStatus
+	for _, g := range r.groups {
+		for _, v := range g.vrs {
+			m, mp := v.m.Master()
+			s := VRStatus{
+				Group: g.spec.Name, Family: v.family, VRID: g.spec.VRID, Interface: g.spec.Interface,
+				Source: v.conn.Source().String(), State: v.m.State().String(), Priority: v.m.prio,
+				MasterPriority: mp, MasterInterval: v.m.MasterInterval().String(),
+			}
+			if m.IsValid() {
+				s.Master = m.String()
+			}
+			st = append(st, s)
+		}
+	}
+	r.e.mu.Lock()
+	r.e.status = st
+	r.e.mu.Unlock()
+}
+
+func sameSet(a, b []netip.Addr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	x, y := slices.Clone(a), slices.Clone(b)
+	sort.Slice(x, func(i, j int) bool { return x[i].Less(x[j]) })
+	sort.Slice(y, func(i, j int) bool { return y[i].Less(y[j]) })
+	return slices.Equal(x, y)
+}
