@@ -106,6 +106,9 @@ func available() error {
 	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
 		return fmt.Errorf("no network namespace support: %v", err)
 	}
+	if err := canUnshareNet(); err != nil {
+		return fmt.Errorf("cannot create a network namespace: %v", err)
+	}
 	return nil
 }
 

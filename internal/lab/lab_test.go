@@ -417,3 +417,104 @@ func TestSweepDeadCreator(t *testing.T) {
 		t.Fatalf("stale namespace %s not swept (%v)", stale, err)
 	}
 }
+
+// TestHelperProcess is not a real test: the tests below re-run the test
+// binary with LAB_HELPER set to get a process that owns a lab and then dies.
+func TestHelperProcess(t *testing.T) {
+	if os.Getenv("LAB_HELPER") == "" {
+		t.Skip("helper for TestSignal*/TestCrash*")
+	}
+	l, err := NewStandalone(context.Background(), Options{Nodes: 1})
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	p, err := l.Start(l.Nodes[0], "sleep", "60")
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	fmt.Println("LAB", p.PID, strings.Join(l.nsNames(), " "))
+	time.Sleep(time.Minute)
+}
+
+// runHelper starts the helper and returns it with its child PID and namespaces.
+func runHelper(t *testing.T) (*exec.Cmd, int, []string) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "LAB_HELPER=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var line string
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(line, "\n") && time.Now().Before(deadline) {
+		n, err := out.Read(buf)
+		line += string(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	f := strings.Fields(line)
+	if len(f) < 3 || f[0] != "LAB" {
+		t.Fatalf("helper said %q", line)
+	}
+	var pid int
+	fmt.Sscan(f[1], &pid)
+	return cmd, pid, f[2:]
+}
+
+func nsExists(names []string) []string {
+	var left []string
+	for _, n := range names {
+		if _, err := os.Stat("/run/netns/" + n); err == nil {
+			left = append(left, n)
+		}
+	}
+	return left
+}
+
+func TestSignalTearsDown(t *testing.T) {
+	Require(t)
+	cmd, child, names := runHelper(t)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Errorf("helper did not die by the re-delivered SIGTERM: %v", err)
+	}
+	if left := nsExists(names); len(left) != 0 {
+		t.Errorf("namespaces left after SIGTERM: %v", left)
+	}
+	if pidAlive(child) {
+		t.Errorf("lab process %d survived", child)
+	}
+}
+
+func TestCrashLeavesNothingRunningAndIsSwept(t *testing.T) {
+	Require(t)
+	cmd, child, names := runHelper(t)
+	cmd.Process.Kill() // no cleanup runs
+	cmd.Wait()
+	deadline := time.Now().Add(3 * time.Second)
+	for pidAlive(child) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // Pdeathsig is asynchronous
+	}
+	if pidAlive(child) {
+		t.Errorf("lab process %d survived its creator (Pdeathsig)", child)
+	}
+	if left := nsExists(names); len(left) == 0 {
+		t.Log("namespaces already swept by a parallel lab")
+	}
+	New(t, Options{Nodes: 1}) // sweeps labs of dead creators
+	if left := nsExists(names); len(left) != 0 {
+		t.Errorf("namespaces of the dead helper not swept: %v", left)
+	}
+}
