@@ -37,8 +37,8 @@ func TestBuildAndTeardown(t *testing.T) {
 			l.Close()
 		}
 	})
-	if got := l.Namespaces(); len(got) != 5 {
-		t.Fatalf("namespaces = %v, want switch + client + 2 nodes + api", got)
+	if got := l.Namespaces(); len(got) != 6 {
+		t.Fatalf("namespaces = %v, want switch + client + 2 nodes + api + observer", got)
 	}
 	want := map[string]string{"client": "198.51.100.2/24", "node1": "198.51.100.11/24", "node2": "198.51.100.12/24", "api": "198.51.100.201/24"}
 	for name, p := range want {
@@ -184,6 +184,55 @@ func TestVIPFailoverByHand(t *testing.T) {
 			if rec.NodeFor(n2.MAC) != "node2" {
 				t.Errorf("NodeFor(%s) = %q", n2.MAC, rec.NodeFor(n2.MAC))
 			}
+		})
+	}
+}
+
+// TestMissingAnnouncementIsNotHidden: the lab itself must not heal the
+// client's neighbour cache, or a vipd that forgets its gratuitous ARP/NA
+// would pass failover tests. Move the VIP silently: the client keeps sending
+// to the old MAC; only the announcement moves it.
+func TestMissingAnnouncementIsNotHidden(t *testing.T) {
+	for _, fam := range []string{"v4", "v6"} {
+		t.Run(fam, func(t *testing.T) {
+			t.Parallel()
+			l := New(t, Options{Nodes: 2})
+			vip := netip.PrefixFrom(l.VIPv4(4), 32)
+			if fam == "v6" {
+				vip = netip.PrefixFrom(l.VIPv6(4), 128)
+			}
+			n1, n2 := l.Nodes[0], l.Nodes[1]
+			if err := l.StartResponders(7003); err != nil {
+				t.Fatal(err)
+			}
+			if err := n1.AddAddress(vip); err != nil {
+				t.Fatal(err)
+			}
+			p, err := l.StartProbe(ctxT(t), vip.Addr(), 7003, 10*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.WaitOwner("node1", 3*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if err := n1.DelAddress(vip); err != nil {
+				t.Fatal(err)
+			}
+			if err := n2.AddAddress(vip); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.WaitOwner("node2", 1500*time.Millisecond); err == nil {
+				t.Fatal("client found the new owner without any announcement: something in the lab heals its neighbour cache")
+			}
+			at := time.Now()
+			if err := n2.Announce(vip.Addr()); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.WaitOwner("node2", 2*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			f, _ := p.Stop().FailoverAfter(at)
+			t.Logf("after the announcement: first reply from %s after %s (%s)", f.To, f.FirstTo.Sub(at).Round(time.Millisecond), f)
 		})
 	}
 }
