@@ -567,3 +567,23 @@ func TestCrashLeavesNothingRunningAndIsSwept(t *testing.T) {
 		t.Errorf("namespaces of the dead helper not swept: %v", left)
 	}
 }
+
+func TestCapture(t *testing.T) {
+	l := New(t, Options{Nodes: 1})
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		t.Skip("tcpdump not installed")
+	}
+	c, err := l.Capture("arp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Request who-has " + l.VIPv4(9).String()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(c.Output(), want) && time.Now().Before(deadline) {
+		l.Nodes[0].Announce(l.VIPv4(9)) // until tcpdump is listening
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(c.Output(), want) || !strings.Contains(c.Output(), l.Nodes[0].MAC.String()) {
+		t.Fatalf("capture lacks %q from %s:\n%s", want, l.Nodes[0].MAC, c.Output())
+	}
+}
