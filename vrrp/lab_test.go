@@ -1,0 +1,215 @@
+package vrrp_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/lab"
+)
+
+// vipdConfig is a vrrp-mode config for one lab node: one group with an IPv4
+// and an IPv6 VIP (two virtual routers kept in sync), advert every 100ms.
+func vipdConfig(node string, prio int, vip4, vip6 netip.Addr, extra string) string {
+	return fmt.Sprintf(`apiVersion: vipd.io/v1alpha1
+kind: Config
+node: %s
+mode: vrrp
+vrrp: {advertInterval: 100ms}
+groups:
+- name: web
+  priority: %d
+  vips: [{address: %s}, {address: "%s"}]
+  vrrp: {vrid: 51%s}
+`, node, prio, vip4, vip6, extra)
+}
+
+type labCluster struct {
+	t          *testing.T
+	l          *lab.Lab
+	bin        string
+	vip4, vip6 netip.Addr
+	procs      []*lab.Process
+	prios      []int
+}
+
+func (c *labCluster) start(i, prio int) {
+	c.t.Helper()
+	h := c.l.Nodes[i]
+	p, err := c.l.StartVipd(h, c.bin, vipdConfig(h.Name, prio, c.vip4, c.vip6, ""))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.procs[i], c.prios[i] = p, prio
+}
+
+// holders lists the nodes that have the VIP bound, per family.
+func (c *labCluster) holders(vip netip.Addr) []string {
+	c.t.Helper()
+	var hs []string
+	for _, h := range c.l.Nodes {
+		ok, err := h.HasAddress(vip)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if ok {
+			hs = append(hs, h.Name)
+		}
+	}
+	return hs
+}
+
+// waitSoleHolder waits until exactly node holds both VIPs.
+func (c *labCluster) waitSoleHolder(node string, timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		h4, h6 := c.holders(c.vip4), c.holders(c.vip6)
+		if len(h4) == 1 && h4[0] == node && len(h6) == 1 && h6[0] == node {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("after %s: IPv4 VIP on %v, IPv6 VIP on %v; want only %s", timeout, h4, h6, node)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestLabFailover runs three real vipd processes in VRRP mode (priorities
+// 150/100/50) and checks each way of losing the master: afterwards exactly
+// one node holds the VIPs, the client reaches the new node, and the old one
+// no longer answers. Bounds are generous (CI is slow); figures are logged.
+func TestLabFailover(t *testing.T) {
+	l := lab.New(t, lab.Options{Nodes: 3})
+	c := &labCluster{t: t, l: l, bin: lab.BuildVipd(t), vip4: l.VIPv4(1), vip6: l.VIPv6(1),
+		procs: make([]*lab.Process, 3), prios: make([]int, 3)}
+	const port = 7151
+	if _, err := l.Capture("-c", "3000", "proto", "112", "or", "arp", "or", "icmp6"); err != nil {
+		t.Log(err)
+	}
+	if err := l.StartResponders(port); err != nil {
+		t.Fatal(err)
+	}
+	for i, prio := range []int{150, 100, 50} {
+		c.start(i, prio)
+	}
+	p4, err := l.StartProbe(ctxFor(t), c.vip4, port, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p6, err := l.StartProbe(ctxFor(t), c.vip6, port, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitBoth := func(node string, timeout time.Duration) {
+		t.Helper()
+		for _, p := range []*lab.Probe{p4, p6} {
+			if err := p.WaitOwner(node, timeout); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c.waitSoleHolder(node, timeout)
+	}
+	waitBoth("node1", 15*time.Second)
+
+	// checkGone: after a failover the old node must stop answering: probe
+	// replies only from the new node from some point on.
+	report := func(name string, at time.Time, want string) {
+		t.Helper()
+		for fam, p := range map[string]*lab.Probe{"v4": p4, "v6": p6} {
+			f, ok := p.Snapshot().FailoverAfter(at)
+			if !ok || f.To != want {
+				t.Fatalf("%s %s: failover %+v ok=%v, want to %s", name, fam, f, ok, want)
+			}
+			t.Logf("%s %s: %s", name, fam, f)
+		}
+	}
+	settle := func() { time.Sleep(1500 * time.Millisecond) }
+
+	t.Run("sigkill", func(t *testing.T) {
+		at := time.Now()
+		if err := c.procs[0].Kill(); err != nil {
+			t.Fatal(err)
+		}
+		c.procs[0].Wait(5 * time.Second)
+		// The kernel lifetime (3s default) removes the dead node's VIPs.
+		waitBoth("node2", 10*time.Second)
+		report("sigkill", at, "node2")
+		// Restart: node1 preempts back.
+		c.start(0, 150)
+		waitBoth("node1", 15*time.Second)
+		settle()
+	})
+	t.Run("sigterm", func(t *testing.T) {
+		at := time.Now()
+		if err := c.procs[0].Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if exited, _ := c.procs[0].Wait(10 * time.Second); !exited {
+			t.Fatal("vipd did not exit on SIGTERM")
+		}
+		waitBoth("node2", 10*time.Second)
+		report("sigterm", at, "node2")
+		if out := c.procs[0].Output(); !strings.Contains(out, "shutdown") {
+			t.Errorf("no shutdown transition logged:\n%s", out)
+		}
+		c.start(0, 150)
+		waitBoth("node1", 15*time.Second)
+		settle()
+	})
+	t.Run("link-down", func(t *testing.T) {
+		at := time.Now()
+		if err := l.Nodes[0].SetLinkUp(false); err != nil {
+			t.Fatal(err)
+		}
+		waitBoth("node2", 10*time.Second)
+		report("link-down", at, "node2")
+		if err := l.Nodes[0].SetLinkUp(true); err != nil {
+			t.Fatal(err)
+		}
+		waitBoth("node1", 15*time.Second)
+		settle()
+	})
+	t.Run("switch-port-down", func(t *testing.T) {
+		// The master's own link stays up: it keeps the VIP (nobody can reach
+		// it anyway) while node2 takes over; when the port returns, the
+		// lower-priority node2 sees node1's adverts and yields.
+		at := time.Now()
+		if err := l.Nodes[0].SetSwitchPortUp(false); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []*lab.Probe{p4, p6} {
+			if err := p.WaitOwner("node2", 10*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+		report("switch-port-down", at, "node2")
+		if err := l.Nodes[0].SetSwitchPortUp(true); err != nil {
+			t.Fatal(err)
+		}
+		waitBoth("node1", 15*time.Second)
+		settle()
+	})
+	t.Run("priority-lowered", func(t *testing.T) {
+		// Restart the master with a priority below node2's: node2 takes
+		// over, and node1 does not preempt it back.
+		at := time.Now()
+		c.procs[0].Signal(syscall.SIGTERM)
+		c.procs[0].Wait(10 * time.Second)
+		c.start(0, 80)
+		waitBoth("node2", 10*time.Second)
+		report("priority-lowered", at, "node2")
+		time.Sleep(2 * time.Second)
+		c.waitSoleHolder("node2", time.Second)
+	})
+}
