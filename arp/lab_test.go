@@ -407,3 +407,54 @@ func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
 }
+
+// TestLabEachForm sends each GARP form alone, right after B's entry was
+// (re)written, i.e. inside B's 1 s ARP locktime. Both forms we send must
+// override it on their own; the reply with a broadcast target MAC (what
+// MetalLB sends) is only reported, as evidence for choosing tha = sha.
+func TestLabEachForm(t *testing.T) {
+	l := newLab(t)
+	req, rep, err := GratuitousARP(l.macA, labVIP4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	repBcast, err := arpFrame(marp.OperationReply, l.macA, labVIP4, Broadcast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pc *packet.Conn
+	inNS(t, l.a, func() {
+		ifi, ierr := net.InterfaceByName(labIfA)
+		if ierr != nil {
+			err = ierr
+			return
+		}
+		pc, err = packet.Listen(ifi, packet.Raw, etherTypeARP, &packet.Config{Filter: dropAll})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+
+	learned := func(frame []byte) bool {
+		l.setStale(t, labVIP4)
+		if _, err := pc.WriteTo(frame, &packet.Addr{HardwareAddr: Broadcast}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(500 * time.Millisecond)
+		for time.Now().Before(deadline) {
+			if strings.Contains(l.neigh(t, labVIP4), l.macA.String()) {
+				return true
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return false
+	}
+	if !learned(req) {
+		t.Error("request form alone (tha=ff:ff:ff:ff:ff:ff) did not override B's entry")
+	}
+	if !learned(rep) {
+		t.Error("reply form alone (tha=sha) did not override B's entry")
+	}
+	t.Logf("reply with tha=broadcast inside locktime overrides B's entry: %v", learned(repBcast))
+}
