@@ -58,15 +58,23 @@ type Announcer struct {
 	sent, errs atomic.Uint64
 
 	mu      sync.Mutex
-	senders map[string]Sender
+	senders map[string]*ifSender
 	jobs    map[netip.Addr]*job
 	closed  bool
+}
+
+// ifSender is a cached Sender and the identity of the interface it was
+// opened on: a Sender is bound to an ifindex and a MAC, so a recreated
+// interface or a changed MAC (bond failover) needs a new one.
+type ifSender struct {
+	s     Sender
+	index int
+	mac   string
 }
 
 type job struct {
 	ip     netip.Addr
 	ifname string
-	sender Sender
 	sent   int   // announcements attempted so far
 	timer  Timer // pending next announcement; nil when none
 	stop   func() bool
@@ -95,7 +103,7 @@ func NewAnnouncer(log *slog.Logger, sched Schedule, open func(ifi *net.Interface
 		open:    open,
 		clock:   realClock{},
 		lookup:  net.InterfaceByName,
-		senders: map[string]Sender{},
+		senders: map[string]*ifSender{},
 		jobs:    map[netip.Addr]*job{},
 	}
 }
@@ -122,15 +130,14 @@ func (a *Announcer) Start(ctx context.Context, ifname string, ip netip.Addr) err
 		a.mu.Unlock()
 		return fmt.Errorf("arp: announce %s on %s: %w", ip, ifname, net.ErrClosed)
 	}
-	s, err := a.senderLocked(ifname)
-	if err != nil {
+	if _, err := a.senderLocked(ifname, true); err != nil {
 		a.mu.Unlock()
 		return fmt.Errorf("arp: announce %s on %s: %w", ip, ifname, err)
 	}
 	if old := a.jobs[ip]; old != nil {
 		a.cancelLocked(old)
 	}
-	j := &job{ip: ip, ifname: ifname, sender: s}
+	j := &job{ip: ip, ifname: ifname}
 	a.jobs[ip] = j
 	j.stop = context.AfterFunc(ctx, func() { a.finish(j) })
 	a.mu.Unlock()
@@ -139,21 +146,43 @@ func (a *Announcer) Start(ctx context.Context, ifname string, ip netip.Addr) err
 	return nil
 }
 
-// senderLocked returns the Sender of ifname, opening it on first use.
-func (a *Announcer) senderLocked(ifname string) (Sender, error) {
-	if s := a.senders[ifname]; s != nil {
-		return s, nil
+// senderLocked returns the Sender of ifname, opening it on first use. With
+// check set (on Start, where a changed interface is likely: the caller just
+// bound the VIP, perhaps after the link was recreated) it also reopens the
+// Sender when the interface's index or MAC changed.
+func (a *Announcer) senderLocked(ifname string, check bool) (Sender, error) {
+	c := a.senders[ifname]
+	if c != nil && !check {
+		return c.s, nil
 	}
 	ifi, err := a.lookup(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("interface %q: %w", ifname, err)
 	}
+	if c != nil {
+		if c.index == ifi.Index && c.mac == ifi.HardwareAddr.String() {
+			return c.s, nil
+		}
+		a.log.Info("interface changed; reopening announcement sockets", "interface", ifname,
+			"old_index", c.index, "index", ifi.Index, "old_mac", c.mac, "mac", ifi.HardwareAddr.String())
+		a.evictLocked(ifname, c.s)
+	}
 	s, err := a.open(ifi)
 	if err != nil {
 		return nil, err
 	}
-	a.senders[ifname] = s
+	a.senders[ifname] = &ifSender{s: s, index: ifi.Index, mac: ifi.HardwareAddr.String()}
 	return s, nil
+}
+
+// evictLocked closes and forgets ifname's Sender if it is still s.
+func (a *Announcer) evictLocked(ifname string, s Sender) {
+	if c := a.senders[ifname]; c != nil && c.s == s {
+		delete(a.senders, ifname)
+		if err := s.Close(); err != nil {
+			a.log.Debug("closing announcement sockets", "interface", ifname, "err", err)
+		}
+	}
 }
 
 // fire sends one announcement for j, then schedules the next one.
@@ -165,12 +194,23 @@ func (a *Announcer) fire(j *job) {
 	}
 	j.sent++
 	n := j.sent
+	s, err := a.senderLocked(j.ifname, false)
 	a.mu.Unlock()
 
 	// Sent outside the lock: a slow write must not block other VIPs.
-	if err := j.sender.Announce(j.ip); err != nil {
+	if err == nil {
+		err = s.Announce(j.ip)
+	}
+	if err != nil {
 		a.errs.Add(1)
 		a.log.Warn("announcement failed", "ip", j.ip, "interface", j.ifname, "n", n, "err", err)
+		if errors.Is(err, ErrWrite) {
+			// Reopen on the next announcement: the socket may be bound
+			// to an interface that no longer exists.
+			a.mu.Lock()
+			a.evictLocked(j.ifname, s)
+			a.mu.Unlock()
+		}
 	} else {
 		a.sent.Add(1)
 		a.log.Debug("announced", "ip", j.ip, "interface", j.ifname, "n", n)
@@ -231,8 +271,8 @@ func (a *Announcer) Close() error {
 		a.cancelLocked(j)
 	}
 	var err error
-	for name, s := range a.senders {
-		if cerr := s.Close(); cerr != nil {
+	for name, c := range a.senders {
+		if cerr := c.s.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("arp: closing sender on %s: %w", name, cerr))
 		}
 		delete(a.senders, name)

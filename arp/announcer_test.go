@@ -3,6 +3,7 @@ package arp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sort"
@@ -110,7 +111,7 @@ func (s *fakeSender) Announce(ip netip.Addr) error {
 	defer s.mu.Unlock()
 	s.sends = append(s.sends, sendRec{s.clock.Now(), ip})
 	if s.fail {
-		return errors.New("ENETDOWN")
+		return fmt.Errorf("%w: ENXIO", ErrWrite)
 	}
 	return nil
 }
@@ -132,12 +133,13 @@ func (s *fakeSender) times(ip netip.Addr) []time.Duration {
 type harness struct {
 	a       *Announcer
 	clock   *fakeClock
-	senders map[string]*fakeSender
+	senders map[string]*fakeSender // latest per interface
+	index   map[string]int         // ifindex lookup returns
 	opens   int
 }
 
 func newHarness(t *testing.T, sched Schedule) *harness {
-	h := &harness{clock: &fakeClock{}, senders: map[string]*fakeSender{}}
+	h := &harness{clock: &fakeClock{}, senders: map[string]*fakeSender{}, index: map[string]int{}}
 	h.a = NewAnnouncer(nil, sched, func(ifi *net.Interface) (Sender, error) {
 		h.opens++
 		if ifi.Name == "broken" {
@@ -152,7 +154,7 @@ func newHarness(t *testing.T, sched Schedule) *harness {
 		if name == "missing" {
 			return nil, errors.New("no such network interface")
 		}
-		return &net.Interface{Name: name, HardwareAddr: testMAC}, nil
+		return &net.Interface{Name: name, Index: h.index[name], HardwareAddr: testMAC}, nil
 	}
 	t.Cleanup(func() { h.a.Close() })
 	return h
@@ -336,18 +338,48 @@ func TestAnnouncerErrors(t *testing.T) {
 	if err := h.a.Start(ctx, "broken", testV4); err == nil || h.opens != 2 {
 		t.Errorf("failed open must be retried: err=%v opens=%d", err, h.opens)
 	}
-	// Send failures are counted, logged and do not stop the schedule.
+	// Send failures are counted, logged and do not stop the schedule; a
+	// write failure makes the next announcement use a freshly opened Sender.
 	if err := h.a.Start(ctx, "eth0", testV4); err != nil {
 		t.Fatal(err)
 	}
 	s := h.senders["eth0"]
 	s.fail = true
-	h.clock.Advance(time.Second)
-	if st := h.a.Stats(); st.Sent != 1 || st.Errors != 2 {
-		t.Errorf("stats = %+v, want 1 sent, 2 errors", st)
+	h.clock.Advance(200 * time.Millisecond)
+	if st := h.a.Stats(); st.Sent != 1 || st.Errors != 1 {
+		t.Errorf("stats = %+v, want 1 sent, 1 error", st)
 	}
-	if n := len(s.times(testV4)); n != 3 {
-		t.Errorf("attempts = %d, want 3", n)
+	if !s.closed || h.opens != 3 {
+		t.Errorf("failed sender closed=%v opens=%d; want closed, not yet reopened (3 opens so far)", s.closed, h.opens)
+	}
+	h.clock.Advance(200 * time.Millisecond)
+	if h.opens != 4 || h.senders["eth0"] == s || len(h.senders["eth0"].times(testV4)) != 1 {
+		t.Errorf("no reopen after write failure: opens=%d", h.opens)
+	}
+	if st := h.a.Stats(); st.Sent != 2 || st.Errors != 1 {
+		t.Errorf("stats = %+v, want 2 sent, 1 error", st)
+	}
+}
+
+// A VIP re-bound on an interface that was recreated (new ifindex) gets a
+// new Sender; an unchanged interface keeps its Sender.
+func TestAnnouncerInterfaceChanged(t *testing.T) {
+	h := newHarness(t, Schedule{Count: 1, Interval: time.Second})
+	ctx := context.Background()
+	h.index["eth0"] = 4
+	h.a.Start(ctx, "eth0", testV4)
+	h.a.Start(ctx, "eth0", testV4)
+	first := h.senders["eth0"]
+	if h.opens != 1 {
+		t.Fatalf("opens = %d, want 1", h.opens)
+	}
+	h.index["eth0"] = 9
+	h.a.Start(ctx, "eth0", testV4)
+	if h.opens != 2 || !first.closed || h.senders["eth0"] == first {
+		t.Errorf("recreated interface: opens=%d old closed=%v", h.opens, first.closed)
+	}
+	if n := len(h.senders["eth0"].times(testV4)); n != 1 {
+		t.Errorf("new sender sent %d, want 1", n)
 	}
 }
 

@@ -28,6 +28,11 @@ type NDPConn interface {
 
 const etherTypeARP = 0x0806
 
+// ErrWrite marks a failed socket write (as opposed to a bad address): the
+// Announcer then reopens the interface's Sender, which recovers from an
+// interface that was deleted and recreated under the same name.
+var ErrWrite = errors.New("socket write failed")
+
 // Open opens the raw sockets for ifi (needs CAP_NET_RAW). IPv4 uses an
 // AF_PACKET socket carrying frames built with mdlayher/arp; IPv6 uses an
 // mdlayher/ndp ICMPv6 socket bound to ifi's link-local address, opened on the
@@ -98,10 +103,10 @@ func (s *v4Sender) Announce(ip netip.Addr) error {
 	dst := &packet.Addr{HardwareAddr: Broadcast}
 	// Request first: it is the form every implementation honours.
 	if _, err := s.pc.WriteTo(req, dst); err != nil {
-		return fmt.Errorf("sending gratuitous ARP request for %s: %w", ip, err)
+		return fmt.Errorf("sending gratuitous ARP request for %s: %w: %w", ip, ErrWrite, err)
 	}
 	if _, err := s.pc.WriteTo(rep, dst); err != nil {
-		return fmt.Errorf("sending gratuitous ARP reply for %s: %w", ip, err)
+		return fmt.Errorf("sending gratuitous ARP reply for %s: %w: %w", ip, ErrWrite, err)
 	}
 	return nil
 }
@@ -126,7 +131,7 @@ func (s *v6Sender) Announce(ip netip.Addr) error {
 		return err
 	}
 	if err := s.c.WriteTo(na, nil, AllNodes); err != nil {
-		return fmt.Errorf("sending unsolicited neighbour advertisement for %s: %w", ip, err)
+		return fmt.Errorf("sending unsolicited neighbour advertisement for %s: %w: %w", ip, ErrWrite, err)
 	}
 	return nil
 }
