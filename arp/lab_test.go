@@ -458,3 +458,82 @@ func TestLabEachForm(t *testing.T) {
 	}
 	t.Logf("reply with tha=broadcast inside locktime overrides B's entry: %v", learned(repBcast))
 }
+
+// An interface with no IPv4 address and no link-local address (addrgenmode
+// none) still announces IPv4; IPv6 fails with a clear error, not a panic,
+// and does not break IPv4.
+func TestLabBareInterface(t *testing.T) {
+	l := newLab(t)
+	run(t, "ip", "-n", l.a, "link", "add", "va2", "type", "veth", "peer", "name", "vb2", "netns", l.b)
+	run(t, "ip", "-n", l.a, "link", "set", "va2", "addrgenmode", "none")
+	run(t, "ip", "-n", l.a, "link", "set", "va2", "up")
+	run(t, "ip", "-n", l.b, "link", "set", "vb2", "up")
+
+	ready := make(chan error, 1)
+	frames := make(chan []byte, 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // capture on vb2 (same pattern as lab.capture)
+		runtime.LockOSThread()
+		h, err := netns.GetFromName(l.b)
+		if err == nil {
+			err = netns.Set(h)
+			h.Close()
+		}
+		var c *packet.Conn
+		if err == nil {
+			var ifi *net.Interface
+			if ifi, err = net.InterfaceByName("vb2"); err == nil {
+				c, err = packet.Listen(ifi, packet.Raw, etherTypeARP, nil)
+			}
+		}
+		ready <- err
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 2048)
+		for ctx.Err() == nil {
+			c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			if n, _, err := c.ReadFrom(buf); err == nil {
+				frames <- bytes.Clone(buf[:n])
+			}
+		}
+	}()
+	if err := <-ready; err != nil {
+		t.Fatal(err)
+	}
+
+	var err4, err6, err4again error
+	inNS(t, l.a, func() {
+		ifi, err := net.InterfaceByName("va2")
+		if err != nil {
+			err4 = err
+			return
+		}
+		s, err := Open(ifi)
+		if err != nil {
+			err4 = err
+			return
+		}
+		defer s.Close()
+		err4 = s.Announce(labVIP4)
+		err6 = s.Announce(labVIP6)
+		err4again = s.Announce(labVIP4)
+	})
+	if err4 != nil || err4again != nil {
+		t.Fatalf("IPv4 on a bare interface: %v / %v", err4, err4again)
+	}
+	if err6 == nil || !strings.Contains(err6.Error(), "link-local") {
+		t.Errorf("IPv6 without link-local: err = %v, want one mentioning link-local", err6)
+	}
+	t.Logf("IPv6 on bare interface: %v", err6)
+	select {
+	case f := <-frames:
+		if _, p, ok := parseARP(f); !ok || p.SenderIP != labVIP4 {
+			t.Errorf("unexpected frame % x", f)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no GARP from the bare interface within 5s")
+	}
+}
