@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -63,6 +64,7 @@ func run(t *testing.T, args ...string) string {
 
 func newLab(t *testing.T) *lab {
 	requireRoot(t)
+	reapLeftovers()
 	l := &lab{
 		a:    fmt.Sprintf("arpt-%d-a", os.Getpid()),
 		b:    fmt.Sprintf("arpt-%d-b", os.Getpid()),
@@ -88,6 +90,24 @@ func newLab(t *testing.T) *lab {
 	l.waitLinkLocal(t, l.a, labIfA)
 	l.waitLinkLocal(t, l.b, labIfB)
 	return l
+}
+
+// reapLeftovers deletes namespaces of earlier runs of this test that were
+// killed before their cleanup ran: only our "arpt-<pid>-" names, and only
+// when that process no longer exists.
+func reapLeftovers() {
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		var pid int
+		var side string
+		if n, _ := fmt.Sscanf(name, "arpt-%d-%s", &pid, &side); n != 2 || pid == os.Getpid() {
+			continue
+		}
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); errors.Is(err, os.ErrNotExist) {
+			exec.Command("ip", "netns", "del", name).Run()
+		}
+	}
 }
 
 func (l *lab) waitLinkLocal(t *testing.T, ns, dev string) {
