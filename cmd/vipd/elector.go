@@ -1,0 +1,18 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/vipd/vipd/election"
+	"github.com/vipd/vipd/internal/config"
+)
+
+// newElector builds the configured election mode. Each mode adds its case here.
+func newElector(cfg *config.Config, log *slog.Logger) (election.Elector, error) {
+	switch cfg.Mode {
+	case config.ModeStatic:
+		return election.NewStatic(cfg.GroupNames()), nil
+	}
+	return nil, fmt.Errorf("mode %q is not available in this build", cfg.Mode)
+}
