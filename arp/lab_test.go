@@ -330,10 +330,9 @@ func TestLabAnnounce(t *testing.T) {
 	// The burst continues: Count=3 requests in total, ~100ms apart.
 	r2 := next(t, frames, "2nd GARP request", isARP(marp.OperationRequest, labVIP4))
 	r3 := next(t, frames, "3rd GARP request", isARP(marp.OperationRequest, labVIP4))
+	// Spacing is only logged: capture timestamps are taken in user space and
+	// a loaded CI box can delay one read; the fake-clock tests assert it.
 	t.Logf("IPv4 burst spacing: %v, %v (configured 100ms)", r2.at.Sub(req.at), r3.at.Sub(r2.at))
-	if d := r3.at.Sub(req.at); d < 150*time.Millisecond {
-		t.Errorf("3 announcements 100ms apart arrived within %v", d)
-	}
 
 	// --- IPv6 ---
 	var linkLocal netip.Addr
