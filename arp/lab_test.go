@@ -515,7 +515,10 @@ func TestLabBareInterface(t *testing.T) {
 		for ctx.Err() == nil {
 			c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 			if n, _, err := c.ReadFrom(buf); err == nil {
-				frames <- bytes.Clone(buf[:n])
+				select {
+				case frames <- bytes.Clone(buf[:n]):
+				default:
+				}
 			}
 		}
 	}()
