@@ -479,8 +479,8 @@ func TestLabEachForm(t *testing.T) {
 }
 
 // An interface with no IPv4 address and no link-local address (addrgenmode
-// none) still announces IPv4; IPv6 fails with a clear error, not a panic,
-// and does not break IPv4.
+// none) still announces IPv4; IPv6 is sent from the VIP itself, which works
+// once the VIP is bound and is a clear error (not a panic) before.
 func TestLabBareInterface(t *testing.T) {
 	l := newLab(t)
 	run(t, "ip", "-n", l.a, "link", "add", "va2", "type", "veth", "peer", "name", "vb2", "netns", l.b)
@@ -546,10 +546,34 @@ func TestLabBareInterface(t *testing.T) {
 	if err4 != nil || err4again != nil {
 		t.Fatalf("IPv4 on a bare interface: %v / %v", err4, err4again)
 	}
-	if err6 == nil || !strings.Contains(err6.Error(), "link-local") {
-		t.Errorf("IPv6 without link-local: err = %v, want one mentioning link-local", err6)
+	// Without a link-local address the NA is sent from the VIP itself, which
+	// the kernel refuses here since the VIP is not bound on va2: an error, not
+	// a panic, and IPv4 is unaffected.
+	if err6 == nil {
+		t.Errorf("IPv6 from an unbound VIP on a bare interface: no error")
 	}
-	t.Logf("IPv6 on bare interface: %v", err6)
+	t.Logf("IPv6 on bare interface, VIP not bound: %v", err6)
+	// Once the VIP is bound (as vipd always does before announcing), the NA
+	// goes out from the VIP.
+	run(t, "ip", "-n", l.a, "addr", "add", labVIP6.String()+"/128", "dev", "va2", "nodad")
+	var err6bound error
+	inNS(t, l.a, func() {
+		ifi, err := net.InterfaceByName("va2")
+		if err != nil {
+			err6bound = err
+			return
+		}
+		s, err := Open(ifi)
+		if err != nil {
+			err6bound = err
+			return
+		}
+		defer s.Close()
+		err6bound = s.Announce(labVIP6)
+	})
+	if err6bound != nil {
+		t.Errorf("IPv6 NA from the bound VIP on an interface without link-local: %v", err6bound)
+	}
 	select {
 	case f := <-frames:
 		if _, p, ok := parseARP(f); !ok || p.SenderIP != labVIP4 {

@@ -57,8 +57,19 @@ func Open(ifi *net.Interface) (Sender, error) {
 		v4:  NewIPv4Sender(ifi, pc),
 		openV6: func() (NDPConn, error) {
 			c, _, err := ndp.Listen(ifi, ndp.LinkLocal)
+			fromVIP := false
 			if err != nil {
-				return nil, err
+				// No usable link-local address: it is still tentative (DAD
+				// runs for a second or two after the link comes up, i.e. at
+				// boot and after every link flap, exactly when a takeover
+				// happens) or the interface has none. Send from the VIP
+				// itself instead, as keepalived does: it is an address of
+				// this interface, bound nodad, so usable at once.
+				var uerr error
+				if c, _, uerr = ndp.Listen(ifi, ndp.Unspecified); uerr != nil {
+					return nil, fmt.Errorf("no usable link-local address (%w) and no unbound socket either: %w", err, uerr)
+				}
+				fromVIP = true
 			}
 			// We never read: block every ICMPv6 type so the socket's
 			// receive queue does not fill up with the LAN's traffic.
@@ -67,6 +78,9 @@ func Open(ifi *net.Interface) (Sender, error) {
 			if err := c.SetICMPFilter(&f); err != nil {
 				c.Close()
 				return nil, err
+			}
+			if fromVIP {
+				return vipSourced{NDPConn: c, ifindex: ifi.Index}, nil
 			}
 			return c, nil
 		},
@@ -191,4 +205,18 @@ func (s *dualSender) Close() error {
 		err = errors.Join(err, s.v6.Close())
 	}
 	return err
+}
+
+// vipSourced sends each neighbour advertisement from its target address
+// (the VIP) when the interface has no usable link-local address.
+type vipSourced struct {
+	NDPConn
+	ifindex int
+}
+
+func (v vipSourced) WriteTo(m ndp.Message, cm *ipv6.ControlMessage, dst netip.Addr) error {
+	if na, ok := m.(*ndp.NeighborAdvertisement); ok && cm == nil {
+		cm = &ipv6.ControlMessage{HopLimit: ndp.HopLimit, Src: na.TargetAddress.AsSlice(), IfIndex: v.ifindex}
+	}
+	return v.NDPConn.WriteTo(m, cm, dst)
 }
