@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/vipd/vipd/internal/lab"
+	"github.com/vipd/vipd/internal/node"
 )
 
 // These tests run the real vipd binary in static mode inside the network
@@ -444,4 +446,60 @@ func TestLabInvalidConfigTouchesNothing(t *testing.T) {
 	if fmt.Sprint(before) != fmt.Sprint(after) {
 		t.Fatalf("addresses changed by an invalid config:\nbefore %v\nafter  %v", before, after)
 	}
+}
+
+func getStatus(t *testing.T, h *lab.Host) (node.Status, int) {
+	t.Helper()
+	c := h.HTTPClient()
+	resp, err := c.Get("http://127.0.0.1:9610/status")
+	if err != nil {
+		return node.Status{}, 0
+	}
+	defer resp.Body.Close()
+	var st node.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatalf("decoding /status: %v", err)
+	}
+	ready, err := c.Get("http://127.0.0.1:9610/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready.Body.Close()
+	return st, ready.StatusCode
+}
+
+// A node whose link goes down is not eligible: it gives the VIPs up,
+// /readyz turns 503 and /status says why; when the link returns it owns again.
+func TestLabLinkDownGivesUpAndStatusSaysWhy(t *testing.T) {
+	lab.Require(t)
+	bin := lab.BuildVipd(t)
+	l := lab.New(t, lab.Options{Nodes: 1})
+	n := l.Nodes[0]
+	v4 := l.VIPv4(5)
+	p, err := l.StartVipd(n, bin, staticConfig(n.Name, v4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("vipd output:\n%s", p.Output())
+		}
+	}()
+	waitFor(t, "owner in /status", 10*time.Second, func() bool {
+		st, code := getStatus(t, n)
+		return code == 200 && len(st.Groups) == 1 && st.Groups[0].Owner && st.Groups[0].VIPs[0].Bound
+	})
+	if err := n.SetLinkUp(false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "VIP released on link down", 5*time.Second, func() bool { return !hasAddr(t, n, v4) })
+	st, code := getStatus(t, n)
+	if code != 503 || st.Ready || st.Groups[0].Owner || !strings.Contains(st.Groups[0].Reason, "link eth0 down") {
+		t.Fatalf("after link down: readyz %d, status %+v", code, st)
+	}
+	if err := n.SetLinkUp(true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "VIP back on link up", 10*time.Second, func() bool { return hasAddr(t, n, v4) })
+	waitFor(t, "ready again", 5*time.Second, func() bool { _, code := getStatus(t, n); return code == 200 })
 }
