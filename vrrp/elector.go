@@ -232,6 +232,7 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 	}
 
 	pkts := make(chan received, 64)
+	recvErr := make(chan error, len(r.conns))
 	done := make(chan struct{})
 	defer close(done)
 	for k, c := range r.conns {
@@ -239,7 +240,11 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 			for {
 				p, err := c.Recv()
 				if err != nil {
-					return // closed on the way out of Run
+					// Closed on the way out of Run, or the socket broke
+					// (interface gone): a deaf router must not stay in the
+					// election, or it would become a second master.
+					recvErr <- fmt.Errorf("receiving on %s (IPv%d): %w", k.ifname, k.family, err)
+					return
 				}
 				select {
 				case pkts <- received{k, p}:
@@ -270,6 +275,11 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 		case <-ctx.Done():
 			r.shutdown()
 			return nil
+		case err := <-recvErr:
+			if ctx.Err() == nil {
+				r.shutdown()
+				return err
+			}
 		case p := <-pkts:
 			r.receive(p.key, p.pkt)
 		case <-e.inputs.Changed():

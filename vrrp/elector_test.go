@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -126,7 +127,7 @@ func newCluster(t *testing.T, specs [][]GroupSpec) *cluster {
 	}
 	t.Cleanup(func() {
 		for _, n := range c.nodes {
-			if err := n.stop(); err != nil {
+			if err := n.stop(); err != nil && !t.Failed() && !strings.Contains(err.Error(), "receiving on") {
 				t.Errorf("Run: %v", err)
 			}
 		}
@@ -278,4 +279,21 @@ func TestElectorDropsCounted(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func TestElectorDeafSocketStepsDown(t *testing.T) {
+	c := newCluster(t, [][]GroupSpec{spec(150, "198.51.100.100"), spec(100, "198.51.100.100")})
+	c.waitOwner(0, 5*time.Second)
+	// The master's socket breaks: it must give the group up and stop,
+	// rather than keep the VIPs while deaf.
+	c.nodes[0].conns[4].Close()
+	select {
+	case <-c.nodes[0].done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after its socket broke")
+	}
+	if c.nodes[0].err == nil {
+		t.Fatal("Run returned nil after its socket broke")
+	}
+	c.waitOwner(1, 5*time.Second)
 }
