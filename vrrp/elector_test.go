@@ -297,3 +297,36 @@ func TestElectorDeafSocketStepsDown(t *testing.T) {
 	}
 	c.waitOwner(1, 5*time.Second)
 }
+
+func TestElectorSeveralGroups(t *testing.T) {
+	two := func(pa, pb uint8) []GroupSpec {
+		a := spec(pa, "198.51.100.100")[0]
+		b := spec(pb, "198.51.100.101")[0]
+		b.Name, b.VRID = "api", 52
+		return []GroupSpec{a, b}
+	}
+	c := newCluster(t, [][]GroupSpec{two(150, 50), two(100, 200)})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s0 := c.nodes[0].e.Status().(Status)
+		s1 := c.nodes[1].e.Status().(Status)
+		if len(s0.Routers) == 2 && len(s1.Routers) == 2 &&
+			s0.Routers[0].State == "master" && s0.Routers[1].State == "backup" &&
+			s1.Routers[0].State == "backup" && s1.Routers[1].State == "master" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node0 %+v\nnode1 %+v", s0.Routers, s1.Routers)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	owned := map[[2]any]bool{}
+	for _, ev := range c.events {
+		owned[[2]any{ev.node, ev.t.Group}] = ev.owner
+	}
+	if !owned[[2]any{0, "web"}] || owned[[2]any{0, "api"}] || owned[[2]any{1, "web"}] || !owned[[2]any{1, "api"}] {
+		t.Fatalf("ownership %v", owned)
+	}
+}
