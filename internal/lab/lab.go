@@ -345,6 +345,13 @@ func (l *Lab) build(ctx context.Context) error {
 			return fmt.Errorf("host %s: %w", h.Name, err)
 		}
 	}
+	// Only now, so the addrconf work of all hosts overlaps: New returns a lab
+	// whose IPv6 addresses (fixed and link-local) answer NS at once.
+	for _, h := range l.hosts {
+		if err := h.waitLinkReady(5 * time.Second); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
