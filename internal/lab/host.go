@@ -352,3 +352,43 @@ func (h *Host) pinNeighbors(peer *Host, pin bool) error {
 	}
 	return nil
 }
+
+// WaitAddress polls until a is present (or absent) in h's namespace; the
+// error says which and for how long. Use it to see vipd bind or release a VIP.
+func (h *Host) WaitAddress(a netip.Addr, present bool, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		has, err := h.HasAddress(a)
+		if err != nil {
+			return err
+		}
+		if has == present {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			state := map[bool]string{true: "present", false: "absent"}
+			return fmt.Errorf("%s: %s still %s after %s", h.Name, a, state[has], timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// AddressHolders returns the names of the nodes and extras that have a
+// configured right now (the client and observer never hold VIPs), e.g. to
+// assert that exactly one node owns a VIP.
+func (l *Lab) AddressHolders(a netip.Addr) ([]string, error) {
+	var out []string
+	for _, h := range l.hosts {
+		if h == l.Client || h == l.Observer {
+			continue
+		}
+		has, err := h.HasAddress(a)
+		if err != nil {
+			return nil, err
+		}
+		if has {
+			out = append(out, h.Name)
+		}
+	}
+	return out, nil
+}

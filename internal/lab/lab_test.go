@@ -151,6 +151,9 @@ func TestVIPFailoverByHand(t *testing.T) {
 			if _, err := n1.Run(ctx, "ip", "addr", "del", vip.String()+"/"+bits, "dev", "eth0"); err != nil {
 				t.Fatal(err)
 			}
+			if err := n1.WaitAddress(vip, false, time.Second); err != nil {
+				t.Fatal(err)
+			}
 			addVIP(n2)
 			if err := p.WaitOwner("node2", 5*time.Second); err != nil {
 				t.Fatal(err)
@@ -211,6 +214,9 @@ func TestMissingAnnouncementIsNotHidden(t *testing.T) {
 			}
 			if err := n1.AddAddress(vip); err != nil {
 				t.Fatal(err)
+			}
+			if h, err := l.AddressHolders(vip.Addr()); err != nil || len(h) != 1 || h[0] != "node1" {
+				t.Fatalf("holders of %s: %v %v", vip, h, err)
 			}
 			p, err := l.StartProbe(ctxT(t), vip.Addr(), 7003, 10*time.Millisecond)
 			if err != nil {
@@ -326,6 +332,9 @@ func TestProcessLifecycle(t *testing.T) {
 	p, err := l.Start(n, "sh", "-c", "echo hello; ip -o link show eth0; exec sleep 60")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := p.WaitOutput("never printed", 100*time.Millisecond); err == nil || !strings.Contains(err.Error(), "did not print") {
+		t.Errorf("WaitOutput for a missing line: %v", err)
 	}
 	deadline := time.Now().Add(3 * time.Second)
 	for !strings.Contains(p.Output(), "eth0") && time.Now().Before(deadline) {
@@ -638,9 +647,8 @@ func TestStartVipdRunsConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for !strings.Contains(p.Output(), "marker: 42") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	if err := p.WaitOutput("marker: 42", 3*time.Second); err != nil {
+		t.Fatal(err)
 	}
 	if out := p.Output(); !strings.Contains(out, "args: run --config "+l.TempDir()) || !strings.Contains(out, "marker: 42") {
 		t.Fatalf("output %q", out)
