@@ -46,7 +46,7 @@ type Lab struct {
 	// VIP and so hide a missing gratuitous ARP/NA. Also handy for tcpdump.
 	Observer *Host
 
-	hosts    []*Host // client, nodes, extras (creation order)
+	hosts    []*Host // client, nodes, extras, observer (creation order)
 	swNS     netns.NsHandle
 	swNL     *netlink.Handle
 	tmpDir   string
@@ -145,9 +145,6 @@ func New(t testing.TB, opts Options) *Lab {
 // Unless opts.KeepSignals, SIGINT/SIGTERM close all open labs and then
 // re-deliver the signal so the process dies as it would have.
 func NewStandalone(ctx context.Context, opts Options) (l *Lab, err error) {
-	if err := available(); err != nil {
-		return nil, fmt.Errorf("lab unavailable: %w", err)
-	}
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
 	}
@@ -175,13 +172,17 @@ func NewStandalone(ctx context.Context, opts Options) (l *Lab, err error) {
 		seen[e] = true
 	}
 
+	if err := available(); err != nil {
+		return nil, fmt.Errorf("lab unavailable: %w", err)
+	}
 	sweepStale()
 
 	var idb [3]byte
 	if _, err := rand.Read(idb[:]); err != nil {
 		return nil, err
 	}
-	l = &Lab{ID: hex.EncodeToString(idb[:]), Extra: map[string]*Host{}}
+	// swNS must start as None: the zero NsHandle is fd 0, which Close would close.
+	l = &Lab{ID: hex.EncodeToString(idb[:]), Extra: map[string]*Host{}, swNS: netns.None()}
 	pid := os.Getpid()
 	nsName := func(host string) string { return fmt.Sprintf("%s%s-%d-%s", nsPrefix, l.ID, pid, host) }
 	l.Switch = nsName("sw")

@@ -113,17 +113,17 @@ func (l *Lab) StartProbeConfig(ctx context.Context, cfg ProbeConfig) (*Probe, er
 		p.nconn = nw
 	}
 
+	// Everything is set up and running before the probe becomes visible to
+	// Lab.Close, which may Stop it at any moment after that.
+	ctx, p.cancel = context.WithCancel(ctx)
+	p.rec.Start = time.Now()
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.isClosed {
-		l.mu.Unlock()
+		p.cancel()
 		p.closeSockets()
 		return nil, fmt.Errorf("lab %s closed", l.ID)
 	}
-	l.probes = append(l.probes, p)
-	l.mu.Unlock()
-
-	ctx, p.cancel = context.WithCancel(ctx)
-	p.rec.Start = time.Now()
 	dst := &net.UDPAddr{IP: vip.AsSlice(), Port: cfg.Port}
 	p.wg.Go(func() { p.send(ctx, dst) })
 	p.wg.Go(p.receive)
@@ -131,6 +131,7 @@ func (l *Lab) StartProbeConfig(ctx context.Context, cfg ProbeConfig) (*Probe, er
 		p.wg.Go(func() { p.watchNeighbors(nw) })
 		p.wg.Go(func() { p.sampleLoop(ctx, nw, min(cfg.NeighborInterval*4/5, 40*time.Millisecond)) })
 	}
+	l.probes = append(l.probes, p)
 	return p, nil
 }
 
