@@ -420,8 +420,9 @@ func TestLinkControls(t *testing.T) {
 	}
 	ctx := ctxT(t)
 	n := l.Nodes[0]
+	// A short reply timeout: the expected failures cost that much each.
 	ping := func(dst netip.Addr) error {
-		_, err := l.Client.Run(ctx, "ping", "-c", "1", "-W", "1", dst.String())
+		_, err := l.Client.Run(ctx, "ping", "-c", "1", "-W", "0.3", dst.String())
 		return err
 	}
 	steps := []struct {
@@ -454,7 +455,7 @@ func TestLinkControls(t *testing.T) {
 		}
 		for _, dst := range []netip.Addr{n.IPv4.Addr(), n.IPv6.Addr()} {
 			var err error
-			for range 3 { // the link needs a moment to regain carrier
+			for range 10 { // the link needs a moment to regain carrier
 				if err = ping(dst); err == nil {
 					break
 				}
@@ -608,8 +609,8 @@ func TestPartition(t *testing.T) {
 	}
 	ctx := ctxT(t)
 	reach := func(from, to *Host) (v4, v6 bool) {
-		_, e4 := from.Run(ctx, "ping", "-c", "1", "-W", "0.5", to.IPv4.Addr().String())
-		_, e6 := from.Run(ctx, "ping", "-c", "1", "-W", "0.5", to.IPv6.Addr().String())
+		_, e4 := from.Run(ctx, "ping", "-c", "1", "-W", "0.3", to.IPv4.Addr().String())
+		_, e6 := from.Run(ctx, "ping", "-c", "1", "-W", "0.3", to.IPv6.Addr().String())
 		return e4 == nil, e6 == nil
 	}
 	n1, n2 := l.Nodes[0], l.Nodes[1]
