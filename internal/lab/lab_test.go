@@ -470,7 +470,8 @@ func TestLinkControls(t *testing.T) {
 func TestSweepDeadCreator(t *testing.T) {
 	Require(t)
 	// PIDs never exceed 2^22 on Linux, so this creator is certainly dead.
-	stale := "vl-abcdef-4194399-node1"
+	// Unique per run: concurrent runs of this test must not share the name.
+	stale := fmt.Sprintf("vl-%06x-4194399-node1", time.Now().UnixNano()&0xffffff)
 	if out, err := exec.Command("ip", "netns", "add", stale).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
