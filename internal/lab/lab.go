@@ -559,3 +559,14 @@ func (l *Lab) Namespaces() []string {
 	}
 	return out
 }
+
+// Topology describes the lab in a few lines (for `vipd demo` and logs).
+func (l *Lab) Topology() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "lab %s: bridge %s in netns %s\n", l.ID, bridgeName, l.Switch)
+	for _, h := range l.hosts {
+		fmt.Fprintf(&b, "  %-9s netns %-28s %s %-18s %-20s %s\n", h.Name, h.NetNS, h.Link, h.IPv4, h.IPv6, h.MAC)
+	}
+	fmt.Fprintf(&b, "  VIPs by convention: %s.., %s..\n", l.VIPv4(1), l.VIPv6(1))
+	return b.String()
+}

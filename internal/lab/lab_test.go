@@ -56,6 +56,11 @@ func TestBuildAndTeardown(t *testing.T) {
 			t.Errorf("netns %s lacks lab id %s", h.NetNS, l.ID)
 		}
 	}
+	if top := l.Topology(); !strings.Contains(top, "198.51.100.201/24") || !strings.Contains(top, l.Switch) {
+		t.Errorf("topology:\n%s", top)
+	} else {
+		t.Log("\n" + top)
+	}
 	if l.Extra["api"] != l.Host("api") || len(l.Nodes) != 2 || l.Client.Name != "client" {
 		t.Fatalf("lab shape wrong: %+v", l)
 	}
