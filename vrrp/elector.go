@@ -383,15 +383,17 @@ func (r *runner) handle(v *vr, out Output, now time.Time) {
 		}
 		for _, o := range g.vrs {
 			if o != v {
-				if oo := o.m.Force(now, Master, ReasonSyncMaster); oo.Send {
+				oo := o.m.Force(now, Master, ReasonSyncMaster)
+				if oo.Send {
 					r.send(o, oo.Priority)
 				}
+				r.logForced(o, oo)
 			}
 		}
 	} else if out.State == Backup {
 		for _, o := range g.vrs {
 			if o != v {
-				o.m.Force(now, Backup, ReasonSyncBackup)
+				r.logForced(o, o.m.Force(now, Backup, ReasonSyncBackup))
 			}
 		}
 	}
@@ -408,6 +410,12 @@ func (r *runner) handle(v *vr, out Output, now time.Time) {
 	r.reconcile(g, reason, peer)
 	if out.State != Master && out.Send {
 		r.send(v, out.Priority)
+	}
+}
+
+func (r *runner) logForced(v *vr, out Output) {
+	if out.Changed {
+		r.e.log.Info("vrrp state", "group", v.g.spec.Name, "family", v.family, "vrid", v.g.spec.VRID, "state", out.State.String(), "reason", out.Reason)
 	}
 }
 
