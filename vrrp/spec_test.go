@@ -1,0 +1,42 @@
+package vrrp
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/internal/config"
+)
+
+type eth0Host struct{}
+
+func (eth0Host) InterfaceExists(n string) bool          { return n == "eth0" }
+func (eth0Host) InterfaceFor(netip.Addr) (string, bool) { return "eth0", true }
+
+func TestSpecsFromConfig(t *testing.T) {
+	c, err := config.Parse([]byte(`apiVersion: vipd.io/v1alpha1
+kind: Config
+node: n1
+mode: vrrp
+groups:
+- name: web
+  priority: 120
+  vips: [{address: 198.51.100.100}, {address: "2001:db8::100"}]
+  vrrp: {vrid: 51, advertInterval: 200ms, preempt: false, preemptDelay: 3s, unicastPeers: [198.51.100.12, "2001:db8::12"]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(eth0Host{}); err != nil {
+		t.Fatal(err)
+	}
+	specs, err := SpecsFromConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := specs[0]
+	if s.Name != "web" || s.VRID != 51 || s.Priority != 120 || s.Interface != "eth0" || s.Interval != 200*time.Millisecond ||
+		s.Preempt || s.PreemptDelay != 3*time.Second || len(s.VIPs) != 2 || len(s.Peers) != 2 {
+		t.Fatalf("spec %+v", s)
+	}
+}
