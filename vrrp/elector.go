@@ -179,11 +179,17 @@ type runner struct {
 	groups []*group
 	conns  map[connKey]Conn
 	byVRID map[connKey]map[uint8]*vr
+	// notReady holds the sockets that cannot send (why), re-checked every
+	// readyRecheck until they can.
+	notReady map[connKey]error
+	sendFail bool // a send failed since the last readiness check
 }
+
+const readyRecheck = 100 * time.Millisecond
 
 // Run implements election.Elector.
 func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
-	r := &runner{e: e, report: report, conns: map[connKey]Conn{}, byVRID: map[connKey]map[uint8]*vr{}}
+	r := &runner{e: e, report: report, conns: map[connKey]Conn{}, byVRID: map[connKey]map[uint8]*vr{}, notReady: map[connKey]error{}}
 	defer func() {
 		for _, c := range r.conns {
 			c.Close()
@@ -255,6 +261,7 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 		}()
 	}
 
+	r.checkReady(true)
 	now := e.now()
 	r.applyInputs(now)
 	for _, g := range r.groups {
@@ -265,13 +272,23 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 	r.publish()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// recheck runs while a socket is not ready or a send failed; it is armed
+	// once, not pushed back by every event.
+	var recheck <-chan time.Time
 	for {
 		if d, ok := r.nextDeadline(); ok {
 			timer.Reset(max(d.Sub(e.now()), 0))
 		} else {
 			timer.Reset(time.Hour)
 		}
+		if recheck == nil && (r.sendFail || len(r.notReady) > 0) {
+			recheck = time.After(readyRecheck)
+		}
 		select {
+		case <-recheck:
+			recheck = nil
+			r.checkReady(r.sendFail)
+			r.sendFail = false
 		case <-ctx.Done():
 			r.shutdown()
 			return nil
@@ -283,6 +300,9 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 		case p := <-pkts:
 			r.receive(p.key, p.pkt)
 		case <-e.inputs.Changed():
+			// An input change is often a link coming back: check the
+			// sockets too (the IPv6 link-local address may be tentative).
+			r.checkReady(true)
 			r.applyInputs(e.now())
 		case <-timer.C:
 			now := e.now()
@@ -317,6 +337,18 @@ func (r *runner) applyInputs(now time.Time) {
 		if prio < 1 || prio > 254 {
 			prio = int(g.spec.Priority)
 		}
+		// A router that cannot advertise must not be (or become) master:
+		// the group is ineligible while any of its sockets has no usable
+		// source address.
+		if in.Eligible {
+			for _, v := range g.vrs {
+				k := connKey{g.spec.Interface, v.family}
+				if err := r.notReady[k]; err != nil {
+					in.Eligible = false
+					in.Reason = err.Error()
+				}
+			}
+		}
 		for _, v := range g.vrs {
 			if v.lastIn == in {
 				continue
@@ -324,6 +356,29 @@ func (r *runner) applyInputs(now time.Time) {
 			v.lastIn = in
 			r.handle(v, v.m.SetInput(now, uint8(prio), in.Eligible), now)
 		}
+	}
+}
+
+// checkReady re-evaluates the sockets marked not ready (and, with all, every
+// socket); it reapplies inputs when anything changed.
+func (r *runner) checkReady(all bool) {
+	changed := false
+	for k, c := range r.conns {
+		if !all && r.notReady[k] == nil {
+			continue
+		}
+		err := c.Ready()
+		if (err == nil) != (r.notReady[k] == nil) {
+			changed = true
+		}
+		if err != nil {
+			r.notReady[k] = err
+		} else {
+			delete(r.notReady, k)
+		}
+	}
+	if changed {
+		r.applyInputs(r.e.now())
 	}
 }
 
@@ -403,7 +458,7 @@ func (r *runner) handle(v *vr, out Output, now time.Time) {
 	}
 	reason := out.Reason
 	if reason == ReasonIneligible {
-		if why := r.e.inputs.Get(g.spec.Name).Reason; why != "" {
+		if why := v.lastIn.Reason; why != "" {
 			reason += ": " + why
 		}
 	}
@@ -442,6 +497,9 @@ func (r *runner) send(v *vr, prio uint8) {
 		b, err := Encode(a, src, dst)
 		if err == nil {
 			err = v.conn.Send(b, dst)
+		}
+		if err != nil {
+			r.sendFail = true
 		}
 		r.e.mu.Lock()
 		if err != nil {

@@ -22,13 +22,14 @@ type lan struct {
 }
 
 type memConn struct {
-	lan    *lan
-	src    netip.Addr
-	in     chan Packet
-	mu     sync.Mutex
-	cut    bool // unplugged: sends vanish, nothing arrives
-	closed chan struct{}
-	once   sync.Once
+	lan      *lan
+	src      netip.Addr
+	in       chan Packet
+	mu       sync.Mutex
+	cut      bool  // unplugged: sends vanish, nothing arrives
+	notReady error // Ready's answer
+	closed   chan struct{}
+	once     sync.Once
 }
 
 func (l *lan) join(src netip.Addr) *memConn {
@@ -70,6 +71,14 @@ func (c *memConn) Recv() (Packet, error) {
 	}
 }
 
+func (c *memConn) Ready() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.notReady
+}
+
+func (c *memConn) setReady(err error) { c.mu.Lock(); c.notReady = err; c.mu.Unlock() }
+
 func (c *memConn) Close() error { c.once.Do(func() { close(c.closed) }); return nil }
 
 // event is one report, in global order across nodes.
@@ -85,6 +94,7 @@ type cluster struct {
 	events []event
 	owner  map[int]bool
 	nodes  []*testNode
+	before func(i int, n *testNode) // called before node i runs
 }
 
 type testNode struct {
@@ -103,14 +113,20 @@ func (n *testNode) stop() error {
 
 var testLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func newCluster(t *testing.T, specs [][]GroupSpec) *cluster {
+func newCluster(t *testing.T, specs [][]GroupSpec, before ...func(int, *testNode)) *cluster {
 	c := &cluster{t: t, owner: map[int]bool{}}
+	if len(before) > 0 {
+		c.before = before[0]
+	}
 	l4, l6 := &lan{}, &lan{}
 	for i, gs := range specs {
 		n := &testNode{conns: map[int]*memConn{
 			4: l4.join(netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i)})),
 			6: l6.join(netip.MustParseAddr("fe80::" + string(rune('a'+i)))),
 		}}
+		if c.before != nil {
+			c.before(i, n)
+		}
 		n.e = New(gs, testLog, Options{Open: func(_ context.Context, _ string, fam int) (Conn, error) { return n.conns[fam], nil }})
 		ctx, cancel := context.WithCancel(context.Background())
 		n.cancel, n.done = cancel, make(chan struct{})
@@ -329,4 +345,23 @@ func TestElectorSeveralGroups(t *testing.T) {
 	if !owned[[2]any{0, "web"}] || owned[[2]any{0, "api"}] || owned[[2]any{1, "web"}] || !owned[[2]any{1, "api"}] {
 		t.Fatalf("ownership %v", owned)
 	}
+}
+
+// TestElectorWaitsForUsableSource: while a socket cannot send (IPv6
+// link-local address still tentative after the link came up), the node must
+// not take the group, even with the best priority; once it can, it preempts.
+func TestElectorWaitsForUsableSource(t *testing.T) {
+	vips := []string{"198.51.100.100", "2001:db8::100"}
+	c := newCluster(t, [][]GroupSpec{spec(200, vips...), spec(100, vips...)}, func(i int, n *testNode) {
+		if i == 0 {
+			n.conns[6].setReady(errors.New("no usable IPv6 link-local address"))
+		}
+	})
+	c.waitOwner(1, 5*time.Second)
+	time.Sleep(300 * time.Millisecond)
+	if o := c.owners(); len(o) != 1 || o[0] != 1 {
+		t.Fatalf("owners %v while node 0 cannot send on IPv6", o)
+	}
+	c.nodes[0].conns[6].setReady(nil)
+	c.waitOwner(0, 5*time.Second)
 }

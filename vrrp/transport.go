@@ -34,6 +34,10 @@ type Conn interface {
 	Send(payload []byte, dst netip.Addr) error
 	// Recv blocks for the next datagram; it fails once the Conn is closed.
 	Recv() (Packet, error)
+	// Ready re-checks that adverts can be sent: the source address exists
+	// and is usable (an IPv6 link-local address is tentative for about a
+	// second after the link comes up, while duplicate address detection runs).
+	Ready() error
 	Close() error
 }
 
@@ -197,6 +201,23 @@ func (c *conn4) refreshSource() {
 		c.src = s
 		c.mu.Unlock()
 	}
+}
+
+func (c *conn4) Ready() error { return c.ready(4) }
+func (c *conn6) Ready() error { return c.ready(6) }
+
+func (c *conn4) ready(fam int) error { return readySource(&c.mu, &c.src, c.ifi.Name, fam) }
+func (c *conn6) ready(fam int) error { return readySource(&c.mu, &c.src, c.ifi.Name, fam) }
+
+func readySource(mu *sync.Mutex, src *netip.Addr, ifname string, fam int) error {
+	s, err := SourceAddr(ifname, fam)
+	if err != nil {
+		return err
+	}
+	mu.Lock()
+	*src = s
+	mu.Unlock()
+	return nil
 }
 
 func (c *conn4) Recv() (Packet, error) {
