@@ -180,6 +180,32 @@ func TestLabFailover(t *testing.T) {
 		waitBoth("node1", 15*time.Second)
 		settle()
 	})
+	t.Run("link-down-with-dad", func(t *testing.T) {
+		// Real links run duplicate address detection: after link up the
+		// IPv6 link-local address (the VRRP source) is tentative for about a
+		// second. node1 must wait for it instead of taking the group with
+		// IPv6 adverts it cannot send, which would make node2 flap.
+		h := l.Nodes[0]
+		if out, err := h.Command(context.Background(), "sysctl", "-w", "net.ipv6.conf.eth0.accept_dad=1").CombinedOutput(); err != nil {
+			t.Fatalf("sysctl: %v %s", err, out)
+		}
+		defer h.Command(context.Background(), "sysctl", "-w", "net.ipv6.conf.eth0.accept_dad=0").Run()
+		before := strings.Count(c.procs[1].Output(), "msg=\"owning VIPs\"")
+		if err := h.SetLinkUp(false); err != nil {
+			t.Fatal(err)
+		}
+		waitBoth("node2", 10*time.Second)
+		if err := h.SetLinkUp(true); err != nil {
+			t.Fatal(err)
+		}
+		waitBoth("node1", 15*time.Second)
+		time.Sleep(2 * time.Second)
+		c.waitSoleHolder("node1", time.Second)
+		if n := strings.Count(c.procs[1].Output(), "msg=\"owning VIPs\"") - before; n != 1 {
+			t.Errorf("node2 took the VIPs %d times during one link flap of node1 (want 1)", n)
+		}
+		settle()
+	})
 	t.Run("switch-port-down", func(t *testing.T) {
 		// The master's own link stays up: it keeps the VIP (nobody can reach
 		// it anyway) while node2 takes over; when the port returns, the
