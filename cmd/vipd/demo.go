@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"os/signal"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -28,6 +29,9 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if os.Geteuid() != 0 {
 		return &exitError{code: 2, err: errors.New("demo builds network namespaces: run it as root")}
 	}
+	// A closed stdout (`vipd demo | head`) must not kill us before the lab
+	// is torn down: make writes fail instead of raising SIGPIPE.
+	signal.Ignore(syscall.SIGPIPE)
 	bin, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("finding the vipd binary: %w", err)
@@ -148,6 +152,7 @@ func (d *demo) run(ctx context.Context, advert time.Duration) error {
 	l := d.lab
 	d.router = vrrplab.Router{VRID: 51, Interval: advert, VIPs: []netip.Addr{l.VIPv4(1), l.VIPv6(1)}}
 	d.prios = [3]int{150, 100, 50}
+	fmt.Fprint(d.out, l.Topology())
 	d.logf("lab %s: node1..3 on one switch, client probing %s and %s every 10ms", l.ID, d.router.VIPs[0], d.router.VIPs[1])
 	const port = 7000
 	if err := l.StartResponders(port); err != nil {
