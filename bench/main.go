@@ -90,6 +90,7 @@ func run() error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	signal.Ignore(syscall.SIGPIPE) // `| head` must not skip the lab teardown
 
 	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	bin, err := lab.BuildVipdContext(bctx)
@@ -187,13 +188,17 @@ func runMode(ctx context.Context, l *lab.Lab, m Mode, vip netip.Addr, port, roun
 	}
 
 	// Idle: settle, then CPU over the window and RSS at its end.
-	time.Sleep(2 * time.Second)
+	if err := sleepCtx(ctx, 2*time.Second); err != nil {
+		return nil, idle{}, err
+	}
 	var id idle
 	var cpu0 [2]time.Duration
 	for k := range 2 {
 		cpu0[k], _ = usage(m.PIDs(k))
 	}
-	time.Sleep(idleFor)
+	if err := sleepCtx(ctx, idleFor); err != nil {
+		return nil, idle{}, err
+	}
 	for k := range 2 {
 		c, rss := usage(m.PIDs(k))
 		id.rss[k] = rss
@@ -206,7 +211,9 @@ func runMode(ctx context.Context, l *lab.Lab, m Mode, vip netip.Addr, port, roun
 	for round := 1; round <= rounds; round++ {
 		for _, sc := range scenarios {
 			// Random phase against the advert timer.
-			time.Sleep(time.Second + time.Duration(rand.IntN(100))*time.Millisecond)
+			if err := sleepCtx(ctx, time.Second+time.Duration(rand.IntN(100))*time.Millisecond); err != nil {
+				return nil, idle{}, err
+			}
 			at := time.Now()
 			if err := sc.Do(l, m); err != nil {
 				return nil, idle{}, fmt.Errorf("%s: %w", sc.Name, err)
@@ -234,6 +241,15 @@ func runMode(ctx context.Context, l *lab.Lab, m Mode, vip netip.Addr, port, roun
 		}
 	}
 	return res, id, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
 
 // waitGone polls until h no longer holds vip; -1 if it still does after limit.
