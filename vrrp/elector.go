@@ -402,7 +402,11 @@ func (r *runner) receive(k connKey, p Packet) {
 		r.e.drop(DropVRID)
 		return
 	}
-	if len(v.peers) > 0 && !v.peers[p.Src] {
+	// Unicast mode accepts configured peers, and IPv6 link-local sources:
+	// VRRP over IPv6 sends from the link-local address (vipd and keepalived
+	// alike) even to a peer configured by its global address; TTL 255
+	// already proved the sender is on this link.
+	if len(v.peers) > 0 && !v.peers[p.Src] && !p.Src.IsLinkLocalUnicast() {
 		r.e.drop(DropPeer)
 		return
 	}

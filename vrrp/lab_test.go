@@ -239,3 +239,59 @@ func TestLabFailover(t *testing.T) {
 		c.waitSoleHolder("node2", time.Second)
 	})
 }
+
+// TestLabUnicastIPv6: two vipd nodes with unicastPeers given as global IPv6
+// addresses (adverts are sent from link-local addresses) elect one master
+// and fail over on SIGTERM.
+func TestLabUnicastIPv6(t *testing.T) {
+	l := lab.New(t, lab.Options{Nodes: 2})
+	bin := lab.BuildVipd(t)
+	vip := l.VIPv6(4)
+	const port = 7154
+	if err := l.StartResponders(port); err != nil {
+		t.Fatal(err)
+	}
+	cfg := func(i, prio int) string {
+		peer := l.Nodes[1-i].IPv6.Addr()
+		return fmt.Sprintf(`apiVersion: vipd.io/v1alpha1
+kind: Config
+node: %s
+mode: vrrp
+groups:
+- name: web
+  priority: %d
+  vips: [{address: "%s"}]
+  vrrp: {vrid: 54, advertInterval: 100ms, unicastPeers: ["%s"]}
+`, l.Nodes[i].Name, prio, vip, peer)
+	}
+	p1, err := l.StartVipd(l.Nodes[0], bin, cfg(0, 150))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.StartVipd(l.Nodes[1], bin, cfg(1, 100)); err != nil {
+		t.Fatal(err)
+	}
+	probe, err := l.StartProbe(ctxFor(t), vip, port, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := probe.WaitOwner("node1", 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Stable: node2 hears node1 and stays backup.
+	time.Sleep(time.Second)
+	if ok, _ := l.Nodes[1].HasAddress(vip); ok {
+		t.Fatal("node2 holds the VIP next to a higher-priority unicast peer")
+	}
+	at := time.Now()
+	p1.Signal(syscall.SIGTERM)
+	p1.Wait(10 * time.Second)
+	if err := probe.WaitOwner("node2", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := probe.Snapshot().FailoverAfter(at)
+	t.Logf("unicast IPv6 SIGTERM: %s", f)
+	if f.Interruption > time.Second {
+		t.Errorf("interruption %s: the priority-0 advert did not arrive by unicast", f.Interruption)
+	}
+}
