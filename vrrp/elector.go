@@ -388,10 +388,6 @@ func (r *runner) receive(k connKey, p Packet) {
 		r.e.drop(DropOwn)
 		return
 	}
-	if p.TTL != TTL {
-		r.e.drop(DropTTL)
-		return
-	}
 	a, err := Decode(p.Payload, p.Src, p.Dst)
 	if err != nil {
 		r.e.drop(ReasonOf(err))
@@ -402,11 +398,18 @@ func (r *runner) receive(k connKey, p Packet) {
 		r.e.drop(DropVRID)
 		return
 	}
-	// Unicast mode accepts configured peers, and IPv6 link-local sources:
-	// VRRP over IPv6 sends from the link-local address (vipd and keepalived
-	// alike) even to a peer configured by its global address; TTL 255
-	// already proved the sender is on this link.
-	if len(v.peers) > 0 && !v.peers[p.Src] && !p.Src.IsLinkLocalUnicast() {
+	if len(v.peers) == 0 {
+		// Multicast: TTL / hop limit 255 proves the sender is on the link.
+		if p.TTL != TTL {
+			r.e.drop(DropTTL)
+			return
+		}
+	} else if !v.peers[p.Src] && !p.Src.IsLinkLocalUnicast() {
+		// Unicast (an extension of RFC 5798, as in keepalived): peers may
+		// be routed and keepalived sends IPv6 unicast with the default hop
+		// limit, so the source, not the TTL, is checked. IPv6 adverts come
+		// from link-local addresses (never forwarded) even to a peer that
+		// is configured by its global address.
 		r.e.drop(DropPeer)
 		return
 	}

@@ -252,21 +252,28 @@ func checkTshark(t *testing.T, pcap string, srcs ...netip.Addr) {
 // unicastPeers (IPv4) agree on one master; tshark validates vipd's unicast
 // adverts (checksum over the unicast pseudo-header).
 func TestKeepalivedUnicastInterop(t *testing.T) {
+	t.Run("ipv4", func(t *testing.T) { testKeepalivedUnicast(t, 4) })
+	t.Run("ipv6", func(t *testing.T) { testKeepalivedUnicast(t, 6) })
+}
+
+func testKeepalivedUnicast(t *testing.T, fam int) {
 	requireKeepalived(t)
 	l := lab.New(t, lab.Options{Nodes: 2})
 	bin := lab.BuildVipd(t)
 	n1, n2 := l.Nodes[0], l.Nodes[1]
-	r := vrrplab.Router{VRID: 62, Interval: 100 * time.Millisecond, VIPs: []netip.Addr{l.VIPv4(3)}, Unicast: true}
+	vip, a1, a2 := l.VIPv4(3), n1.IPv4.Addr(), n2.IPv4.Addr()
+	if fam == 6 {
+		vip, a1, a2 = l.VIPv6(3), n1.IPv6.Addr(), n2.IPv6.Addr()
+	}
+	r := vrrplab.Router{VRID: 62, Interval: 100 * time.Millisecond, VIPs: []netip.Addr{vip}, Unicast: true}
 	const port = 7162
 	if err := l.StartResponders(port); err != nil {
 		t.Fatal(err)
 	}
 	stopPcap := startPcap(t, l, n1)
-	ka, err := vrrplab.StartKeepalived(l, n1, vrrplab.KeepalivedConfig(n1, 150, r, n1.IPv4.Addr(), []netip.Addr{n2.IPv4.Addr()}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v2, err := l.StartVipd(n2, bin, vrrplab.VipdConfig(n2, 200, r, []netip.Addr{n1.IPv4.Addr()}))
+	// vipd first: keepalived then joins next to a higher-priority master
+	// and must never become master itself.
+	v2, err := l.StartVipd(n2, bin, vrrplab.VipdConfig(n2, 200, r, []netip.Addr{a1}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,6 +282,10 @@ func TestKeepalivedUnicastInterop(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := p.WaitOwner("node2", 15*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ka, err := vrrplab.StartKeepalived(l, n1, vrrplab.KeepalivedConfig(n1, 150, r, netip.Addr{}, []netip.Addr{a2}))
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := ka.WaitLog("Entering BACKUP STATE", 5*time.Second); err != nil {
@@ -296,9 +307,14 @@ func TestKeepalivedUnicastInterop(t *testing.T) {
 	}
 	logFailover(t, "unicast: vipd SIGTERM -> keepalived", at, p)
 	// vipd (lower priority now) sees keepalived as master by unicast.
-	if _, err := l.StartVipd(n2, bin, vrrplab.VipdConfig(n2, 100, r, []netip.Addr{n1.IPv4.Addr()})); err != nil {
+	if _, err := l.StartVipd(n2, bin, vrrplab.VipdConfig(n2, 100, r, []netip.Addr{a1})); err != nil {
 		t.Fatal(err)
 	}
-	waitVipdSees(t, n2, []netip.Addr{n1.IPv4.Addr()}, 150, 10*time.Second)
-	checkTshark(t, stopPcap(), n2.IPv4.Addr(), n1.IPv4.Addr())
+	src1, src2 := n1.IPv4.Addr(), n2.IPv4.Addr()
+	if fam == 6 {
+		// keepalived sends from its unicast_src_ip, vipd from its link-local address.
+		src1, src2 = n1.IPv6.Addr(), linkLocal(t, n2)
+	}
+	waitVipdSees(t, n2, []netip.Addr{src1}, 150, 10*time.Second)
+	checkTshark(t, stopPcap(), src2, src1)
 }

@@ -78,10 +78,21 @@ func KeepalivedConfig(h *lab.Host, prio int, r Router, src4 netip.Addr, peers []
 		if fam == 6 {
 			b.WriteString("  native_ipv6\n")
 		}
-		if r.Unicast && fam == 4 {
-			fmt.Fprintf(&b, "  unicast_src_ip %s\n  unicast_peer {\n", src4)
+		if r.Unicast {
+			// keepalived binds its unicast socket to this address (by
+			// default its link-local one for IPv6), so it must be the
+			// address vipd's unicastPeers name.
+			src := h.IPv4.Addr()
+			if src4.IsValid() {
+				src = src4
+			}
+			if fam == 6 {
+				src = h.IPv6.Addr()
+			}
+			fmt.Fprintf(&b, "  unicast_src_ip %s\n", src)
+			b.WriteString("  unicast_peer {\n")
 			for _, p := range peers {
-				if p.Is4() {
+				if p.Is4() == (fam == 4) {
 					fmt.Fprintf(&b, "    %s\n", p)
 				}
 			}
