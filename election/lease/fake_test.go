@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -169,7 +171,7 @@ type node struct {
 
 func startNode(t *testing.T, f *rvFake, id, lease string, tm Timing, prio int) *node {
 	t.Helper()
-	e, err := New(Options{Client: f, Namespace: testNS, Identity: id, Groups: []Group{{Name: "g", Lease: lease}}, Timing: tm})
+	e, err := New(Options{Client: f, Namespace: testNS, Identity: id, Groups: []Group{{Name: "g", Lease: lease}}, Timing: tm, Log: testLog(t, id)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +181,14 @@ func startNode(t *testing.T, f *rvFake, id, lease string, tm Timing, prio int) *
 	go func() { defer close(n.done); _ = e.Run(ctx, n.rec.report) }()
 	t.Cleanup(n.stop)
 	return n
+}
+
+// testLog logs to the test's output when VIPD_TEST_LOG is set (debug level).
+func testLog(t *testing.T, id string) *slog.Logger {
+	if os.Getenv("VIPD_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", id)
 }
 
 func (n *node) stop() {
@@ -337,7 +347,7 @@ func TestFakeFencing(t *testing.T) {
 	if gap := took.At.Sub(drop.At); gap < fastTiming.LeaseDuration-fastTiming.RenewDeadline-fastTiming.RetryPeriod {
 		t.Errorf("only %s between a's drop and b's acquire", gap)
 	}
-	if st := a.e.Status()[0]; st.Owner || st.APIError == "" {
+	if st := a.e.GroupStatuses()[0]; st.Owner || st.APIError == "" {
 		t.Errorf("a's status %+v: want not owner, with the API error", st)
 	}
 	// a is still a candidate: when b goes away, a takes over.
@@ -346,7 +356,7 @@ func TestFakeFencing(t *testing.T) {
 	if tr := a.rec.wait(t, true, 3*time.Second); tr.Reason != "lease-acquired" {
 		t.Fatalf("a: %+v", tr)
 	}
-	if st := a.e.Status()[0]; !st.Owner || st.APIError != "" || st.Holder != "a" {
+	if st := a.e.GroupStatuses()[0]; !st.Owner || st.APIError != "" || st.Holder != "a" {
 		t.Errorf("a's status %+v", st)
 	}
 }

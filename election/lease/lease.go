@@ -134,8 +134,11 @@ func (e *Elector) SetInput(name string, in election.Input) {
 	}
 }
 
-// Status returns every group's state.
-func (e *Elector) Status() []GroupStatus {
+// Status returns GroupStatuses for the daemon's /status ("election" field).
+func (e *Elector) Status() any { return e.GroupStatuses() }
+
+// GroupStatuses returns every group's state.
+func (e *Elector) GroupStatuses() []GroupStatus {
 	out := make([]GroupStatus, len(e.groups))
 	for i, g := range e.groups {
 		g.mu.Lock()
@@ -188,6 +191,7 @@ type campaign struct {
 	sentAt      time.Time // when the last successful renewal/acquisition was sent
 	lastAttempt time.Time // when the last write attempt started
 	retryAt     time.Time // a follower's next attempt after an API error
+	lastRead    time.Time // a follower's last Get (resync)
 	apiErrSince time.Time
 }
 
@@ -242,15 +246,29 @@ func (c *campaign) run(ctx context.Context) {
 				continue
 			}
 			wakeAt = next
-		} else if at, ok := acquireAt(c.view, c.e.o.Identity, elig, c.timing()); ok {
-			if c.retryAt.After(at) {
-				at = c.retryAt
+		} else {
+			// A follower re-reads the Lease every LeaseDuration even though
+			// it watches: a watch stuck on a dead connection would otherwise
+			// go unnoticed, and the read keeps Status' API health current.
+			resync := c.lastRead.Add(c.timing().LeaseDuration)
+			if c.retryAt.After(resync) {
+				resync = c.retryAt
 			}
-			if !now.Before(at) && ctx.Err() == nil {
-				c.acquire(ctx)
+			if !now.Before(resync) {
+				c.refresh(ctx)
 				continue
 			}
-			wakeAt = at
+			wakeAt = resync
+			if at, ok := acquireAt(c.view, c.e.o.Identity, elig, c.timing()); ok {
+				if c.retryAt.After(at) {
+					at = c.retryAt
+				}
+				if !now.Before(at) && ctx.Err() == nil {
+					c.acquire(ctx)
+					continue
+				}
+				wakeAt = minTime(wakeAt, at)
+			}
 		}
 
 		var timerC <-chan time.Time
@@ -300,6 +318,7 @@ func (c *campaign) observe(l *coordinationv1.Lease, deleted bool) {
 	c.cur = l
 	c.view = view{exists: true, resourceVersion: l.ResourceVersion, holder: holderOf(l),
 		duration: durationOf(l), observedAt: now}
+	c.log.Debug("lease observed", "rv", l.ResourceVersion, "holder", c.view.holder)
 	if c.owner && c.view.holder != c.e.o.Identity {
 		c.stepDown("lease-lost", c.view.holder)
 	}
@@ -337,8 +356,16 @@ func durationOf(l *coordinationv1.Lease) time.Duration {
 	return time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second
 }
 
-// refresh reads the Lease (after a conflict, at start).
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// refresh reads the Lease (at start, after a conflict, periodically).
 func (c *campaign) refresh(ctx context.Context) {
+	c.lastRead = c.now()
 	rctx, cancel := context.WithDeadline(ctx, attemptDeadline(c.now(), time.Time{}, c.timing()))
 	defer cancel()
 	l, err := c.leases().Get(rctx, c.g.Lease, metav1.GetOptions{})
@@ -418,6 +445,7 @@ func (c *campaign) acquire(ctx context.Context) {
 		if ctx.Err() == nil {
 			c.apiFailed(err)
 		}
+		c.log.Debug("acquire failed", "err", err)
 		c.retryAt = c.now().Add(t.RetryPeriod)
 	}
 }
@@ -480,25 +508,38 @@ func (c *campaign) stepDown(reason, peer string) {
 // follower watching takes over within milliseconds. Best effort: if it fails
 // the Lease simply expires.
 func (c *campaign) release() {
-	if c.cur == nil || holderOf(c.cur) != c.e.o.Identity {
-		return
-	}
 	ctx, cancel := context.WithDeadline(context.Background(), attemptDeadline(c.now(), time.Time{}, c.timing()))
 	defer cancel()
-	l := c.cur.DeepCopy()
-	one := int32(1)
-	at := metav1.NewMicroTime(time.Now())
-	l.Spec.HolderIdentity = nil
-	l.Spec.LeaseDurationSeconds = &one
-	l.Spec.RenewTime = &at
-	got, err := c.leases().Update(ctx, l, metav1.UpdateOptions{})
-	if err != nil {
-		c.log.Warn("releasing lease failed; it will expire", "err", err)
-		return
+	for range 3 {
+		if c.cur == nil || holderOf(c.cur) != c.e.o.Identity {
+			return
+		}
+		l := c.cur.DeepCopy()
+		one := int32(1)
+		at := metav1.NewMicroTime(time.Now())
+		l.Spec.HolderIdentity = nil
+		l.Spec.LeaseDurationSeconds = &one
+		l.Spec.RenewTime = &at
+		got, err := c.leases().Update(ctx, l, metav1.UpdateOptions{})
+		if err == nil {
+			c.cur = got
+			c.view = view{exists: true, resourceVersion: got.ResourceVersion, observedAt: c.now()}
+			c.setStatus()
+			return
+		}
+		if !apierrors.IsConflict(err) {
+			c.log.Warn("releasing lease failed; it will expire", "err", err)
+			return
+		}
+		// Our last renewal was applied after its request was abandoned
+		// (shutdown cancelled it): read the current version and retry.
+		got, err = c.leases().Get(ctx, c.g.Lease, metav1.GetOptions{})
+		if err != nil {
+			c.log.Warn("releasing lease failed; it will expire", "err", err)
+			return
+		}
+		c.cur = got
 	}
-	c.cur = got
-	c.view = view{exists: true, resourceVersion: got.ResourceVersion, observedAt: c.now()}
-	c.setStatus()
 }
 
 func (c *campaign) apiOK() {
@@ -542,6 +583,7 @@ func (c *campaign) watch(ctx context.Context, out *mailbox) {
 			ResourceVersion: rv,
 		})
 		if err != nil {
+			c.log.Debug("watch failed", "err", err)
 			sleep(ctx, c.timing().RetryPeriod)
 			continue
 		}
@@ -570,6 +612,7 @@ func (c *campaign) consume(ctx context.Context, w watch.Interface, out *mailbox,
 				out.put(l, ev.Type == watch.Deleted)
 			case watch.Error:
 				// Typically 410 Gone: start over from the current state.
+				c.log.Debug("watch error event", "object", ev.Object)
 				return ""
 			}
 		}
