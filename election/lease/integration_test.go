@@ -179,9 +179,15 @@ func TestRealLeastPrivilege(t *testing.T) {
 	ctx := t.Context()
 	for what, err := range map[string]error{
 		"delete lease": vipd.CoordinationV1().Leases(realNS).Delete(ctx, name, metav1.DeleteOptions{}),
-		"list leases":  func() error { _, err := vipd.CoordinationV1().Leases(realNS).List(ctx, metav1.ListOptions{}); return err }(),
-		"get secrets":  func() error { _, err := vipd.CoreV1().Secrets(realNS).List(ctx, metav1.ListOptions{}); return err }(),
-		"other ns":     func() error { _, err := vipd.CoordinationV1().Leases("default").Get(ctx, name, metav1.GetOptions{}); return err }(),
+		"list leases": func() error {
+			_, err := vipd.CoordinationV1().Leases(realNS).List(ctx, metav1.ListOptions{})
+			return err
+		}(),
+		"get secrets": func() error { _, err := vipd.CoreV1().Secrets(realNS).List(ctx, metav1.ListOptions{}); return err }(),
+		"other ns": func() error {
+			_, err := vipd.CoordinationV1().Leases("default").Get(ctx, name, metav1.GetOptions{})
+			return err
+		}(),
 	} {
 		if !apierrors.IsForbidden(err) {
 			t.Errorf("%s: %v, want Forbidden", what, err)
