@@ -5,6 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/vipd/vipd/election"
+	"github.com/vipd/vipd/election/lease"
 	"github.com/vipd/vipd/internal/config"
 )
 
@@ -13,6 +14,12 @@ func newElector(cfg *config.Config, log *slog.Logger) (election.Elector, error) 
 	switch cfg.Mode {
 	case config.ModeStatic:
 		return election.NewStatic(cfg.GroupNames()), nil
+	case config.ModeLease:
+		e, err := lease.NewFromConfig(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		return e, nil
 	}
 	return nil, fmt.Errorf("mode %q is not available in this build", cfg.Mode)
 }
