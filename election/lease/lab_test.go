@@ -427,7 +427,7 @@ func TestLabLease(t *testing.T) {
 			}
 			dropped, took := c.held.handover(owner, next, at)
 			st := c.leaseStatus(owner)
-			t.Logf("partition of %s from the API server: it dropped the VIP %s after the cut; %s bound it %s after that (gap %s); overlap %s, dual ARP samples %d; cut-off node status: owner=%v apiError=%q",
+			t.Logf("partition of %s from the API server: it dropped the VIP %s after the cut; %s bound it %s after the cut (gap %s); overlap %s, dual ARP samples %d; cut-off node status: owner=%v apiError=%q",
 				owner, dropped.Sub(at).Round(time.Millisecond), next, took.Sub(at).Round(time.Millisecond),
 				took.Sub(dropped).Round(time.Millisecond), f.Overlap, f.DualSamples, st.Owner, st.APIError)
 			if dropped.IsZero() || took.Before(dropped) || f.Overlap > 0 || f.DualSamples > 0 {
