@@ -448,3 +448,63 @@ func TestFakeEventsRecorded(t *testing.T) {
 		t.Fatalf("events %v, want Acquired and Released", reasons)
 	}
 }
+
+// TestFakeTwoGroups: each group has its own Lease and campaign.
+func TestFakeTwoGroups(t *testing.T) {
+	f := newRVFake()
+	e, err := New(Options{Client: f, Namespace: testNS, Identity: "a", Timing: fastTiming,
+		Groups: []Group{{Name: "g1", Lease: "l-g1"}, {Name: "g2", Lease: "l-g2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.SetInput("g2", election.Input{Eligible: false, Priority: 100})
+	rec := newRecorder()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = e.Run(ctx, rec.report) }()
+	if tr := rec.wait(t, true, 2*time.Second); tr.Group != "g1" {
+		t.Fatalf("%+v", tr)
+	}
+	rec.none(t, 2*fastTiming.LeaseDuration) // g2 is ineligible
+	e.SetInput("g2", election.Input{Eligible: true, Priority: 100})
+	if tr := rec.wait(t, true, 2*time.Second); tr.Group != "g2" {
+		t.Fatalf("%+v", tr)
+	}
+	if ok, why := e.Ready(); !ok {
+		t.Errorf("not ready: %s", why)
+	}
+	st := e.GroupStatuses()
+	if len(st) != 2 || !st[0].Owner || !st[1].Owner || st[1].Lease != "l-g2" {
+		t.Fatalf("status %+v", st)
+	}
+	cancel()
+	<-done
+	if a, b := getLease(t, f, "l-g1"), getLease(t, f, "l-g2"); a.Spec.HolderIdentity != nil || b.Spec.HolderIdentity != nil {
+		t.Fatal("leases not released on shutdown")
+	}
+	if n := len(rec.ts); n != 4 {
+		t.Fatalf("%d transitions, want 2 acquired + 2 shutdown: %+v", n, rec.ts)
+	}
+}
+
+// TestFakeNotReadyWhileAPIDown: a long API outage makes the node not ready.
+func TestFakeNotReadyWhileAPIDown(t *testing.T) {
+	f := newRVFake()
+	f.PrependReactor("*", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("connection refused (injected)")
+	})
+	n := startNode(t, f, "a", "down", fastTiming, 100)
+	deadline := time.Now().Add(3 * fastTiming.LeaseDuration)
+	for {
+		ok, why := n.e.Ready()
+		if !ok {
+			t.Logf("not ready: %s", why)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("still ready with the API down")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n.rec.none(t, 100*time.Millisecond)
+}

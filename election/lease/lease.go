@@ -137,6 +137,21 @@ func (e *Elector) SetInput(name string, in election.Input) {
 // Status returns GroupStatuses for the daemon's /status ("election" field).
 func (e *Elector) Status() any { return e.GroupStatuses() }
 
+// Ready reports false, naming the group and the error, while any group has
+// been unable to reach the API server for longer than LeaseDuration: such a
+// node cannot own anything (an owner has fenced by then) and its election
+// view is stale. Shorter blips are normal (restarts, leader changes in etcd).
+func (e *Elector) Ready() (bool, string) {
+	now := e.o.Now()
+	for _, g := range e.GroupStatuses() {
+		if !g.APIErrorSince.IsZero() && now.Sub(g.APIErrorSince) > e.o.Timing.LeaseDuration {
+			return false, fmt.Sprintf("group %s: Kubernetes API unreachable for %s: %s",
+				g.Group, now.Sub(g.APIErrorSince).Round(time.Second), g.APIError)
+		}
+	}
+	return true, ""
+}
+
 // GroupStatuses returns every group's state.
 func (e *Elector) GroupStatuses() []GroupStatus {
 	out := make([]GroupStatus, len(e.groups))
