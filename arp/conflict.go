@@ -48,7 +48,7 @@ func ParseClaim(frame []byte) (Claim, bool) {
 		if !p.SenderIP.Is4() || p.SenderIP.IsUnspecified() {
 			return Claim{}, false
 		}
-		return Claim{IP: p.SenderIP, MAC: p.SenderHardwareAddr}, true
+		return Claim{IP: p.SenderIP, MAC: bytes.Clone(p.SenderHardwareAddr)}, true
 	case etherTypeIPv6:
 		if len(payload) < ipv6HeaderLen+1 || payload[6] != icmpv6NextHdr || payload[ipv6HeaderLen] != icmpv6TypeNA {
 			return Claim{}, false

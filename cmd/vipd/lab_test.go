@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -140,7 +141,8 @@ func captureAnnouncements(t *testing.T, h *lab.Host, vips ...netip.Addr) func() 
 					return
 				}
 				at := time.Now()
-				if a, ann, ok := parseAnnouncement(buf[:n]); ok && want[a] {
+				// Clone: the parsed MAC must not alias the reused buffer.
+				if a, ann, ok := parseAnnouncement(bytes.Clone(buf[:n])); ok && want[a] {
 					ann.at = at
 					mu.Lock()
 					seen[a] = append(seen[a], ann)

@@ -3,6 +3,7 @@ package lab
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -231,3 +232,51 @@ func (h *Host) String() string { return h.Name }
 
 // itoa is strconv.Itoa, kept short for payload formatting.
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// blackholeMAC is a locally administered MAC no lab host uses: unicast to it
+// is flooded by the bridge and accepted by nobody, i.e. silently dropped.
+var blackholeMAC = net.HardwareAddr{0x02, 0xde, 0xad, 0x00, 0x00, 0x00}
+
+// Partition silently drops unicast IP traffic between a and b (both
+// directions, v4 and v6 fixed addresses) by pinning each one's neighbour entry
+// for the other to a MAC nobody has. Sends succeed and vanish, as on a real
+// broken path. Broadcast/multicast (ARP, NDP, VRRP adverts) still pass and
+// VIPs are not covered; for a total cut use SetIsolated. Undo with Heal.
+func (l *Lab) Partition(a, b *Host) error {
+	if err := a.pinNeighbors(b, true); err != nil {
+		return err
+	}
+	return b.pinNeighbors(a, true)
+}
+
+// Heal undoes Partition.
+func (l *Lab) Heal(a, b *Host) error {
+	if err := a.pinNeighbors(b, false); err != nil {
+		return err
+	}
+	return b.pinNeighbors(a, false)
+}
+
+func (h *Host) pinNeighbors(peer *Host, pin bool) error {
+	eth, err := h.eth()
+	if err != nil {
+		return err
+	}
+	for _, ip := range []netip.Addr{peer.IPv4.Addr(), peer.IPv6.Addr()} {
+		fam := netlink.FAMILY_V4
+		if ip.Is6() {
+			fam = netlink.FAMILY_V6
+		}
+		n := &netlink.Neigh{LinkIndex: eth.Attrs().Index, Family: fam, IP: ip.AsSlice()}
+		if pin {
+			n.State, n.HardwareAddr = netlink.NUD_PERMANENT, blackholeMAC
+			err = h.nl.NeighSet(n)
+		} else if err = h.nl.NeighDel(n); errors.Is(err, syscall.ENOENT) {
+			err = nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: neighbour %s for %s: %w", h.Name, ip, peer.Name, err)
+		}
+	}
+	return nil
+}

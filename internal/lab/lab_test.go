@@ -125,7 +125,8 @@ func TestVIPFailoverByHand(t *testing.T) {
 			}
 			n1, n2 := l.Nodes[0], l.Nodes[1]
 			addVIP := func(h *Host) {
-				args := []string{"addr", "add", vip.String() + "/" + bits, "dev", "eth0"}
+				// As vipd binds: finite lifetime, never preferred as source.
+				args := []string{"addr", "add", vip.String() + "/" + bits, "dev", "eth0", "valid_lft", "30", "preferred_lft", "0"}
 				if vip.Is6() {
 					args = append(args, "nodad")
 				}
@@ -565,5 +566,104 @@ func TestCrashLeavesNothingRunningAndIsSwept(t *testing.T) {
 	New(t, Options{Nodes: 1}) // sweeps labs of dead creators
 	if left := nsExists(names); len(left) != 0 {
 		t.Errorf("namespaces of the dead helper not swept: %v", left)
+	}
+}
+
+func TestCapture(t *testing.T) {
+	l := New(t, Options{Nodes: 1})
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		t.Skip("tcpdump not installed")
+	}
+	c, err := l.Capture("arp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Request who-has " + l.VIPv4(9).String()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(c.Output(), want) && time.Now().Before(deadline) {
+		l.Nodes[0].Announce(l.VIPv4(9)) // until tcpdump is listening
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(c.Output(), want) || !strings.Contains(c.Output(), l.Nodes[0].MAC.String()) {
+		t.Fatalf("capture lacks %q from %s:\n%s", want, l.Nodes[0].MAC, c.Output())
+	}
+}
+
+func TestPartition(t *testing.T) {
+	l := New(t, Options{Nodes: 2})
+	if _, err := exec.LookPath("ping"); err != nil {
+		t.Skip("no ping binary")
+	}
+	ctx := ctxT(t)
+	reach := func(from, to *Host) (v4, v6 bool) {
+		_, e4 := from.Run(ctx, "ping", "-c", "1", "-W", "0.5", to.IPv4.Addr().String())
+		_, e6 := from.Run(ctx, "ping", "-c", "1", "-W", "0.5", to.IPv6.Addr().String())
+		return e4 == nil, e6 == nil
+	}
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	if err := l.Partition(n1, n2); err != nil {
+		t.Fatal(err)
+	}
+	if v4, v6 := reach(n1, n2); v4 || v6 {
+		t.Errorf("partitioned node1 -> node2 still reachable: v4 %v v6 %v", v4, v6)
+	}
+	if v4, v6 := reach(n2, n1); v4 || v6 {
+		t.Errorf("partitioned node2 -> node1 still reachable: v4 %v v6 %v", v4, v6)
+	}
+	if v4, v6 := reach(l.Client, n1); !v4 || !v6 {
+		t.Errorf("client -> node1 cut by an unrelated partition: v4 %v v6 %v", v4, v6)
+	}
+	if err := l.Heal(n1, n2); err != nil {
+		t.Fatal(err)
+	}
+	if v4, v6 := reach(n1, n2); !v4 || !v6 {
+		t.Errorf("after Heal node1 -> node2: v4 %v v6 %v", v4, v6)
+	}
+	if err := l.Heal(n1, n2); err != nil {
+		t.Errorf("second Heal: %v", err)
+	}
+}
+
+func TestStartVipdRunsConfig(t *testing.T) {
+	l := New(t, Options{Nodes: 1})
+	// A stand-in for the vipd binary: proves the argv and the config file.
+	fake := l.TempDir() + "/fake-vipd"
+	if err := os.WriteFile(fake, []byte("#!/bin/sh\necho \"args: $*\"; cat \"$3\"; exec sleep 60\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.StartVipd(l.Nodes[0], fake, "mode: static\nmarker: 42\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for !strings.Contains(p.Output(), "marker: 42") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if out := p.Output(); !strings.Contains(out, "args: run --config "+l.TempDir()) || !strings.Contains(out, "marker: 42") {
+		t.Fatalf("output %q", out)
+	}
+}
+
+func TestBuildVipd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds cmd/vipd")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	path, err := BuildVipdContext(ctx)
+	if _, statErr := os.Stat("../../cmd/vipd"); statErr != nil {
+		if err == nil || !strings.Contains(err.Error(), "no cmd/vipd") {
+			t.Fatalf("without cmd/vipd: path %q err %v, want a clear error", path, err)
+		}
+		t.Skipf("no cmd/vipd in this tree yet: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode()&0o111 == 0 {
+		t.Fatalf("built %s: %v %v", path, fi, err)
+	}
+	if again := BuildVipd(t); again != path {
+		t.Errorf("second build %s != %s (want cached)", again, path)
 	}
 }

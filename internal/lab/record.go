@@ -267,3 +267,18 @@ func (r Record) Summary() string {
 	fmt.Fprintf(&b, "; spans %s; neighbour samples %d", strings.Join(spans, " "), len(r.Neighbors))
 	return b.String()
 }
+
+// RTT returns the q-quantile (0..1) of reply round-trip times (At - SentAt),
+// the resolution below which interruptions are not meaningful; 0 without replies.
+func (r Record) RTT(q float64) time.Duration {
+	if len(r.Replies) == 0 {
+		return 0
+	}
+	d := make([]time.Duration, len(r.Replies))
+	for i, rp := range r.Replies {
+		d[i] = rp.At.Sub(rp.SentAt)
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	i := int(q * float64(len(d)-1))
+	return d[max(0, min(i, len(d)-1))]
+}
