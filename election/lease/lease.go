@@ -592,12 +592,18 @@ func (c *campaign) setStatus() {
 // a follower's acquisition attempt re-reads the Lease on conflict.
 func (c *campaign) watch(ctx context.Context, out *mailbox) {
 	rv := ""
+	warned := false
 	for ctx.Err() == nil {
 		w, err := c.leases().Watch(ctx, metav1.ListOptions{
 			FieldSelector:   fields.OneTermEqualSelector("metadata.name", c.g.Lease).String(),
 			ResourceVersion: rv,
 		})
 		if err != nil {
+			if apierrors.IsForbidden(err) && !warned {
+				// Works without the watch (slower takeover), but say why.
+				c.log.Warn("cannot watch the Lease; takeover falls back to polling: grant 'watch' on leases (deploy/lease/rbac.yaml)", "err", err)
+				warned = true
+			}
 			c.log.Debug("watch failed", "err", err)
 			sleep(ctx, c.timing().RetryPeriod)
 			continue
