@@ -508,3 +508,50 @@ func TestFakeNotReadyWhileAPIDown(t *testing.T) {
 	}
 	n.rec.none(t, 100*time.Millisecond)
 }
+
+// jumpClock is time.Now plus an offset the test moves: a process pause (VM
+// stall, SIGSTOP) as the elector sees it on resume.
+type jumpClock struct{ off atomic.Int64 }
+
+func (c *jumpClock) now() time.Time { return time.Now().Add(time.Duration(c.off.Load())) }
+
+// TestFakePauseFencesBeforeRenewing: an owner that finds, on waking, that its
+// renew deadline has passed drops its VIPs first, although the API server is
+// fine: while it was stalled, followers may have taken the Lease. Only then
+// does it compete again (and here gets its own Lease back).
+func TestFakePauseFencesBeforeRenewing(t *testing.T) {
+	f := newRVFake()
+	clk := &jumpClock{}
+	e, err := New(Options{Client: f, Namespace: testNS, Identity: "a", Groups: []Group{{Name: "g", Lease: "pause"}},
+		Timing: fastTiming, Now: clk.now, Log: testLog(t, "a")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var writesAtDrop atomic.Int64
+	report := func(tr election.Transition) {
+		if !tr.Owner {
+			writesAtDrop.Store(f.writes.Load())
+		}
+		rec.report(tr)
+	}
+	go func() { defer close(done); _ = e.Run(ctx, report) }()
+	defer func() { cancel(); <-done }()
+	rec.wait(t, true, 2*time.Second)
+	writes := f.writes.Load()
+	clk.off.Add(int64(fastTiming.RenewDeadline + 50*time.Millisecond))
+	tr := rec.wait(t, false, time.Second)
+	if tr.Reason != "renew-deadline" {
+		t.Fatalf("after the pause: %+v", tr)
+	}
+	// No renewal between waking and dropping (one may have slipped in just
+	// before the jump).
+	if got := writesAtDrop.Load(); got > writes+1 {
+		t.Fatalf("%d writes before the drop was reported", got-writes)
+	}
+	if tr := rec.wait(t, true, time.Second); tr.Reason != "lease-acquired" {
+		t.Fatalf("re-acquire: %+v", tr)
+	}
+}
