@@ -21,12 +21,13 @@ fi
 mkdir -p "$dir"
 echo "building kube-apiserver $version into $dir (takes minutes on a cold cache)" >&2
 cd "$here"
-# -mod=mod: go.sum is complete but the go.mod lists no direct import from this
-# (source-less) module, so the default readonly mode would refuse.
-GOFLAGS=-mod=mod go build -o "$bin.tmp" -trimpath -ldflags "-s -w \
+# -mod=readonly: go.mod/go.sum are the cache key and must never change here.
+tmp="$bin.tmp.$$"
+trap 'rm -f "$tmp"' EXIT
+GOFLAGS=-mod=readonly go build -o "$tmp" -trimpath -ldflags "-s -w \
 	-X k8s.io/component-base/version.gitVersion=$version \
 	-X k8s.io/component-base/version.gitMajor=1 \
 	-X k8s.io/component-base/version.gitMinor=36" \
 	k8s.io/kubernetes/cmd/kube-apiserver >&2
-mv "$bin.tmp" "$bin"
+mv "$tmp" "$bin"   # atomic: concurrent builds never see a partial binary
 echo "$bin"
