@@ -5,21 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/kubernetes/scheme"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/vipd/vipd/election"
+	"github.com/vipd/vipd/internal/config"
 )
 
 const testNS = "vipd-test"
@@ -553,5 +558,43 @@ func TestFakePauseFencesBeforeRenewing(t *testing.T) {
 	}
 	if tr := rec.wait(t, true, time.Second); tr.Reason != "lease-acquired" {
 		t.Fatalf("re-acquire: %+v", tr)
+	}
+}
+
+type deployHost struct{}
+
+func (deployHost) InterfaceExists(name string) bool { return name == "eth0" }
+func (deployHost) InterfaceFor(netip.Addr) (string, bool) { return "eth0", true }
+
+// TestDeployConfigValid: the vipd.yaml inside deploy/lease/daemonset.yaml
+// passes vipd's own validation (the API server cannot check a ConfigMap's
+// content).
+func TestDeployConfigValid(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/lease/daemonset.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, doc := range regexp.MustCompile(`(?m)^---$`).Split(string(data), -1) {
+		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm, ok := obj.(*corev1.ConfigMap)
+		if !ok {
+			continue
+		}
+		found = true
+		c, err := config.Parse([]byte(cm.Data["vipd.yaml"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Node = "n1"
+		if err := c.Validate(deployHost{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !found {
+		t.Fatal("no ConfigMap in daemonset.yaml")
 	}
 }

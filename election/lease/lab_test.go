@@ -92,7 +92,7 @@ lease:
   leaseDuration: 4s
   renewDeadline: 2s
   retryPeriod: 500ms
-binding: {lifetime: 3s, refresh: 1s}
+binding: {lifetime: 2s, refresh: 1s}
 announce: {count: 3, interval: 100ms}
 groups:
 - name: web
@@ -294,7 +294,8 @@ func (c *labCluster) probe() *lab.Probe {
 
 // TestLabLease runs the failure scenarios in sequence on one lab and one
 // control plane (each costs seconds to build on a 2-core box), with the
-// default timing: leaseDuration 4s, renewDeadline 2s, retryPeriod 500ms.
+// fast timing (leaseDuration 4s, renewDeadline 2s, retryPeriod 500ms, which
+// needs binding.lifetime 2s).
 func TestLabLease(t *testing.T) {
 	c := newLabCluster(t)
 	prios := []int{254, 200, 150}

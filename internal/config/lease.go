@@ -10,8 +10,10 @@ import (
 // Lease-mode defaults, documented in docs/lease.md.
 const (
 	DefaultLeaseNamespace     = "kube-system"
-	DefaultLeaseDuration      = 4 * time.Second
-	DefaultLeaseRenewDeadline = 2 * time.Second
+	// 5s/3s/500ms is the tightest setting that is safe with the default
+	// binding.lifetime (3s); with binding.lifetime 2s, 4s/2s/500ms is.
+	DefaultLeaseDuration      = 5 * time.Second
+	DefaultLeaseRenewDeadline = 3 * time.Second
 	DefaultLeaseRetryPeriod   = 500 * time.Millisecond
 	// DefaultLeaseNamePrefix + group name is a group's Lease name.
 	DefaultLeaseNamePrefix = "vipd-"
@@ -24,6 +26,10 @@ const (
 	// and its VIPs being gone (timer latency, the reporter removing addresses
 	// on a loaded host) and the difference in clock rates between nodes.
 	LeaseDropMargin = 500 * time.Millisecond
+	// KernelLifetimeSlack is how late the kernel may remove an address after
+	// its valid lifetime ran out: whenever any address changes, its lifetime
+	// check is rescheduled at least 1s ahead (ADDRCONF_TIMER_FUZZ_MAX).
+	KernelLifetimeSlack = time.Second
 )
 
 // Lease holds the mode-wide settings of mode "lease" (see docs/lease.md).
@@ -42,7 +48,7 @@ type Lease struct {
 	// leaseDurationSeconds). Default 4s.
 	LeaseDuration time.Duration `yaml:"leaseDuration"`
 	// RenewDeadline: an owner that has not renewed for this long (counted
-	// from sending its last successful renewal) drops its VIPs. Default 2s.
+	// from sending its last successful renewal) drops its VIPs. Default 3s.
 	RenewDeadline time.Duration `yaml:"renewDeadline"`
 	// RetryPeriod is the interval between renewals and between attempts to
 	// acquire. Default 500ms.
@@ -122,10 +128,13 @@ func (c *Config) validateLease(errs *Errors) {
 		errs.add("lease.leaseDuration", l.LeaseDuration,
 			"must be at least renewDeadline (%s) + retryPeriod (%s) + %s renewTime truncation + %s drop margin = %s, or an owner cut off from the API server could still hold the VIPs when another node takes the Lease",
 			l.RenewDeadline, l.RetryPeriod, LeaseTruncationMargin, LeaseDropMargin, LeaseMinDuration(l.RenewDeadline, l.RetryPeriod))
-	case c.Binding.Lifetime+l.RetryPeriod > l.LeaseDuration:
+	case c.Binding.Lifetime+KernelLifetimeSlack+l.RetryPeriod > l.LeaseDuration:
+		// A crashed or frozen vipd neither renews nor refreshes: its VIPs
+		// live until the kernel expires them, up to lifetime+1s after the
+		// last refresh, while its last renewal may be a retryPeriod older.
 		errs.add("lease.leaseDuration", l.LeaseDuration,
-			"must be at least binding.lifetime (%s) + retryPeriod (%s): a hung vipd keeps its VIPs until the kernel expires them, which must happen before a follower may take the Lease",
-			c.Binding.Lifetime, l.RetryPeriod)
+			"must be at least binding.lifetime (%s) + %s kernel expiry slack + retryPeriod (%s) = %s: a crashed or frozen vipd keeps its VIPs until the kernel expires them, which must happen before a follower may take the Lease (or lower binding.lifetime)",
+			c.Binding.Lifetime, KernelLifetimeSlack, l.RetryPeriod, c.Binding.Lifetime+KernelLifetimeSlack+l.RetryPeriod)
 	}
 	names := map[string]string{}
 	for gi, g := range c.Groups {

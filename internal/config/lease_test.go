@@ -32,7 +32,7 @@ func TestLeaseDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := c.Lease
-	if l.Namespace != "kube-system" || l.LeaseDuration != 4*time.Second || l.RenewDeadline != 2*time.Second || l.RetryPeriod != 500*time.Millisecond {
+	if l.Namespace != "kube-system" || l.LeaseDuration != 5*time.Second || l.RenewDeadline != 3*time.Second || l.RetryPeriod != 500*time.Millisecond {
 		t.Errorf("defaults: %+v", *l)
 	}
 	if got := c.Groups[0].Lease.Name; got != "vipd-web" {
@@ -57,7 +57,9 @@ func TestLeaseValidation(t *testing.T) {
 		{"retry too short", "lease: {retryPeriod: 10ms}\n", `lease.retryPeriod: 10ms: must be between 100ms and 1m`},
 		{"bad namespace", "lease: {namespace: Kube_System}\n", `lease.namespace: "Kube_System": must be a Kubernetes namespace name`},
 		{"bad server", "lease: {server: '127.0.0.1:6443'}\n", `lease.server: "127.0.0.1:6443": must be an http(s) URL`},
-		{"lifetime vs lease", "binding: {lifetime: 4s, refresh: 1s}\n", `must be at least binding.lifetime (4s) + retryPeriod (500ms)`},
+		{"lifetime vs lease", "binding: {lifetime: 4s, refresh: 1s}\n", `lease.leaseDuration: 5s: must be at least binding.lifetime (4s) + 1s kernel expiry slack + retryPeriod (500ms) = 5.5s`},
+		{"4s lease needs a 2s lifetime", "lease: {leaseDuration: 4s, renewDeadline: 2s}\n", `must be at least binding.lifetime (3s) + 1s kernel expiry slack + retryPeriod (500ms) = 4.5s`},
+		{"fast setting", "binding: {lifetime: 2s, refresh: 1s}\nlease: {leaseDuration: 4s, renewDeadline: 2s}\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Parse([]byte(leaseBase + tc.yaml))
