@@ -563,7 +563,7 @@ func TestFakePauseFencesBeforeRenewing(t *testing.T) {
 
 type deployHost struct{}
 
-func (deployHost) InterfaceExists(name string) bool { return name == "eth0" }
+func (deployHost) InterfaceExists(name string) bool       { return name == "eth0" }
 func (deployHost) InterfaceFor(netip.Addr) (string, bool) { return "eth0", true }
 
 // TestDeployConfigValid: the vipd.yaml inside deploy/lease/daemonset.yaml

@@ -9,7 +9,7 @@ import (
 
 // Lease-mode defaults, documented in docs/lease.md.
 const (
-	DefaultLeaseNamespace     = "kube-system"
+	DefaultLeaseNamespace = "kube-system"
 	// 5s/3s/500ms is the tightest setting that is safe with the default
 	// binding.lifetime (3s); with binding.lifetime 2s, 4s/2s/500ms is.
 	DefaultLeaseDuration      = 5 * time.Second
