@@ -17,6 +17,9 @@ type Input struct {
 	Eligible bool
 	// Priority is the effective priority, 1..254 (VRRP semantics: higher wins).
 	Priority int
+	// Reason says why the input is what it is (e.g. "link eth0 down"); an
+	// elector puts it into the Transition it reports because of this input.
+	Reason string
 }
 
 // Transition is one change of ownership of a group, as decided by an elector.

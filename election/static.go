@@ -31,13 +31,17 @@ func (s *Static) Run(ctx context.Context, report Reporter) error {
 	owned := make(map[string]bool, len(s.groups))
 	for {
 		for _, g := range s.groups {
-			want := s.inputs.Get(g).Eligible
+			in := s.inputs.Get(g)
+			want := in.Eligible
 			if want == owned[g] {
 				continue
 			}
 			reason := "static"
 			if !want {
 				reason = "ineligible"
+				if in.Reason != "" {
+					reason += ": " + in.Reason
+				}
 			}
 			report(Transition{Group: g, Owner: want, Reason: reason, At: s.now()})
 			owned[g] = want

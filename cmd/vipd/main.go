@@ -1,4 +1,93 @@
-// Command vipd holds virtual IPs highly available (work in progress).
+// Command vipd holds virtual IPs highly available: several nodes elect one
+// owner per VIP group, the owner binds the VIPs and announces them.
 package main
 
-func main() {}
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `vipd holds virtual IPs highly available.
+
+Usage:
+  vipd run --config FILE        hold the configured VIPs (needs CAP_NET_ADMIN and CAP_NET_RAW)
+  vipd validate --config FILE   check a config without touching any interface
+  vipd status [--addr HOST:PORT | --config FILE]
+                                show who owns which VIP on this node
+  vipd version                  print the version
+`
+
+// exitError carries a process exit code out of a subcommand.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		code := 1
+		var ee *exitError
+		if errors.As(err, &ee) {
+			code = ee.code
+		}
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "vipd:", err)
+		}
+		os.Exit(code)
+	}
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return &exitError{code: 2, err: errors.New("a subcommand is required")}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return runCmd(ctx, rest, stderr)
+	case "validate":
+		return validateCmd(rest, stdout, stderr)
+	case "status":
+		return statusCmd(ctx, rest, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "vipd", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return &exitError{code: 2, err: fmt.Errorf("unknown subcommand %q", cmd)}
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("vipd "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/node"
+)
+
+func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("status", stderr)
+	addrFlag := fs.String("addr", "", "vipd's HTTP address (default: http.listen from --config, else "+config.DefaultHTTPListen+")")
+	path := fs.String("config", "", "config file to read http.listen from")
+	asJSON := fs.Bool("json", false, "print the raw /status JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	target := *addrFlag
+	if target == "" && *path != "" {
+		cfg, err := loadConfig(*path)
+		if err != nil {
+			return err
+		}
+		target = cfg.HTTP.Listen
+	}
+	if target == "" {
+		target = config.DefaultHTTPListen
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+target+"/status", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("is vipd running? %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := stdout.Write(body)
+		return err
+	}
+	var st node.Status
+	if err := json.Unmarshal(body, &st); err != nil {
+		return fmt.Errorf("decoding /status: %w", err)
+	}
+	printStatus(stdout, st, time.Now())
+	return nil
+}
+
+func printStatus(w io.Writer, st node.Status, now time.Time) {
+	ready := "yes"
+	if !st.Ready {
+		ready = "no (" + st.NotReady + ")"
+	}
+	fmt.Fprintf(w, "node %s, mode %s, vipd %s, ready: %s\n\n", st.Node, st.Mode, st.Version, ready)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "GROUP\tOWNER\tSINCE\tREASON\tVIPS")
+	for _, g := range st.Groups {
+		owner := "no"
+		if g.Owner {
+			owner = "yes"
+		}
+		var vips []string
+		for _, v := range g.VIPs {
+			s := v.Address + " on " + v.Interface
+			if v.Bound {
+				s += " (bound)"
+			}
+			if v.Error != "" {
+				s += " (error: " + v.Error + ")"
+			}
+			vips = append(vips, s)
+		}
+		reason := g.Reason
+		if g.Peer != "" {
+			reason += ", owner " + g.Peer
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\t%s\n", g.Name, owner, now.Sub(g.Since).Round(time.Second), reason, strings.Join(vips, ", "))
+	}
+	_ = tw.Flush()
+}

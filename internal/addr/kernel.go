@@ -1,0 +1,168 @@
+package addr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Kernel is the part of the kernel's address API the binder needs. The
+// netlink implementation is Netlink; unit tests use a fake.
+type Kernel interface {
+	// Replace adds a as a host address (/32 or /128) on ifname with the given
+	// valid lifetime and preferred lifetime 0, or refreshes it if present.
+	Replace(ifname string, a netip.Addr, lifetime time.Duration) error
+	// Delete removes a from ifname; a missing address is not an error.
+	Delete(ifname string, a netip.Addr) error
+	// Find lists how a is configured on ifname (empty when absent).
+	Find(ifname string, a netip.Addr) ([]Found, error)
+	// WatchDeleted calls fn for every address deleted on any interface until
+	// ctx is done.
+	WatchDeleted(ctx context.Context, fn func(ifindex int, a netip.Addr)) error
+	// Index returns the interface index of ifname.
+	Index(ifname string) (int, error)
+}
+
+// Found is one existing configuration of an address on an interface.
+type Found struct {
+	Prefix netip.Prefix
+	// Permanent is true for an address without a lifetime (added by hand or by
+	// another tool); vipd's own addresses always have a finite lifetime.
+	Permanent bool
+}
+
+// Netlink implements Kernel with github.com/vishvananda/netlink in the
+// calling process's network namespace.
+type Netlink struct{}
+
+func hostNet(a netip.Addr) *net.IPNet {
+	bits := a.BitLen()
+	return &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, bits)}
+}
+
+// Replace implements Kernel.
+func (Netlink) Replace(ifname string, a netip.Addr, lifetime time.Duration) error {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	na := &netlink.Addr{
+		IPNet: hostNet(a),
+		// Preferred lifetime 0 marks the address deprecated: it answers ARP/NDP
+		// and traffic to it, but the kernel never picks it as the source of
+		// the node's own connections.
+		PreferedLft: 0,
+		ValidLft:    int(lifetime / time.Second),
+	}
+	if a.Is6() {
+		// No DAD: the VIP must answer at once, and during a takeover the old
+		// owner may still hold it for a moment.
+		na.Flags = unix.IFA_F_NODAD
+	}
+	if err := netlink.AddrReplace(link, na); err != nil {
+		return fmt.Errorf("binding %s on %s: %w", a, ifname, err)
+	}
+	return nil
+}
+
+// Delete implements Kernel.
+func (Netlink) Delete(ifname string, a netip.Addr) error {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	found, err := Netlink{}.Find(ifname, a)
+	if err != nil {
+		return err
+	}
+	for _, f := range found {
+		bits := f.Prefix.Bits()
+		na := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, a.BitLen())}}
+		if err := netlink.AddrDel(link, na); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return fmt.Errorf("removing %s from %s: %w", f.Prefix, ifname, err)
+		}
+	}
+	return nil
+}
+
+// Find implements Kernel.
+func (Netlink) Find(ifname string, a netip.Addr) ([]Found, error) {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	family := netlink.FAMILY_V4
+	if a.Is6() {
+		family = netlink.FAMILY_V6
+	}
+	list, err := netlink.AddrList(link, family)
+	if err != nil {
+		return nil, fmt.Errorf("listing addresses of %s: %w", ifname, err)
+	}
+	var out []Found
+	for _, la := range list {
+		ip, ok := netip.AddrFromSlice(la.IP)
+		if !ok || ip.Unmap() != a {
+			continue
+		}
+		ones, _ := la.Mask.Size()
+		out = append(out, Found{
+			Prefix: netip.PrefixFrom(a, ones),
+			// The kernel reports "forever" as 0xffffffff.
+			Permanent: la.Flags&unix.IFA_F_PERMANENT != 0 || uint32(la.ValidLft) == ^uint32(0),
+		})
+	}
+	return out, nil
+}
+
+// WatchDeleted implements Kernel.
+func (Netlink) WatchDeleted(ctx context.Context, fn func(ifindex int, a netip.Addr)) error {
+	updates := make(chan netlink.AddrUpdate, 64)
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	err := netlink.AddrSubscribeWithOptions(updates, done, netlink.AddrSubscribeOptions{
+		ErrorCallback: func(err error) {
+			select {
+			case errc <- err:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("subscribing to address updates: %w", err)
+	}
+	defer close(done)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return fmt.Errorf("address updates: %w", err)
+		case u, ok := <-updates:
+			if !ok {
+				return errors.New("address updates: subscription closed")
+			}
+			if u.NewAddr {
+				continue
+			}
+			if ip, ok := netip.AddrFromSlice(u.LinkAddress.IP); ok {
+				fn(u.LinkIndex, ip.Unmap())
+			}
+		}
+	}
+}
+
+// Index implements Kernel.
+func (Netlink) Index(ifname string) (int, error) {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return 0, fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	return link.Attrs().Index, nil
+}
