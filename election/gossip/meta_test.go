@@ -80,9 +80,9 @@ func FuzzDecodeMeta(f *testing.F) {
 
 func TestFingerprint(t *testing.T) {
 	a, b := netip.MustParseAddr("198.51.100.100"), netip.MustParseAddr("2001:db8::100")
-	f1 := ConfigFingerprint([]GroupSpec{{"web", []netip.Addr{a, b}}, {"db", nil}})
-	f2 := ConfigFingerprint([]GroupSpec{{"db", nil}, {"web", []netip.Addr{b, a}}})
-	f3 := ConfigFingerprint([]GroupSpec{{"web", []netip.Addr{a}}, {"db", nil}})
+	f1 := ConfigFingerprint([]GroupSpec{{Name: "web", VIPs: []netip.Addr{a, b}}, {Name: "db"}})
+	f2 := ConfigFingerprint([]GroupSpec{{Name: "db"}, {Name: "web", VIPs: []netip.Addr{b, a}}})
+	f3 := ConfigFingerprint([]GroupSpec{{Name: "web", VIPs: []netip.Addr{a}}, {Name: "db"}})
 	if f1 != f2 {
 		t.Errorf("fingerprint depends on order: %v vs %v", f1, f2)
 	}
