@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -138,7 +139,7 @@ func Parse(data []byte) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("config is empty")
 		}
-		return nil, fmt.Errorf("decoding: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, fmt.Errorf("decoding: %s", friendlyYAMLError(err))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -179,6 +180,35 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	c.applyModeDefaults()
+}
+
+var (
+	unknownFieldRE = regexp.MustCompile(`field (\S+) not found in type config\.\w+`)
+	badDurationRE  = regexp.MustCompile("cannot unmarshal !!\\w+ `([^`]*)` into time\\.Duration")
+	badTypeRE      = regexp.MustCompile("cannot unmarshal !!(\\w+) `([^`]*)` into (?:\\*?config\\.\\w+|\\[\\]config\\.\\w+|(\\w+))")
+)
+
+// friendlyYAMLError rewrites the YAML library's Go-flavoured messages into
+// the words of the config file, keeping the line numbers.
+func friendlyYAMLError(err error) string {
+	s := strings.TrimPrefix(err.Error(), "yaml: ")
+	s = strings.TrimPrefix(s, "unmarshal errors:\n  ")
+	s = unknownFieldRE.ReplaceAllString(s, `unknown key "$1"`)
+	s = badDurationRE.ReplaceAllString(s, "`$1` is not a duration (write e.g. 3s or 200ms)")
+	s = badTypeRE.ReplaceAllStringFunc(s, func(m string) string {
+		sub := badTypeRE.FindStringSubmatch(m)
+		want := sub[3]
+		switch want {
+		case "":
+			want = "a mapping or list as documented"
+		case "int":
+			want = "a whole number"
+		case "bool":
+			want = "true or false"
+		}
+		return fmt.Sprintf("`%s` has the wrong type: want %s", sub[2], want)
+	})
+	return s
 }
 
 // GroupNames lists the groups in config order.

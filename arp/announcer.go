@@ -1,0 +1,286 @@
+package arp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Schedule says how often a VIP is announced: Count announcements (the first
+// at once) spaced by Interval, then one every Refresh (0 = never) for as long
+// as the VIP is owned.
+type Schedule struct {
+	Count    int
+	Interval time.Duration
+	Refresh  time.Duration
+}
+
+// DefaultSchedule matches the internal/config defaults (announce.count,
+// announce.interval, announce.refresh).
+var DefaultSchedule = Schedule{Count: 5, Interval: 200 * time.Millisecond, Refresh: 10 * time.Second}
+
+// Stats are cumulative counters; Sent counts successful announcements (one
+// announcement = all forms for one address), Errors failed ones.
+type Stats struct {
+	Sent   uint64
+	Errors uint64
+}
+
+// Clock is the time source of an Announcer; tests inject a fake.
+type Clock interface {
+	// AfterFunc calls f in its own goroutine after d, like time.AfterFunc.
+	AfterFunc(d time.Duration, f func()) Timer
+}
+
+// Timer is the handle AfterFunc returns.
+type Timer interface{ Stop() bool }
+
+type realClock struct{}
+
+func (realClock) AfterFunc(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
+
+// Announcer schedules announcements for several VIPs on several interfaces.
+// It keeps one Sender per interface name, opened on first use and reused
+// until Close.
+type Announcer struct {
+	log    *slog.Logger
+	sched  Schedule
+	open   func(ifi *net.Interface) (Sender, error)
+	clock  Clock
+	lookup func(name string) (*net.Interface, error)
+
+	sent, errs atomic.Uint64
+
+	mu      sync.Mutex
+	senders map[string]*ifSender
+	jobs    map[netip.Addr]*job
+	closed  bool
+}
+
+// ifSender is a cached Sender and the identity of the interface it was
+// opened on: a Sender is bound to an ifindex and a MAC, so a recreated
+// interface or a changed MAC (bond failover) needs a new one.
+type ifSender struct {
+	s     Sender
+	index int
+	mac   string
+}
+
+type job struct {
+	ip     netip.Addr
+	ifname string
+	sent   int   // announcements attempted so far
+	timer  Timer // pending next announcement; nil when none
+	stop   func() bool
+	done   bool
+}
+
+// NewAnnouncer returns an Announcer. open is usually Open; a Count below 1 is
+// treated as 1 and a non-positive Interval as DefaultSchedule.Interval
+// (internal/config validates the real values).
+func NewAnnouncer(log *slog.Logger, sched Schedule, open func(ifi *net.Interface) (Sender, error)) *Announcer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if sched.Count < 1 {
+		sched.Count = 1
+	}
+	if sched.Interval <= 0 {
+		sched.Interval = DefaultSchedule.Interval
+	}
+	if sched.Refresh < 0 {
+		sched.Refresh = 0
+	}
+	return &Announcer{
+		log:     log,
+		sched:   sched,
+		open:    open,
+		clock:   realClock{},
+		lookup:  net.InterfaceByName,
+		senders: map[string]*ifSender{},
+		jobs:    map[netip.Addr]*job{},
+	}
+}
+
+// Start announces ip on interface ifname now (synchronously, before it
+// returns), then follows the Schedule until Stop(ip), Close or ctx is done.
+// Starting an ip that is already running restarts its burst (e.g. after it
+// moved to another interface).
+//
+// Start fails only when nothing can be scheduled: a bad address, an unknown
+// interface or a Sender that cannot be opened. A failed send (including the
+// first) is logged and counted and the schedule carries on.
+func (a *Announcer) Start(ctx context.Context, ifname string, ip netip.Addr) error {
+	if err := checkIP(ip); err != nil {
+		return fmt.Errorf("arp: announce %s on %s: %w", ip, ifname, err)
+	}
+	ip = ip.Unmap()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("arp: announce %s on %s: %w", ip, ifname, err)
+	}
+
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return fmt.Errorf("arp: announce %s on %s: %w", ip, ifname, net.ErrClosed)
+	}
+	if _, err := a.senderLocked(ifname, true); err != nil {
+		a.mu.Unlock()
+		return fmt.Errorf("arp: announce %s on %s: %w", ip, ifname, err)
+	}
+	if old := a.jobs[ip]; old != nil {
+		a.cancelLocked(old)
+	}
+	j := &job{ip: ip, ifname: ifname}
+	a.jobs[ip] = j
+	j.stop = context.AfterFunc(ctx, func() { a.finish(j) })
+	a.mu.Unlock()
+
+	a.fire(j)
+	return nil
+}
+
+// senderLocked returns the Sender of ifname, opening it on first use. With
+// check set (on Start, where a changed interface is likely: the caller just
+// bound the VIP, perhaps after the link was recreated) it also reopens the
+// Sender when the interface's index or MAC changed.
+func (a *Announcer) senderLocked(ifname string, check bool) (Sender, error) {
+	c := a.senders[ifname]
+	if c != nil && !check {
+		return c.s, nil
+	}
+	ifi, err := a.lookup(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("interface %q: %w", ifname, err)
+	}
+	if c != nil {
+		if c.index == ifi.Index && c.mac == ifi.HardwareAddr.String() {
+			return c.s, nil
+		}
+		a.log.Info("interface changed; reopening announcement sockets", "interface", ifname,
+			"old_index", c.index, "index", ifi.Index, "old_mac", c.mac, "mac", ifi.HardwareAddr.String())
+		a.evictLocked(ifname, c.s)
+	}
+	s, err := a.open(ifi)
+	if err != nil {
+		return nil, err
+	}
+	a.senders[ifname] = &ifSender{s: s, index: ifi.Index, mac: ifi.HardwareAddr.String()}
+	return s, nil
+}
+
+// evictLocked closes and forgets ifname's Sender if it is still s.
+func (a *Announcer) evictLocked(ifname string, s Sender) {
+	if c := a.senders[ifname]; c != nil && c.s == s {
+		delete(a.senders, ifname)
+		if err := s.Close(); err != nil {
+			a.log.Debug("closing announcement sockets", "interface", ifname, "err", err)
+		}
+	}
+}
+
+// fire sends one announcement for j, then schedules the next one.
+func (a *Announcer) fire(j *job) {
+	a.mu.Lock()
+	if j.done {
+		a.mu.Unlock()
+		return
+	}
+	j.sent++
+	n := j.sent
+	s, err := a.senderLocked(j.ifname, false)
+	a.mu.Unlock()
+
+	// Sent outside the lock: a slow write must not block other VIPs.
+	if err == nil {
+		err = s.Announce(j.ip)
+	}
+	if err != nil {
+		a.errs.Add(1)
+		a.log.Warn("announcement failed", "ip", j.ip, "interface", j.ifname, "n", n, "err", err)
+		if errors.Is(err, ErrWrite) {
+			// Reopen on the next announcement: the socket may be bound
+			// to an interface that no longer exists.
+			a.mu.Lock()
+			a.evictLocked(j.ifname, s)
+			a.mu.Unlock()
+		}
+	} else {
+		a.sent.Add(1)
+		a.log.Debug("announced", "ip", j.ip, "interface", j.ifname, "n", n)
+	}
+
+	next := a.sched.Interval
+	if n >= a.sched.Count {
+		next = a.sched.Refresh
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if j.done || next <= 0 {
+		return
+	}
+	j.timer = a.clock.AfterFunc(next, func() { a.fire(j) })
+}
+
+// Stop stops announcing ip. The interface's Sender stays open for reuse.
+func (a *Announcer) Stop(ip netip.Addr) {
+	ip = ip.Unmap()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if j := a.jobs[ip]; j != nil {
+		a.cancelLocked(j)
+	}
+}
+
+// finish is Stop for one particular job (ctx done); a newer job for the same
+// ip is left alone.
+func (a *Announcer) finish(j *job) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cancelLocked(j)
+}
+
+func (a *Announcer) cancelLocked(j *job) {
+	j.done = true
+	if j.timer != nil {
+		j.timer.Stop()
+	}
+	if j.stop != nil {
+		j.stop()
+	}
+	if a.jobs[j.ip] == j {
+		delete(a.jobs, j.ip)
+	}
+}
+
+// Close stops every schedule and closes all Senders.
+func (a *Announcer) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return nil
+	}
+	a.closed = true
+	for _, j := range a.jobs {
+		a.cancelLocked(j)
+	}
+	var err error
+	for name, c := range a.senders {
+		if cerr := c.s.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("arp: closing sender on %s: %w", name, cerr))
+		}
+		delete(a.senders, name)
+	}
+	return err
+}
+
+// Stats returns the cumulative counters.
+func (a *Announcer) Stats() Stats {
+	return Stats{Sent: a.sent.Load(), Errors: a.errs.Load()}
+}

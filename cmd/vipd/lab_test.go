@@ -1,0 +1,505 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	mdarp "github.com/mdlayher/arp"
+	"github.com/mdlayher/packet"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/vipd/vipd/internal/lab"
+	"github.com/vipd/vipd/internal/node"
+)
+
+// These tests run the real vipd binary in static mode inside the network
+// lab: one node namespace holds the VIPs, the client namespace watches the
+// wire and probes the VIP.
+
+const probePort = 7777
+
+func staticConfig(node string, vips ...netip.Addr) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: vipd.io/v1alpha1\nkind: Config\nnode: %s\nmode: static\n", node)
+	b.WriteString("binding:\n  lifetime: 3s\n  refresh: 1s\nannounce:\n  count: 3\n  interval: 100ms\ngroups:\n  - name: web\n    vips:\n")
+	for _, v := range vips {
+		fmt.Fprintf(&b, "      - address: %s\n        interface: eth0\n", v)
+	}
+	return b.String()
+}
+
+// addrEvents records, from the test process, when addresses appear on and
+// vanish from a namespace (netlink subscription bound to that namespace).
+type addrEvents struct {
+	mu     sync.Mutex
+	added  map[netip.Addr][]time.Time
+	gone   map[netip.Addr][]time.Time
+	cancel func()
+}
+
+func watchAddrs(t *testing.T, h *lab.Host) *addrEvents {
+	t.Helper()
+	ns, err := netns.GetFromName(h.NetNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan netlink.AddrUpdate, 64)
+	done := make(chan struct{})
+	if err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{Namespace: &ns}); err != nil {
+		t.Fatal(err)
+	}
+	ev := &addrEvents{added: map[netip.Addr][]time.Time{}, gone: map[netip.Addr][]time.Time{}}
+	var once sync.Once
+	ev.cancel = func() { once.Do(func() { close(done); ns.Close() }) }
+	t.Cleanup(ev.cancel)
+	go func() {
+		for u := range ch {
+			at := time.Now()
+			a, ok := netip.AddrFromSlice(u.LinkAddress.IP)
+			if !ok {
+				continue
+			}
+			a = a.Unmap()
+			ev.mu.Lock()
+			if u.NewAddr {
+				ev.added[a] = append(ev.added[a], at)
+			} else {
+				ev.gone[a] = append(ev.gone[a], at)
+			}
+			ev.mu.Unlock()
+		}
+	}()
+	return ev
+}
+
+func (e *addrEvents) firstAdded(a netip.Addr) (time.Time, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ts := e.added[a]; len(ts) > 0 {
+		return ts[0], true
+	}
+	return time.Time{}, false
+}
+
+// announcement is a GARP or unsolicited NA for a VIP seen in the client namespace.
+type announcement struct {
+	at  time.Time
+	mac net.HardwareAddr
+	arp string // "request"/"reply" for IPv4, "na" for IPv6
+}
+
+// captureAnnouncements listens in h's namespace for ARP frames and ICMPv6
+// neighbour advertisements about vips.
+func captureAnnouncements(t *testing.T, h *lab.Host, vips ...netip.Addr) func() map[netip.Addr][]announcement {
+	t.Helper()
+	var conns []*packet.Conn
+	err := h.Do(func() error {
+		ifi, err := net.InterfaceByName(h.Link)
+		if err != nil {
+			return err
+		}
+		for _, proto := range []uint16{0x0806, 0x86dd} {
+			c, err := packet.Listen(ifi, packet.Raw, int(proto), nil)
+			if err != nil {
+				return err
+			}
+			conns = append(conns, c)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[netip.Addr]bool{}
+	for _, v := range vips {
+		want[v] = true
+	}
+	var mu sync.Mutex
+	seen := map[netip.Addr][]announcement{}
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func(c *packet.Conn) {
+			defer wg.Done()
+			buf := make([]byte, 2048)
+			for {
+				n, _, err := c.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				at := time.Now()
+				if a, ann, ok := parseAnnouncement(buf[:n]); ok && want[a] {
+					ann.at = at
+					mu.Lock()
+					seen[a] = append(seen[a], ann)
+					mu.Unlock()
+				}
+			}
+		}(c)
+	}
+	stopped := false
+	stop := func() map[netip.Addr][]announcement {
+		if !stopped {
+			stopped = true
+			for _, c := range conns {
+				c.Close()
+			}
+			wg.Wait()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return seen
+	}
+	t.Cleanup(func() { stop() })
+	return stop
+}
+
+// parseAnnouncement recognises a gratuitous ARP (sender IP = target IP) or an
+// ICMPv6 neighbour advertisement, from a raw Ethernet frame.
+func parseAnnouncement(f []byte) (netip.Addr, announcement, bool) {
+	if len(f) < 14 {
+		return netip.Addr{}, announcement{}, false
+	}
+	switch binary.BigEndian.Uint16(f[12:14]) {
+	case 0x0806:
+		var p mdarp.Packet
+		if err := p.UnmarshalBinary(f[14:]); err != nil || p.SenderIP != p.TargetIP {
+			return netip.Addr{}, announcement{}, false
+		}
+		kind := "request"
+		if p.Operation == mdarp.OperationReply {
+			kind = "reply"
+		}
+		return p.SenderIP, announcement{mac: p.SenderHardwareAddr, arp: kind}, true
+	case 0x86dd:
+		// IPv6 header (40) then ICMPv6; type 136 = neighbour advertisement.
+		if len(f) < 14+40+24 || f[14+6] != 58 || f[14+40] != 136 {
+			return netip.Addr{}, announcement{}, false
+		}
+		target, _ := netip.AddrFromSlice(f[14+40+8 : 14+40+24])
+		return target, announcement{mac: net.HardwareAddr(f[6:12]), arp: "na"}, true
+	}
+	return netip.Addr{}, announcement{}, false
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func hasAddr(t *testing.T, h *lab.Host, a netip.Addr) bool {
+	t.Helper()
+	ok, err := h.HasAddress(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+func TestLabStaticHoldsAnnouncesAndCleansUp(t *testing.T) {
+	lab.Require(t)
+	bin := lab.BuildVipd(t)
+	l := lab.New(t, lab.Options{Nodes: 1})
+	n := l.Nodes[0]
+	v4, v6 := l.VIPv4(1), l.VIPv6(1)
+	if err := l.StartResponders(probePort); err != nil {
+		t.Fatal(err)
+	}
+	events := watchAddrs(t, n)
+	stopCapture := captureAnnouncements(t, l.Client, v4, v6)
+
+	p, err := l.StartVipd(n, bin, staticConfig(n.Name, v4, v6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("vipd output:\n%s", p.Output())
+		}
+	}()
+
+	// Bound, and reachable from the client through the VIP, v4 and v6.
+	waitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, n, v4) && hasAddr(t, n, v6) })
+	for _, vip := range []netip.Addr{v4, v6} {
+		probe, err := l.StartProbe(context.Background(), vip, probePort, 10*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := probe.WaitOwner(n.Name, 5*time.Second); err != nil {
+			t.Fatalf("probe to %s: %v", vip, err)
+		}
+		probe.Stop()
+	}
+
+	// The announcements reached the client: GARP in both forms and an NA,
+	// from the node's MAC, the first within milliseconds of the bind.
+	time.Sleep(400 * time.Millisecond) // let the 3-frame burst (100ms apart) finish
+	seen := stopCapture()
+	for _, vip := range []netip.Addr{v4, v6} {
+		anns := seen[vip]
+		if len(anns) < 3 {
+			t.Fatalf("%s: saw %d announcements, want at least the burst of 3: %+v", vip, len(anns), anns)
+		}
+		kinds := map[string]bool{}
+		for _, a := range anns {
+			if a.mac.String() != n.MAC.String() {
+				t.Fatalf("%s announced with MAC %s, want the node's %s", vip, a.mac, n.MAC)
+			}
+			kinds[a.arp] = true
+		}
+		if vip.Is4() && !(kinds["request"] && kinds["reply"]) {
+			t.Fatalf("%s: GARP forms seen %v, want both request and reply", vip, kinds)
+		}
+		bound, ok := events.firstAdded(vip)
+		if !ok {
+			t.Fatalf("%s: no address event seen", vip)
+		}
+		// Both instants are taken when the test process receives them (netlink
+		// event, captured frame), so the figure is good to ~0.1 ms either way.
+		t.Logf("%s: bound -> first announcement on the wire: %s", vip, anns[0].at.Sub(bound))
+	}
+
+	// The node's own connections keep using its own address, not the VIP.
+	for _, peer := range []netip.Prefix{l.Client.IPv4, l.Client.IPv6} {
+		var local netip.Addr
+		err := n.Do(func() error {
+			c, err := net.Dial("udp", netip.AddrPortFrom(peer.Addr(), 9).String())
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			local = c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		own := n.IPv4.Addr()
+		if peer.Addr().Is6() {
+			own = n.IPv6.Addr()
+		}
+		if local != own {
+			t.Fatalf("node's connection to %s uses source %s, want its own address %s", peer.Addr(), local, own)
+		}
+	}
+
+	// Deleted by hand: back within 1 s.
+	for _, vip := range []netip.Addr{v4, v6} {
+		if err := n.DelAddress(netip.PrefixFrom(vip, vip.BitLen())); err != nil {
+			t.Fatal(err)
+		}
+		took := waitFor(t, vip.String()+" restored", time.Second, func() bool { return hasAddr(t, n, vip) })
+		t.Logf("%s deleted by hand, restored after %s", vip, took)
+	}
+
+	// SIGTERM: the VIPs are gone by the time the process has exited. (Their
+	// kernel lifetime is 3 s, so absence right after exit proves vipd removed them.)
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if exited, err := p.Wait(10 * time.Second); !exited {
+		t.Fatalf("vipd did not exit on SIGTERM: %v", err)
+	}
+	for _, vip := range []netip.Addr{v4, v6} {
+		if hasAddr(t, n, vip) {
+			t.Fatalf("%s still bound after vipd exited on SIGTERM", vip)
+		}
+	}
+}
+
+func TestLabSIGKILLLeavesNoVIPBehind(t *testing.T) {
+	lab.Require(t)
+	bin := lab.BuildVipd(t)
+	l := lab.New(t, lab.Options{Nodes: 1})
+	n := l.Nodes[0]
+	v4, v6 := l.VIPv4(2), l.VIPv6(2)
+	p, err := l.StartVipd(n, bin, staticConfig(n.Name, v4, v6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, n, v4) && hasAddr(t, n, v6) })
+	time.Sleep(1500 * time.Millisecond) // a refresh or two, as in steady state
+	if err := p.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	p.Wait(5 * time.Second)
+	const lifetime = 3 * time.Second
+	for _, vip := range []netip.Addr{v4, v6} {
+		waitFor(t, vip.String()+" removed by the kernel", lifetime+2*time.Second, func() bool { return !hasAddr(t, n, vip) })
+		t.Logf("%s: SIGKILL -> removed by the kernel after %s (lifetime %s)", vip, time.Since(killed).Round(10*time.Millisecond), lifetime)
+	}
+}
+
+func TestLabStaleVIPIsRemovedAtStart(t *testing.T) {
+	lab.Require(t)
+	bin := lab.BuildVipd(t)
+	l := lab.New(t, lab.Options{Nodes: 1})
+	n := l.Nodes[0]
+	v4, v6 := l.VIPv4(3), l.VIPv6(3)
+	// Leftovers of a crashed run, with a long lifetime so only vipd can remove them.
+	for _, vip := range []netip.Addr{v4, v6} {
+		args := []string{"addr", "add", netip.PrefixFrom(vip, vip.BitLen()).String(), "dev", "eth0", "valid_lft", "600", "preferred_lft", "0"}
+		if vip.Is6() {
+			args = append(args, "nodad")
+		}
+		if out, err := n.Command(context.Background(), "ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	events := watchAddrs(t, n)
+	p, err := l.StartVipd(n, bin, staticConfig(n.Name, v4, v6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "stale VIPs removed", 10*time.Second, func() bool {
+		events.mu.Lock()
+		defer events.mu.Unlock()
+		return len(events.gone[v4]) > 0 && len(events.gone[v6]) > 0
+	})
+	waitFor(t, "vipd logs the removal", 5*time.Second, func() bool {
+		return strings.Count(p.Output(), "removed a stale VIP") == 2
+	})
+}
+
+func TestLabRefusesPermanentAddressAsStale(t *testing.T) {
+	lab.Require(t)
+	bin := lab.BuildVipd(t)
+	l := lab.New(t, lab.Options{Nodes: 1})
+	n := l.Nodes[0]
+	// The node's own address configured as a VIP by mistake: vipd must not delete it.
+	own := n.IPv4.Addr()
+	p, err := l.StartVipd(n, bin, staticConfig(n.Name, own))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exited, _ := p.Wait(10 * time.Second); !exited {
+		t.Fatal("vipd kept running with its node address configured as a VIP")
+	}
+	if !strings.Contains(p.Output(), "not added by vipd") {
+		t.Fatalf("no clear error; output:\n%s", p.Output())
+	}
+	if !hasAddr(t, n, own) {
+		t.Fatal("vipd deleted the node's own address")
+	}
+}
+
+func TestLabInvalidConfigTouchesNothing(t *testing.T) {
+	lab.Require(t)
+	bin := lab.BuildVipd(t)
+	l := lab.New(t, lab.Options{Nodes: 1})
+	n := l.Nodes[0]
+	before, err := n.Addrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(staticConfig(n.Name, l.VIPv4(4), l.VIPv6(4)), "lifetime: 3s", "lifetime: 3s\n  colour: blue", 1)
+	bad = strings.Replace(bad, "interface: eth0\n", "interface: eth7\n", 1)
+	p, err := l.StartVipd(n, bin, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited, err := p.Wait(10 * time.Second)
+	if !exited {
+		t.Fatal("vipd with an invalid config did not exit")
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("exit: %v, want exit code 2; output:\n%s", err, p.Output())
+	}
+	if !strings.Contains(p.Output(), `unknown key "colour"`) {
+		t.Fatalf("output does not name the unknown key:\n%s", p.Output())
+	}
+	// With the unknown key fixed, the next problem is named the same way.
+	bad = strings.Replace(bad, "\n  colour: blue", "", 1)
+	p, err = l.StartVipd(n, bin, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Wait(10 * time.Second)
+	if !strings.Contains(p.Output(), `groups[0].vips[0].interface: "eth7": no such network interface on this node`) {
+		t.Fatalf("output does not name the bad interface:\n%s", p.Output())
+	}
+	after, err := n.Addrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(before) != fmt.Sprint(after) {
+		t.Fatalf("addresses changed by an invalid config:\nbefore %v\nafter  %v", before, after)
+	}
+}
+
+func getStatus(t *testing.T, h *lab.Host) (node.Status, int) {
+	t.Helper()
+	c := h.HTTPClient()
+	resp, err := c.Get("http://127.0.0.1:9610/status")
+	if err != nil {
+		return node.Status{}, 0
+	}
+	defer resp.Body.Close()
+	var st node.Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatalf("decoding /status: %v", err)
+	}
+	ready, err := c.Get("http://127.0.0.1:9610/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready.Body.Close()
+	return st, ready.StatusCode
+}
+
+// A node whose link goes down is not eligible: it gives the VIPs up,
+// /readyz turns 503 and /status says why; when the link returns it owns again.
+func TestLabLinkDownGivesUpAndStatusSaysWhy(t *testing.T) {
+	lab.Require(t)
+	bin := lab.BuildVipd(t)
+	l := lab.New(t, lab.Options{Nodes: 1})
+	n := l.Nodes[0]
+	v4 := l.VIPv4(5)
+	p, err := l.StartVipd(n, bin, staticConfig(n.Name, v4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("vipd output:\n%s", p.Output())
+		}
+	}()
+	waitFor(t, "owner in /status", 10*time.Second, func() bool {
+		st, code := getStatus(t, n)
+		return code == 200 && len(st.Groups) == 1 && st.Groups[0].Owner && st.Groups[0].VIPs[0].Bound
+	})
+	if err := n.SetLinkUp(false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "VIP released on link down", 5*time.Second, func() bool { return !hasAddr(t, n, v4) })
+	st, code := getStatus(t, n)
+	if code != 503 || st.Ready || st.Groups[0].Owner || !strings.Contains(st.Groups[0].Reason, "link eth0 down") {
+		t.Fatalf("after link down: readyz %d, status %+v", code, st)
+	}
+	if err := n.SetLinkUp(true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "VIP back on link up", 10*time.Second, func() bool { return hasAddr(t, n, v4) })
+	waitFor(t, "ready again", 5*time.Second, func() bool { _, code := getStatus(t, n); return code == 200 })
+}

@@ -1,0 +1,419 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestBuildAndTeardown(t *testing.T) {
+	Require(t)
+	rootBefore := rootLinkNames(t)
+	l, err := NewStandalone(ctxT(t), Options{Nodes: 2, Extra: []string{"api"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	t.Cleanup(func() {
+		if !closed {
+			l.Close()
+		}
+	})
+	if got := l.Namespaces(); len(got) != 5 {
+		t.Fatalf("namespaces = %v, want switch + client + 2 nodes + api", got)
+	}
+	want := map[string]string{"client": "198.51.100.2/24", "node1": "198.51.100.11/24", "node2": "198.51.100.12/24", "api": "198.51.100.201/24"}
+	for name, p := range want {
+		h := l.Host(name)
+		if h == nil || h.IPv4.String() != p {
+			t.Fatalf("host %s: %+v, want IPv4 %s", name, h, p)
+		}
+		if ok, err := h.HasAddress(h.IPv6.Addr()); err != nil || !ok {
+			t.Errorf("%s lacks %s (err %v)", name, h.IPv6, err)
+		}
+		if h.MAC[0]&0x02 == 0 || h.MAC[0]&0x01 != 0 {
+			t.Errorf("%s MAC %s is not locally administered unicast", name, h.MAC)
+		}
+		if !strings.Contains(h.NetNS, l.ID) {
+			t.Errorf("netns %s lacks lab id %s", h.NetNS, l.ID)
+		}
+	}
+	if l.Extra["api"] != l.Host("api") || len(l.Nodes) != 2 || l.Client.Name != "client" {
+		t.Fatalf("lab shape wrong: %+v", l)
+	}
+	// The root namespace gained no links from us.
+	for n := range rootLinkNames(t) {
+		if !rootBefore[n] && (n == "eth0" || n == "br0" || l.Host(n) != nil) {
+			t.Errorf("link %q appeared in the root namespace", n)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	closed = true
+	if got := l.Namespaces(); len(got) != 0 {
+		t.Fatalf("namespaces left after Close: %v", got)
+	}
+	if _, err := os.Stat(l.TempDir()); !os.IsNotExist(err) {
+		t.Errorf("temp dir %s left: %v", l.TempDir(), err)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func rootLinkNames(t *testing.T) map[string]bool {
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]bool{}
+	for _, l := range links {
+		m[l.Attrs().Name] = true
+	}
+	return m
+}
+
+func TestPing(t *testing.T) {
+	l := New(t, Options{Nodes: 2})
+	if _, err := exec.LookPath("ping"); err != nil {
+		t.Skip("no ping binary")
+	}
+	ctx := ctxT(t)
+	for _, pair := range [][2]*Host{{l.Client, l.Nodes[0]}, {l.Client, l.Nodes[1]}, {l.Nodes[0], l.Nodes[1]}} {
+		for _, dst := range []netip.Addr{pair[1].IPv4.Addr(), pair[1].IPv6.Addr()} {
+			if _, err := pair[0].Run(ctx, "ping", "-c", "1", "-W", "2", dst.String()); err != nil {
+				t.Errorf("%s -> %s (%s): %v", pair[0], pair[1], dst, err)
+			}
+		}
+	}
+}
+
+// TestVIPFailoverByHand moves a VIP between nodes with `ip addr` and a
+// gratuitous announcement, and checks the probe sees owner, failover and MAC.
+func TestVIPFailoverByHand(t *testing.T) {
+	for _, fam := range []string{"v4", "v6"} {
+		t.Run(fam, func(t *testing.T) {
+			t.Parallel()
+			l := New(t, Options{Nodes: 2})
+			ctx := ctxT(t)
+			const port = 7000
+			if err := l.StartResponders(port); err != nil {
+				t.Fatal(err)
+			}
+			vip, bits := l.VIPv4(1), "32"
+			if fam == "v6" {
+				vip, bits = l.VIPv6(1), "128"
+			}
+			n1, n2 := l.Nodes[0], l.Nodes[1]
+			addVIP := func(h *Host) {
+				args := []string{"addr", "add", vip.String() + "/" + bits, "dev", "eth0"}
+				if vip.Is6() {
+					args = append(args, "nodad")
+				}
+				if _, err := h.Run(ctx, "ip", args...); err != nil {
+					t.Fatal(err)
+				}
+				if err := h.Announce(vip); err != nil {
+					t.Fatalf("announce from %s: %v", h, err)
+				}
+			}
+			addVIP(n1)
+			p, err := l.StartProbe(ctx, vip, port, 10*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.WaitOwner("node1", 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(150 * time.Millisecond) // a few neighbour samples
+
+			at := time.Now()
+			if _, err := n1.Run(ctx, "ip", "addr", "del", vip.String()+"/"+bits, "dev", "eth0"); err != nil {
+				t.Fatal(err)
+			}
+			addVIP(n2)
+			if err := p.WaitOwner("node2", 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(150 * time.Millisecond)
+			rec := p.Stop()
+			t.Log(rec.Summary())
+
+			f, ok := rec.FailoverAfter(at)
+			if !ok {
+				t.Fatalf("no failover found: %s", rec.Summary())
+			}
+			t.Logf("failover: %s", f)
+			if f.From != "node1" || f.To != "node2" {
+				t.Errorf("failover %s, want node1 -> node2", f)
+			}
+			if f.Interruption <= 0 || f.Interruption > 3*time.Second {
+				t.Errorf("interruption %s out of bounds", f.Interruption)
+			}
+			if spans := rec.Owners(); len(spans) < 2 || spans[len(spans)-1].Node != "node2" {
+				t.Errorf("owners %v", spans)
+			}
+			seen := map[string]bool{}
+			for _, s := range rec.Neighbors {
+				for _, n := range rec.NeighborNodes(s) {
+					seen[n] = true
+				}
+			}
+			if !seen["node1"] || !seen["node2"] {
+				t.Errorf("neighbour samples saw %v, want node1 and node2 (%d samples)", seen, len(rec.Neighbors))
+			}
+			if rec.NodeFor(n2.MAC) != "node2" {
+				t.Errorf("NodeFor(%s) = %q", n2.MAC, rec.NodeFor(n2.MAC))
+			}
+		})
+	}
+}
+
+// TestDualOwnerVisible: with the VIP on two nodes at once, neighbour
+// sampling reports both MACs.
+func TestDualOwnerVisible(t *testing.T) {
+	l := New(t, Options{Nodes: 2})
+	vip := l.VIPv4(2)
+	at := time.Now()
+	for _, h := range l.Nodes {
+		if err := h.AddAddress(netip.PrefixFrom(vip, 32)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.StartResponders(7001); err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.StartProbe(ctxT(t), vip, 7001, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitOwner("node1", 3*time.Second); err != nil {
+		if err2 := p.WaitOwner("node2", time.Second); err2 != nil {
+			t.Fatal(err, err2)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	rec := p.Stop()
+	dual := 0
+	for _, s := range rec.Neighbors {
+		if s.At.After(at) && len(s.MACs) == 2 {
+			dual++
+		}
+	}
+	if dual == 0 {
+		t.Fatalf("no sample with two MACs among %d samples", len(rec.Neighbors))
+	}
+	t.Logf("%d of %d neighbour samples saw both owners", dual, len(rec.Neighbors))
+}
+
+func TestParallelLabsDoNotCollide(t *testing.T) {
+	Require(t)
+	a, b := New(t, Options{Nodes: 1}), New(t, Options{Nodes: 1})
+	if a.ID == b.ID || a.Switch == b.Switch || a.Nodes[0].NetNS == b.Nodes[0].NetNS {
+		t.Fatalf("labs share names: %s/%s", a.Switch, b.Switch)
+	}
+	// Same VIP in both labs; each probe must only ever see its own node.
+	ctx := ctxT(t)
+	vip := a.VIPv4(3)
+	var probes []*Probe
+	for _, l := range []*Lab{a, b} {
+		if err := l.Nodes[0].AddAddress(netip.PrefixFrom(vip, 32)); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.StartResponder(l.Nodes[0], 7002); err != nil {
+			t.Fatal(err)
+		}
+		p, err := l.StartProbe(ctx, vip, 7002, 10*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		probes = append(probes, p)
+	}
+	for i, p := range probes {
+		if err := p.WaitOwner("node1", 3*time.Second); err != nil {
+			t.Fatalf("lab %d: %v", i, err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	for i, p := range probes {
+		l := []*Lab{a, b}[i]
+		rec := p.Stop()
+		for _, s := range rec.Neighbors {
+			for _, m := range s.MACs {
+				if !bytes.Equal(m, l.Nodes[0].MAC) {
+					t.Errorf("lab %s saw foreign MAC %s", l.ID, m)
+				}
+			}
+		}
+	}
+}
+
+func TestProcessLifecycle(t *testing.T) {
+	l := New(t, Options{Nodes: 1})
+	n := l.Nodes[0]
+	p, err := l.Start(n, "sh", "-c", "echo hello; ip -o link show eth0; exec sleep 60")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for !strings.Contains(p.Output(), "eth0") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if out := p.Output(); !strings.Contains(out, "hello") || !strings.Contains(out, n.MAC.String()) {
+		t.Fatalf("output %q lacks hello / node MAC %s", out, n.MAC)
+	}
+	// The process lives in the node's namespace.
+	procNS, err := os.Stat(fmt.Sprintf("/proc/%d/ns/net", p.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodeNS, err := os.Stat("/run/netns/" + n.NetNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if procNS.Sys().(*syscall.Stat_t).Ino != nodeNS.Sys().(*syscall.Stat_t).Ino {
+		t.Fatal("process is not in the node namespace")
+	}
+	if exited, _ := p.Wait(50 * time.Millisecond); exited {
+		t.Fatal("exited early")
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if exited, err := p.Wait(3 * time.Second); !exited || err == nil {
+		t.Fatalf("after SIGTERM: exited=%v err=%v", exited, err)
+	}
+
+	// A process still running at Close is killed.
+	q, err := l.Start(n, "sleep", "60")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if exited, _ := q.Wait(time.Second); !exited {
+		t.Fatal("process survived Close")
+	}
+	if _, err := l.Start(n, "true"); err == nil {
+		t.Fatal("Start after Close succeeded")
+	}
+}
+
+func TestHTTPClientDialsInsideNamespace(t *testing.T) {
+	l := New(t, Options{Nodes: 1})
+	n := l.Nodes[0]
+	var ln net.Listener
+	if err := n.Do(func() error {
+		var err error
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "inside")
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	resp, err := n.HTTPClient().Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "inside" {
+		t.Fatalf("body %q", body)
+	}
+	// From the client namespace the same loopback address has no listener.
+	if _, err := l.Client.HTTPClient().Get("http://" + ln.Addr().String() + "/"); err == nil {
+		t.Fatal("client namespace reached the node's loopback listener")
+	}
+}
+
+func TestLinkControls(t *testing.T) {
+	l := New(t, Options{Nodes: 1})
+	if _, err := exec.LookPath("ping"); err != nil {
+		t.Skip("no ping binary")
+	}
+	ctx := ctxT(t)
+	n := l.Nodes[0]
+	ping := func(dst netip.Addr) error {
+		_, err := l.Client.Run(ctx, "ping", "-c", "1", "-W", "1", dst.String())
+		return err
+	}
+	steps := []struct {
+		name       string
+		cut, heal  func() error
+		carrierOff bool
+	}{
+		{"switch port", func() error { return n.SetSwitchPortUp(false) }, func() error { return n.SetSwitchPortUp(true) }, true},
+		{"node link", func() error { return n.SetLinkUp(false) }, func() error { return n.SetLinkUp(true) }, true},
+		{"isolated", func() error { return n.SetIsolated(true) }, func() error { return n.SetIsolated(false) }, false},
+	}
+	for _, s := range steps {
+		if err := s.cut(); err != nil {
+			t.Fatalf("%s cut: %v", s.name, err)
+		}
+		if err := ping(n.IPv4.Addr()); err == nil {
+			t.Errorf("%s: ping succeeded while cut", s.name)
+		}
+		if s.name == "isolated" {
+			link, err := n.nl.LinkByName("eth0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if link.Attrs().OperState != netlink.OperUp {
+				t.Errorf("isolated: node link oper state %s, want up", link.Attrs().OperState)
+			}
+		}
+		if err := s.heal(); err != nil {
+			t.Fatalf("%s heal: %v", s.name, err)
+		}
+		for _, dst := range []netip.Addr{n.IPv4.Addr(), n.IPv6.Addr()} {
+			var err error
+			for range 3 { // the link needs a moment to regain carrier
+				if err = ping(dst); err == nil {
+					break
+				}
+			}
+			if err != nil {
+				t.Errorf("%s: after heal %s: %v", s.name, dst, err)
+			}
+		}
+	}
+}
+
+func TestSweepDeadCreator(t *testing.T) {
+	Require(t)
+	// PIDs never exceed 2^22 on Linux, so this creator is certainly dead.
+	stale := "vl-abcdef-4194399-node1"
+	if out, err := exec.Command("ip", "netns", "add", stale).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", stale).Run() })
+	New(t, Options{Nodes: 1})
+	if _, err := os.Stat("/run/netns/" + stale); !os.IsNotExist(err) {
+		t.Fatalf("stale namespace %s not swept (%v)", stale, err)
+	}
+}
