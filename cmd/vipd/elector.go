@@ -13,6 +13,8 @@ func newElector(cfg *config.Config, log *slog.Logger) (election.Elector, error) 
 	switch cfg.Mode {
 	case config.ModeStatic:
 		return election.NewStatic(cfg.GroupNames()), nil
+	case config.ModeGossip:
+		return newGossipElector(cfg, log)
 	}
 	return nil, fmt.Errorf("mode %q is not available in this build", cfg.Mode)
 }
