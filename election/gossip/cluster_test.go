@@ -449,3 +449,82 @@ func TestKeyRotation(t *testing.T) {
 	waitFor(t, "node with the new key joined", 5*time.Second, func() bool { return late.members() == 3 && nodes[0].members() == 3 })
 	w.check()
 }
+
+// A member whose VIP set differs is flagged (status, log) but still takes
+// part: owners are chosen by group name, so exactly one node holds the
+// group even during a rolling config change.
+func TestClusterConfigMismatchFlagged(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(3)
+	other := append([]GroupSpec(nil), groups...)
+	other[1] = GroupSpec{Name: other[1].Name, VIPs: []netip.Addr{netip.MustParseAddr("198.51.100.200")}, Priority: 100}
+	nodes := cluster(t, w, 2, groups, func(o *Options) {
+		if o.Node == "node-1" {
+			o.Groups = other
+		}
+	})
+	waitOwners(t, w, expectedOwners(names(nodes), groups), 10*time.Second)
+	st := nodes[0].e.Status().(Status)
+	if len(st.Mismatches) != 1 || st.Mismatches[0].Member != "node-1" || fmt.Sprint(st.Mismatches[0].Groups) != "[g01]" {
+		t.Fatalf("mismatches = %+v, want node-1 differing in g01", st.Mismatches)
+	}
+	w.check()
+}
+
+// Peers from a DNS name (a headless Service): the name resolves to every
+// member, this node included (skipped), all on the same port as in a
+// DaemonSet. Loopback has a whole /8, so each member gets its own IP.
+func TestClusterDNSPeers(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(4)
+	port := freePort(t)
+	ips := []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}
+	lookup := func(ctx context.Context, host string) ([]string, error) {
+		if host != "vipd.example.svc" {
+			return nil, fmt.Errorf("unexpected lookup %q", host)
+		}
+		return ips, nil
+	}
+	var nodes []*testNode
+	for i, ip := range ips {
+		nodes = append(nodes, start(t, w, Options{Node: fmt.Sprintf("node-%d", i), Groups: groups,
+			BindAddr: ip, BindPort: port, DNS: "vipd.example.svc", Lookup: lookup}))
+	}
+	waitOwners(t, w, expectedOwners(names(nodes), groups), 15*time.Second)
+	for _, n := range nodes {
+		if m := n.members(); m != 3 {
+			t.Errorf("%s sees %d members, want 3", n.name, m)
+		}
+	}
+	w.check()
+}
+
+// freePort finds a port free for UDP and TCP on 127.0.0.2-4.
+func freePort(t *testing.T) int {
+	for try := 0; try < 20; try++ {
+		l, err := net.Listen("tcp", "127.0.0.2:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		ok := true
+		for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+			a := net.JoinHostPort(ip, strconv.Itoa(port))
+			tl, err1 := net.Listen("tcp", a)
+			ul, err2 := net.ListenPacket("udp", a)
+			if tl != nil {
+				tl.Close()
+			}
+			if ul != nil {
+				ul.Close()
+			}
+			ok = ok && err1 == nil && err2 == nil
+		}
+		if ok {
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}

@@ -949,6 +949,11 @@ func (d *delegate) upsert(n *memberlist.Node, joined bool) {
 	e.mu.Unlock()
 	if joined {
 		e.log.Info("gossip member joined", "member", n.Name, "addr", m.addr)
+		// A peer that joins us did a push/pull with us: we are part of
+		// the cluster even if our own join found nobody (we came up first).
+		if !e.isJoined() {
+			e.setJoined(true, "")
+		}
 	}
 	if bad && (!oldBad || fmt.Sprint(oldMM) != fmt.Sprint(mm)) {
 		if err != nil {

@@ -416,3 +416,49 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// With quorum (expect 3), an isolated member loses its majority and releases
+// everything, so the partition never has two owners of a group; the heal
+// restores the original assignment.
+func TestLabGossipQuorumPartition(t *testing.T) {
+	const members, groups = 3, 6
+	g := newGossipLab(t, members, members, groups, "  expect: 3\n  quorum: true\n")
+	all := g.nodes
+	for _, h := range all {
+		g.start(h, g.key)
+	}
+	owners, _ := g.waitOneOwnerEach("start", all, 30*time.Second)
+	victim := all[0]
+	if _, ok := groupOwnedBy(owners, victim.Name); !ok {
+		victim = all[1]
+	}
+	f, at := g.failover(owners, victim, func() {
+		if err := victim.SetIsolated(true); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Logf("isolating %s (quorum on): client served by %s %s later (%s)", victim.Name, f.To, f.FirstTo.Sub(at).Round(time.Millisecond), f)
+	rest := without(all, victim)
+	g.waitOneOwnerEach("majority side", rest, 10*time.Second)
+	waitFor(t, "isolated minority releasing everything (lost-quorum)", 10*time.Second, func() bool {
+		st, ok := status(victim)
+		if !ok || st.Election.Quorum == nil || *st.Election.Quorum {
+			return false
+		}
+		for _, gs := range st.Groups {
+			if gs.Owner {
+				return false
+			}
+			if owners[gs.Name] == victim.Name && gs.Reason != "lost-quorum" {
+				t.Errorf("%s released %s with reason %q, want lost-quorum", victim.Name, gs.Name, gs.Reason)
+			}
+		}
+		return true
+	})
+	if err := victim.SetIsolated(false); err != nil {
+		t.Fatal(err)
+	}
+	_, took := g.waitOneOwnerEach("after heal", all, 30*time.Second)
+	waitAssignment(t, g, all, owners, 15*time.Second)
+	t.Logf("quorum partition heal: one owner per group %s after the heal", took.Round(time.Millisecond))
+}

@@ -150,9 +150,9 @@ func TestAssignPropertyBalance(t *testing.T) {
 	}
 }
 
-// The lab's names: 20 groups over 4 nodes, ceil(20/4)+1 = 6 at most.
+// The lab test's names (lab_test.go): 20 groups over 4 nodes, ceil(20/4)+1 = 6 at most.
 func TestAssignLabBalance(t *testing.T) {
-	names := []string{"node-0", "node-1", "node-2", "node-3"}
+	names := []string{"node1", "node2", "node3", "node4"}
 	var groups []GroupID
 	for i := 0; i < 20; i++ {
 		groups = append(groups, IDOf(fmt.Sprintf("vip-%02d", i)))
