@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -140,7 +141,8 @@ func captureAnnouncements(t *testing.T, h *lab.Host, vips ...netip.Addr) func() 
 					return
 				}
 				at := time.Now()
-				if a, ann, ok := parseAnnouncement(buf[:n]); ok && want[a] {
+				// Clone: the parsed MAC must not alias the reused buffer.
+				if a, ann, ok := parseAnnouncement(bytes.Clone(buf[:n])); ok && want[a] {
 					ann.at = at
 					mu.Lock()
 					seen[a] = append(seen[a], ann)
@@ -502,4 +504,71 @@ func TestLabLinkDownGivesUpAndStatusSaysWhy(t *testing.T) {
 	}
 	waitFor(t, "VIP back on link up", 10*time.Second, func() bool { return hasAddr(t, n, v4) })
 	waitFor(t, "ready again", 5*time.Second, func() bool { _, code := getStatus(t, n); return code == 200 })
+}
+
+// Another host claiming an owned VIP is counted, shown in /status, and
+// answered with a fresh announcement, so neighbours return to the owner.
+func TestLabConflictingClaimIsCountedAndAnswered(t *testing.T) {
+	lab.Require(t)
+	bin := lab.BuildVipd(t)
+	l := lab.New(t, lab.Options{Nodes: 2})
+	owner, observer := l.Nodes[0], l.Nodes[1]
+	v4, v6 := l.VIPv4(6), l.VIPv6(6)
+	p, err := l.StartVipd(owner, bin, staticConfig(owner.Name, v4, v6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("vipd output:\n%s", p.Output())
+		}
+	}()
+	waitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, owner, v4) && hasAddr(t, owner, v6) })
+	neighMAC := func(vip netip.Addr) string {
+		out, _ := observer.Command(context.Background(), "ip", "neigh", "show", vip.String()).CombinedOutput()
+		f := strings.Fields(string(out))
+		for i := range f {
+			if f[i] == "lladdr" && i+1 < len(f) {
+				return f[i+1]
+			}
+		}
+		return ""
+	}
+	for _, vip := range []netip.Addr{v4, v6} {
+		// The observer learns the VIP's owner by talking to it.
+		if out, err := observer.Command(context.Background(), "ping", "-c1", "-W2", vip.String()).CombinedOutput(); err != nil {
+			t.Fatalf("ping %s from the observer: %v\n%s", vip, err, out)
+		}
+		if got := neighMAC(vip); got != owner.MAC.String() {
+			t.Fatalf("observer's entry for %s = %q, want the owner's %s", vip, got, owner.MAC)
+		}
+	}
+	// Past the neighbour locktime (1 s), so the false claim does take effect
+	// on the observer and only the owner's answer can undo it.
+	time.Sleep(1100 * time.Millisecond)
+	for _, vip := range []netip.Addr{v4, v6} {
+		if err := l.Client.Announce(vip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "conflicts in /status", 5*time.Second, func() bool {
+		st, _ := getStatus(t, owner)
+		if len(st.Groups) == 0 {
+			return false
+		}
+		for _, v := range st.Groups[0].VIPs {
+			if v.Conflicts == 0 || v.LastConflict != l.Client.MAC.String() {
+				return false
+			}
+		}
+		return true
+	})
+	for _, vip := range []netip.Addr{v4, v6} {
+		waitFor(t, "observer back on the owner's MAC for "+vip.String(), 5*time.Second, func() bool {
+			return neighMAC(vip) == owner.MAC.String()
+		})
+	}
+	if !strings.Contains(p.Output(), "another host claims a VIP this node owns") {
+		t.Fatalf("conflict not logged:\n%s", p.Output())
+	}
 }

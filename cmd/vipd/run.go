@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
+	"github.com/vipd/vipd/arp"
 	"github.com/vipd/vipd/election"
 	"github.com/vipd/vipd/internal/addr"
 	"github.com/vipd/vipd/internal/config"
@@ -94,6 +96,19 @@ func (d *daemon) Status() any {
 	return st
 }
 
+// interfacesOf lists the interfaces groups bind on, each once.
+func interfacesOf(groups []node.Group) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, v := range node.AllVIPs(groups) {
+		if !seen[v.Interface] {
+			seen[v.Interface] = true
+			out = append(out, v.Interface)
+		}
+	}
+	return out
+}
+
 func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	groups := node.GroupsFromConfig(cfg)
 	elector, err := newElector(cfg, log)
@@ -154,6 +169,20 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	})
 	if err != nil {
 		return err
+	}
+
+	for _, ifname := range interfacesOf(groups) {
+		ifi, err := net.InterfaceByName(ifname)
+		if err != nil {
+			return fmt.Errorf("interface %s: %w", ifname, err)
+		}
+		go func() {
+			held := func(a netip.Addr) bool { return binder.Held(a) }
+			report := func(c arp.Claim) { manager.Conflict(c.IP, c.MAC.String()) }
+			if err := arp.WatchConflicts(ctx, ifi, held, report); err != nil {
+				log.Error("conflict detection stopped", "interface", ifname, "err", err)
+			}
+		}()
 	}
 
 	log.Info("vipd started", "mode", cfg.Mode, "groups", len(groups), "http", ln.Addr().String(), "version", version)

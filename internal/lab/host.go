@@ -210,7 +210,9 @@ func (h *Host) Announce(a netip.Addr) error {
 			}
 			return c.WriteTo(p, ethernet.Broadcast)
 		}
-		c, _, err := ndp.Listen(ifi, ndp.LinkLocal)
+		// From the fixed global address (allowed by RFC 4861 7.2.6), not the
+		// link-local one: see ndpConn for why no zones.
+		c, err := listenNDP(h.IPv6.Addr(), ifi.Index)
 		if err != nil {
 			return err
 		}
@@ -220,7 +222,7 @@ func (h *Host) Announce(a netip.Addr) error {
 			TargetAddress: a,
 			Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: h.MAC}},
 		}
-		return c.WriteTo(na, nil, netip.IPv6LinkLocalAllNodes())
+		return c.send(na, netip.IPv6LinkLocalAllNodes())
 	})
 }
 

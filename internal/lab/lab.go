@@ -40,6 +40,11 @@ type Lab struct {
 	Client *Host
 	Nodes  []*Host
 	Extra  map[string]*Host
+	// Observer is a silent host (198.51.100.3, 2001:db8::3) from which the
+	// probe samples ARP/NDP, so answers to the samples never reach Client's
+	// kernel: sampling from Client would refresh its neighbour entry for the
+	// VIP and so hide a missing gratuitous ARP/NA. Also handy for tcpdump.
+	Observer *Host
 
 	hosts    []*Host // client, nodes, extras (creation order)
 	swNS     netns.NsHandle
@@ -72,10 +77,11 @@ type Host struct {
 }
 
 const (
-	nsPrefix   = "vl-"
-	bridgeName = "br0"
-	hostLink   = "eth0"
-	netnsDir   = "/run/netns"
+	nsPrefix     = "vl-"
+	observerName = "observer"
+	bridgeName   = "br0"
+	hostLink     = "eth0"
+	netnsDir     = "/run/netns"
 )
 
 var (
@@ -105,6 +111,9 @@ func available() error {
 	}
 	if _, err := os.Stat("/proc/self/ns/net"); err != nil {
 		return fmt.Errorf("no network namespace support: %v", err)
+	}
+	if err := canUnshareNet(); err != nil {
+		return fmt.Errorf("cannot create a network namespace: %v", err)
 	}
 	return nil
 }
@@ -152,7 +161,7 @@ func NewStandalone(ctx context.Context, opts Options) (l *Lab, err error) {
 	if len(opts.Extra) > 54 {
 		return nil, fmt.Errorf("lab: %d extra hosts: at most 54", len(opts.Extra))
 	}
-	seen := map[string]bool{}
+	seen := map[string]bool{"sw": true, observerName: true} // reserved: switch namespace, observer
 	for _, n := range names {
 		seen[n] = true
 	}
@@ -161,7 +170,7 @@ func NewStandalone(ctx context.Context, opts Options) (l *Lab, err error) {
 			return nil, fmt.Errorf("lab: Options.Extra %q: must match %s and not be %q", e, hostNameRE, bridgeName)
 		}
 		if seen[e] {
-			return nil, fmt.Errorf("lab: Options.Extra %q: duplicate host name", e)
+			return nil, fmt.Errorf("lab: Options.Extra %q: duplicate or reserved host name", e)
 		}
 		seen[e] = true
 	}
@@ -188,13 +197,14 @@ func NewStandalone(ctx context.Context, opts Options) (l *Lab, err error) {
 		l.hosts = append(l.hosts, newHost(l, n, nsName(n), idb, v4))
 	}
 	for j, e := range opts.Extra {
-		l.hosts = append(l.hosts, newHost(l, e, nsName(e), idb, byte(201+j)))
+		h := newHost(l, e, nsName(e), idb, byte(201+j))
+		l.hosts = append(l.hosts, h)
+		l.Extra[e] = h
 	}
 	l.Client = l.hosts[0]
 	l.Nodes = l.hosts[1 : 1+opts.Nodes]
-	for _, h := range l.hosts[1+opts.Nodes:] {
-		l.Extra[h.Name] = h
-	}
+	l.Observer = newHost(l, observerName, nsName(observerName), idb, 3)
+	l.hosts = append(l.hosts, l.Observer)
 
 	if !opts.KeepSignals {
 		register(l)
@@ -252,7 +262,7 @@ func (l *Lab) VIPv6(i int) netip.Addr {
 	return docV6(100 + i)
 }
 
-// Hosts returns all hosts: client, nodes, extras.
+// Hosts returns all hosts: client, nodes, extras, observer.
 func (l *Lab) Hosts() []*Host { return append([]*Host(nil), l.hosts...) }
 
 // Host returns the host with the given name, or nil.

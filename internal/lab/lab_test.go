@@ -37,8 +37,8 @@ func TestBuildAndTeardown(t *testing.T) {
 			l.Close()
 		}
 	})
-	if got := l.Namespaces(); len(got) != 5 {
-		t.Fatalf("namespaces = %v, want switch + client + 2 nodes + api", got)
+	if got := l.Namespaces(); len(got) != 6 {
+		t.Fatalf("namespaces = %v, want switch + client + 2 nodes + api + observer", got)
 	}
 	want := map[string]string{"client": "198.51.100.2/24", "node1": "198.51.100.11/24", "node2": "198.51.100.12/24", "api": "198.51.100.201/24"}
 	for name, p := range want {
@@ -184,6 +184,55 @@ func TestVIPFailoverByHand(t *testing.T) {
 			if rec.NodeFor(n2.MAC) != "node2" {
 				t.Errorf("NodeFor(%s) = %q", n2.MAC, rec.NodeFor(n2.MAC))
 			}
+		})
+	}
+}
+
+// TestMissingAnnouncementIsNotHidden: the lab itself must not heal the
+// client's neighbour cache, or a vipd that forgets its gratuitous ARP/NA
+// would pass failover tests. Move the VIP silently: the client keeps sending
+// to the old MAC; only the announcement moves it.
+func TestMissingAnnouncementIsNotHidden(t *testing.T) {
+	for _, fam := range []string{"v4", "v6"} {
+		t.Run(fam, func(t *testing.T) {
+			t.Parallel()
+			l := New(t, Options{Nodes: 2})
+			vip := netip.PrefixFrom(l.VIPv4(4), 32)
+			if fam == "v6" {
+				vip = netip.PrefixFrom(l.VIPv6(4), 128)
+			}
+			n1, n2 := l.Nodes[0], l.Nodes[1]
+			if err := l.StartResponders(7003); err != nil {
+				t.Fatal(err)
+			}
+			if err := n1.AddAddress(vip); err != nil {
+				t.Fatal(err)
+			}
+			p, err := l.StartProbe(ctxT(t), vip.Addr(), 7003, 10*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.WaitOwner("node1", 3*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if err := n1.DelAddress(vip); err != nil {
+				t.Fatal(err)
+			}
+			if err := n2.AddAddress(vip); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.WaitOwner("node2", 1500*time.Millisecond); err == nil {
+				t.Fatal("client found the new owner without any announcement: something in the lab heals its neighbour cache")
+			}
+			at := time.Now()
+			if err := n2.Announce(vip.Addr()); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.WaitOwner("node2", 2*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			f, _ := p.Stop().FailoverAfter(at)
+			t.Logf("after the announcement: first reply from %s after %s (%s)", f.To, f.FirstTo.Sub(at).Round(time.Millisecond), f)
 		})
 	}
 }
@@ -415,5 +464,106 @@ func TestSweepDeadCreator(t *testing.T) {
 	New(t, Options{Nodes: 1})
 	if _, err := os.Stat("/run/netns/" + stale); !os.IsNotExist(err) {
 		t.Fatalf("stale namespace %s not swept (%v)", stale, err)
+	}
+}
+
+// TestHelperProcess is not a real test: the tests below re-run the test
+// binary with LAB_HELPER set to get a process that owns a lab and then dies.
+func TestHelperProcess(t *testing.T) {
+	if os.Getenv("LAB_HELPER") == "" {
+		t.Skip("helper for TestSignal*/TestCrash*")
+	}
+	l, err := NewStandalone(context.Background(), Options{Nodes: 1})
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	p, err := l.Start(l.Nodes[0], "sleep", "60")
+	if err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
+	fmt.Println("LAB", p.PID, strings.Join(l.nsNames(), " "))
+	time.Sleep(time.Minute)
+}
+
+// runHelper starts the helper and returns it with its child PID and namespaces.
+func runHelper(t *testing.T) (*exec.Cmd, int, []string) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "LAB_HELPER=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	var line string
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(line, "\n") && time.Now().Before(deadline) {
+		n, err := out.Read(buf)
+		line += string(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	f := strings.Fields(line)
+	if len(f) < 3 || f[0] != "LAB" {
+		t.Fatalf("helper said %q", line)
+	}
+	var pid int
+	fmt.Sscan(f[1], &pid)
+	return cmd, pid, f[2:]
+}
+
+func nsExists(names []string) []string {
+	var left []string
+	for _, n := range names {
+		if _, err := os.Stat("/run/netns/" + n); err == nil {
+			left = append(left, n)
+		}
+	}
+	return left
+}
+
+func TestSignalTearsDown(t *testing.T) {
+	Require(t)
+	cmd, child, names := runHelper(t)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Errorf("helper did not die by the re-delivered SIGTERM: %v", err)
+	}
+	if left := nsExists(names); len(left) != 0 {
+		t.Errorf("namespaces left after SIGTERM: %v", left)
+	}
+	if pidAlive(child) {
+		t.Errorf("lab process %d survived", child)
+	}
+}
+
+func TestCrashLeavesNothingRunningAndIsSwept(t *testing.T) {
+	Require(t)
+	cmd, child, names := runHelper(t)
+	cmd.Process.Kill() // no cleanup runs
+	cmd.Wait()
+	deadline := time.Now().Add(3 * time.Second)
+	for pidAlive(child) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // Pdeathsig is asynchronous
+	}
+	if pidAlive(child) {
+		t.Errorf("lab process %d survived its creator (Pdeathsig)", child)
+	}
+	if left := nsExists(names); len(left) == 0 {
+		t.Log("namespaces already swept by a parallel lab")
+	}
+	New(t, Options{Nodes: 1}) // sweeps labs of dead creators
+	if left := nsExists(names); len(left) != 0 {
+		t.Errorf("namespaces of the dead helper not swept: %v", left)
 	}
 }

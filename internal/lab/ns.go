@@ -81,10 +81,33 @@ func setSysctls(ns netns.NsHandle, kv map[string]string) error {
 	})
 }
 
+// pidAlive reports whether pid exists and is not a zombie (a dead process
+// not yet reaped by its new parent is dead for our purposes).
 func pidAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] != 'Z' && b[i+2] != 'X'
+	}
+	return true
 }
+
+// canUnshareNet tries to create a network namespace on a throw-away thread
+// (never unlocked, so Go discards it): root alone is not enough in a
+// container without CAP_SYS_ADMIN.
+var canUnshareNet = sync.OnceValue(func() error {
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // no unlock: this thread must never run other code
+		done <- unix.Unshare(unix.CLONE_NEWNET)
+	}()
+	return <-done
+})
 
 func prefixToIPNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}

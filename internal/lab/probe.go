@@ -201,12 +201,13 @@ func (p *Probe) sampleLoop(ctx context.Context, sample func() (NeighborSample, e
 	}
 }
 
-// neighborSampler opens an ARP (v4) or NDP (v6) socket in the client
+// neighborSampler opens an ARP (v4) or NDP (v6) socket in the observer
 // namespace and returns a function that asks once who owns vip and collects
-// answers for window. Only answers addressed to the client count, so
-// gratuitous announcements are not mistaken for answers.
+// answers for window. Only answers addressed to the observer count, so
+// gratuitous announcements are not mistaken for answers. (Why not from the
+// client: see Lab.Observer.)
 func (l *Lab) neighborSampler(p *Probe, vip netip.Addr, window time.Duration) (func() (NeighborSample, error), error) {
-	c := l.Client
+	c := l.Observer
 	var ifi *net.Interface
 	if vip.Is4() {
 		var ac *arp.Client
@@ -241,23 +242,17 @@ func (l *Lab) neighborSampler(p *Probe, vip netip.Addr, window time.Duration) (f
 		}, nil
 	}
 
-	var nc *ndp.Conn
+	self := c.IPv6.Addr()
+	var nc *ndpConn
 	err := c.Do(func() error {
 		var err error
 		if ifi, err = net.InterfaceByName(c.Link); err != nil {
 			return err
 		}
-		nc, _, err = ndp.Listen(ifi, ndp.Addr(c.IPv6.Addr().String()))
-		if err != nil {
+		if nc, err = listenNDP(self, ifi.Index); err != nil {
 			return err
 		}
-		var f ipv6.ICMPFilter
-		f.SetAll(true)
-		f.Accept(ipv6.ICMPTypeNeighborAdvertisement)
-		if err := nc.SetICMPFilter(&f); err != nil {
-			return err
-		}
-		return nc.SetControlMessage(ipv6.FlagDst, true)
+		return nc.acceptOnly(ipv6.ICMPTypeNeighborAdvertisement)
 	})
 	if err != nil {
 		if nc != nil {
@@ -268,33 +263,27 @@ func (l *Lab) neighborSampler(p *Probe, vip netip.Addr, window time.Duration) (f
 	p.nconn = nc
 	snm, err := ndp.SolicitedNodeMulticast(vip)
 	if err != nil {
-		nc.Close()
 		return nil, err
 	}
 	ns := &ndp.NeighborSolicitation{
 		TargetAddress: vip,
 		Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: c.MAC}},
 	}
-	self := c.IPv6.Addr()
+	buf := make([]byte, 1500)
 	return func() (NeighborSample, error) {
 		s := NeighborSample{At: time.Now()}
-		if err := nc.WriteTo(ns, nil, snm); err != nil {
+		if err := nc.send(ns, snm); err != nil {
 			return s, err
 		}
-		_ = nc.SetReadDeadline(s.At.Add(window))
+		_ = nc.setReadDeadline(s.At.Add(window))
 		for {
-			m, cm, _, err := nc.ReadFrom()
+			m, dst, err := nc.recv(buf)
 			if err != nil {
-				return s, nil
+				return s, nil // deadline (or closed): sample complete
 			}
 			na, ok := m.(*ndp.NeighborAdvertisement)
-			if !ok || na.TargetAddress != vip || !na.Solicited {
+			if !ok || na.TargetAddress != vip || !na.Solicited || (dst.IsValid() && dst != self) {
 				continue
-			}
-			if cm != nil && cm.Dst != nil {
-				if d, ok := netip.AddrFromSlice(cm.Dst); ok && d != self {
-					continue
-				}
 			}
 			for _, o := range na.Options {
 				if lla, ok := o.(*ndp.LinkLayerAddress); ok && lla.Direction == ndp.Target {

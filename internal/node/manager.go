@@ -94,6 +94,11 @@ type VIPStatus struct {
 	Interface string `json:"interface"`
 	Bound     bool   `json:"bound"`
 	Error     string `json:"error,omitempty"`
+	// Conflicts counts frames in which another MAC claimed this VIP while
+	// this node held it; LastConflict names that MAC.
+	Conflicts    uint64    `json:"conflicts,omitempty"`
+	LastConflict string    `json:"lastConflict,omitempty"`
+	conflictAt   time.Time // last reaction, for rate limiting
 }
 
 // NewManager returns a manager for groups. ctx bounds the announcement
@@ -159,6 +164,43 @@ func (m *Manager) Report(t election.Transition) {
 		log.Info("owning VIPs")
 	} else {
 		log.Info("not owning VIPs")
+	}
+}
+
+// conflictReactionGap bounds how often a conflict on one VIP is logged and
+// answered with a fresh announcement, so two nodes that both believe they
+// own a VIP (a split brain the election has yet to resolve) cannot start an
+// announcement storm.
+const conflictReactionGap = time.Second
+
+// Conflict handles another host claiming a VIP this node holds (seen by
+// arp.WatchConflicts). The election stays the authority on who owns: this
+// node counts and logs the conflict and re-announces at once, so clients
+// and switches that just learned the other MAC come back to the owner the
+// election chose. Duplicate owners are then visible in /status and logs.
+func (m *Manager) Conflict(ip netip.Addr, mac string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, name := range m.order {
+		st := m.groups[name]
+		for i, v := range st.cfg.VIPs {
+			if v.Addr != ip {
+				continue
+			}
+			vs := &st.status.VIPs[i]
+			vs.Conflicts++
+			vs.LastConflict = mac
+			now := m.now()
+			if !st.status.Owner || now.Sub(vs.conflictAt) < conflictReactionGap {
+				return
+			}
+			vs.conflictAt = now
+			m.log.Warn("another host claims a VIP this node owns; re-announcing", "group", name, "vip", v, "mac", mac, "conflicts", vs.Conflicts)
+			if err := m.announcer.Start(m.ctx, v.Interface, v.Addr); err != nil {
+				m.log.Warn("re-announcing VIP", "vip", v, "err", err)
+			}
+			return
+		}
 	}
 }
 

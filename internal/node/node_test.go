@@ -128,3 +128,34 @@ func equalCalls(a, b []call) bool {
 	}
 	return true
 }
+
+func TestConflictIsCountedAndAnsweredRateLimited(t *testing.T) {
+	a := netip.MustParseAddr("198.51.100.100")
+	r := &recorder{}
+	m := NewManager(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)),
+		[]Group{{Name: "web", VIPs: []addr.VIP{{Interface: "eth0", Addr: a}}}}, r, r)
+	now := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
+	m.now = func() time.Time { return now }
+	m.Report(election.Transition{Group: "web", Owner: true, Reason: "elected", At: now})
+	r.calls = nil
+	m.Conflict(a, "02:00:00:00:00:99")
+	m.Conflict(a, "02:00:00:00:00:99") // within the gap: counted, not answered
+	now = now.Add(2 * conflictReactionGap)
+	m.Conflict(a, "02:00:00:00:00:98")
+	want := []call{{"announce", a}, {"announce", a}}
+	if !equalCalls(r.calls, want) {
+		t.Fatalf("calls %v, want %v", r.calls, want)
+	}
+	v := m.Groups()[0].VIPs[0]
+	if v.Conflicts != 3 || v.LastConflict != "02:00:00:00:00:98" {
+		t.Fatalf("status %+v, want 3 conflicts, last 02:00:00:00:00:98", v)
+	}
+	// Not owning: counted only.
+	m.Report(election.Transition{Group: "web", Owner: false, Reason: "lost", At: now})
+	r.calls = nil
+	now = now.Add(2 * conflictReactionGap)
+	m.Conflict(a, "02:00:00:00:00:97")
+	if len(r.calls) != 0 {
+		t.Fatalf("a non-owner re-announced: %v", r.calls)
+	}
+}
