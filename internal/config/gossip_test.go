@@ -10,10 +10,10 @@ import (
 	"time"
 )
 
-type fakeHost struct{}
+type gossipTestHost struct{}
 
-func (fakeHost) InterfaceExists(name string) bool { return name == "eth0" }
-func (fakeHost) InterfaceFor(netip.Addr) (string, bool) {
+func (gossipTestHost) InterfaceExists(name string) bool { return name == "eth0" }
+func (gossipTestHost) InterfaceFor(netip.Addr) (string, bool) {
 	return "eth0", true
 }
 
@@ -31,7 +31,7 @@ func TestGossipDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Validate(fakeHost{}); err != nil {
+	if err := c.Validate(gossipTestHost{}); err != nil {
 		t.Fatal(err)
 	}
 	g := c.Gossip
@@ -85,7 +85,7 @@ func TestGossipValidation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Parse([]byte(gossipBase + tt.yaml))
 			if err == nil {
-				err = c.Validate(fakeHost{})
+				err = c.Validate(gossipTestHost{})
 			}
 			switch {
 			case tt.want == "" && err != nil:
@@ -109,7 +109,7 @@ func TestGossipTooManyGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = c.Validate(fakeHost{})
+	err = c.Validate(gossipTestHost{})
 	if err == nil || len(err.(Errors)) != 1 || !strings.Contains(err.Error(), "groups: 51: mode gossip supports at most 50 groups") {
 		t.Fatalf("err = %v", err)
 	}
