@@ -79,7 +79,7 @@ func TestGossipValidation(t *testing.T) {
 		{"key not base64", `gossip: {keyFile: ` + notb64 + `}`, `line 1 is not base64`},
 		{"key empty", `gossip: {keyFile: ` + empty + `}`, `holds no key`},
 		{"key dup", `gossip: {keyFile: ` + dup + `}`, `line 2 repeats key 1`},
-		{"unknown key", `gossip: {peer: [a]}`, `field peer not found`},
+		{"unknown key", `gossip: {peer: [a]}`, `unknown key "peer"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
