@@ -536,7 +536,7 @@ func TestLabGossipStall(t *testing.T) {
 		time.Sleep(time.Second)
 		_, took := g.waitOneOwnerEach(fmt.Sprintf("after a %s stall", stall), g.nodes, 30*time.Second)
 		dead := strings.Count(g.procs[g.nodes[0].Name].Output(), "gossip member gone") > before
-		results = append(results, fmt.Sprintf("%s: declared dead=%v (settled %s after)", stall, dead, (time.Second + took).Round(10*time.Millisecond)))
+		results = append(results, fmt.Sprintf("%s: declared dead=%v (settled %s after)", stall, dead, (time.Second+took).Round(10*time.Millisecond)))
 	}
 	t.Logf("stalls of %s (profile fast): %s", victim.Name, strings.Join(results, "; "))
 }
