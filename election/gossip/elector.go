@@ -244,34 +244,25 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 
 	// Join before owning anything: a successful join is a push/pull of the
 	// whole member state (with every member's meta), so the first evaluation
-	// already sees who owns what. A node that can join nobody waits Settle.
-	//
-	// The peer we joined may itself not yet have heard the latest meta
-	// updates (a group taken over a moment ago), so the first evaluation
-	// waits holdoff (ten gossip rounds) for those to arrive: a new node never
-	// takes a group another member has just claimed.
+	// already sees who owns what. The peer we joined may itself not yet have
+	// heard the latest meta updates (a group taken over a moment ago), so
+	// the first evaluation waits holdoff (ten gossip rounds) after the join
+	// for those to arrive: a new node never takes a group another member has
+	// just claimed. A node that can join nobody (it is first, or its peers
+	// are booting) elects alone after Settle; one that peers refuse (wrong
+	// key) never does. The join runs in the background (it may take a TCP
+	// timeout per unreachable peer) so a stop is never held up by it.
 	holdoff := 10 * cfg.GossipInterval
-	peers := e.resolvePeers(ctx)
-	settled := len(peers) == 0
-	settleAfter := e.opts.Settle
-	if len(peers) > 0 {
-		if n, err := ml.Join(peers); n > 0 {
-			settleAfter = holdoff
-			e.setJoined(true, "")
-			e.log.Info("joined gossip cluster", "contacted", n, "members", ml.NumMembers())
-		} else {
-			e.joinFailed(err)
-			// Re-joined in the background (rejoin) or still alone (settle).
-			e.mu.Lock()
-			e.onJoin = func() { signal(joinedCh) }
-			e.mu.Unlock()
-		}
-	}
+	settled := len(e.opts.Peers) == 0 && e.opts.DNS == ""
 	var settle <-chan time.Time
 	if !settled {
-		t := time.NewTimer(settleAfter)
+		t := time.NewTimer(e.opts.Settle)
 		defer t.Stop()
 		settle = t.C
+		e.mu.Lock()
+		e.onJoin = func() { signal(joinedCh) }
+		e.mu.Unlock()
+		e.join(bg, &wg, ml, true)
 	}
 	rejoin := time.NewTicker(e.opts.RejoinInterval)
 	defer rejoin.Stop()
@@ -325,7 +316,7 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 				e.log.Warn("no gossip peer reachable; electing among the members known so far", "settle", e.opts.Settle)
 			}
 		case <-rejoin.C:
-			e.rejoin(bg, &wg, ml)
+			e.join(bg, &wg, ml, false)
 		}
 	}
 }
@@ -613,18 +604,20 @@ func (e *Elector) resolvePeers(ctx context.Context) []string {
 	return out
 }
 
-// rejoin joins, in the background, configured peers that are not alive
-// members: after a partition both sides have declared the other dead and
-// memberlist no longer probes dead members, so only a join heals it. Also
-// re-joins everyone while fewer than Expect members are alive.
-func (e *Elector) rejoin(ctx context.Context, wg *sync.WaitGroup, ml *memberlist.Memberlist) {
+// join joins peers in the background. initial: every resolved peer, and
+// report failure. Otherwise (every RejoinInterval) only configured peers
+// that are not alive members: after a partition both sides have declared
+// the other dead and memberlist stops talking to dead members after
+// GossipToTheDeadTime, so only a join heals it. While fewer than Expect
+// members are alive, everyone is joined again.
+func (e *Elector) join(ctx context.Context, wg *sync.WaitGroup, ml *memberlist.Memberlist, initial bool) {
 	if !e.rejoinBusy.CompareAndSwap(false, true) {
 		return
 	}
 	wg.Go(func() {
 		defer e.rejoinBusy.Store(false)
 		peers := e.resolvePeers(ctx)
-		if len(peers) == 0 || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return
 		}
 		alive := map[string]bool{}
@@ -634,22 +627,25 @@ func (e *Elector) rejoin(ctx context.Context, wg *sync.WaitGroup, ml *memberlist
 		var todo []string
 		below := e.opts.Expect > 0 && 1+len(alive) < e.opts.Expect
 		for _, p := range peers {
-			if below || !alive[p] {
+			if initial || below || !alive[p] {
 				todo = append(todo, p)
 			}
 		}
 		if len(todo) == 0 {
+			if initial {
+				e.joinFailed(errors.New("no peer address resolved"))
+			}
 			return
 		}
 		n, err := ml.Join(todo)
 		if n > 0 {
 			if !e.isJoined() {
-				e.log.Info("joined gossip cluster", "contacted", n)
+				e.log.Info("joined gossip cluster", "contacted", n, "members", ml.NumMembers())
 			}
 			e.setJoined(true, "")
 			return
 		}
-		if len(alive) == 0 {
+		if initial || len(alive) == 0 {
 			e.joinFailed(err)
 		}
 	})
