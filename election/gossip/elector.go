@@ -88,25 +88,25 @@ type Elector struct {
 	changed chan struct{} // membership or peer meta changed (coalesced)
 	dirty   chan struct{} // our own meta changed (coalesced)
 
-	mu         sync.Mutex
-	members    map[string]*member // alive peers (not self)
-	gone       map[string]string  // peer -> "member-failed:x" / "member-left:x"
-	leaving    map[string]bool    // peers that said they are leaving
-	owned      map[string]bool    // groups reported owned
-	keyErrors  int64
-	lastKeyErr string
-	joinErr    string
-	joined     bool
-	quorumOK   bool
-	waiting    map[string]string // group -> peer still claiming it
-	conflicts  []string
-	settled    bool   // elections are running (joined and held off, or alone)
-	refused    bool   // last join: peers reachable but refused us
-	onJoin     func() // called once after the first successful join
-	ml         *memberlist.Memberlist
-	selfAddr   string // host:port we advertise
-	keyring    *memberlist.Keyring
-	rejoinBusy atomic.Bool
+	mu           sync.Mutex
+	members      map[string]*member // alive peers (not self)
+	gone         map[string]string  // peer -> "member-failed:x" / "member-left:x"
+	leaving      map[string]bool    // peers that said they are leaving
+	owned        map[string]bool    // groups reported owned
+	keyErrors    int64
+	lastKeyErr   string
+	keyErrLogged time.Time
+	joinErr      string
+	joined       bool
+	quorumOK     bool
+	waiting      map[string]string // group -> peer still claiming it
+	conflicts    []string
+	settled      bool   // elections are running (joined and held off, or alone)
+	refused      bool   // last join: peers reachable but refused us
+	onJoin       func() // called once after the first successful join
+	selfAddr     string // host:port we advertise
+	keyring      *memberlist.Keyring
+	rejoinBusy   atomic.Bool
 
 	// crash, closed by tests, makes Run stop like a killed process: no
 	// Owner=false reports, no leave.
@@ -221,7 +221,6 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 	local := ml.LocalNode()
 	self := net.JoinHostPort(local.Addr.String(), strconv.Itoa(int(local.Port)))
 	e.mu.Lock()
-	e.ml = ml
 	e.selfAddr = self
 	e.mu.Unlock()
 	e.log.Info("gossip member started", "addr", self,
@@ -719,14 +718,23 @@ func joinRefused(msg string) bool {
 	return true
 }
 
+// keyError counts a memberlist message about undecryptable traffic. A
+// wrong-key peer retries every rejoin interval, so the error is logged at most
+// once a minute, with the count; memberlist's own line goes to debug.
 func (e *Elector) keyError(line string) {
 	e.mu.Lock()
 	e.keyErrors++
-	first := e.keyErrors == 1
+	n := e.keyErrors
 	e.lastKeyErr = line
+	now := e.now()
+	logIt := now.Sub(e.keyErrLogged) >= time.Minute
+	if logIt {
+		e.keyErrLogged = now
+	}
 	e.mu.Unlock()
-	if first {
-		e.log.Error("gossip: received traffic this node cannot decrypt or that is unencrypted: a peer uses a different gossip key (gossip.keyFile)", "detail", line)
+	if logIt {
+		e.log.Error("gossip: received traffic this node cannot decrypt or that is unencrypted: a peer uses a different gossip key (gossip.keyFile)",
+			"detail", line, "count", n)
 	}
 }
 

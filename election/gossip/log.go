@@ -34,7 +34,8 @@ func (w *logWriter) line(s string) {
 		}
 	}
 	if isKeyError(s) && w.decryptFailure != nil {
-		w.decryptFailure(s)
+		w.decryptFailure(s) // logs it, rate-limited
+		level = slog.LevelDebug
 	}
 	w.log.Log(context.Background(), level, s)
 }

@@ -220,3 +220,18 @@ func TestAssignPropertyMovement(t *testing.T) {
 	t.Logf("bounded load over %d leaves: %d groups moved, %d had to (owned by the leaver); %d leaves moved extra groups",
 		runs, moved, must, extraRuns)
 }
+
+func BenchmarkAssign(b *testing.B) {
+	for _, c := range []struct{ nodes, groups int }{{4, 20}, {10, 50}} {
+		names := make([]string, c.nodes)
+		for i := range names {
+			names[i] = fmt.Sprintf("node%d", i+1)
+		}
+		ms := equalMembers(names, groupsN(c.groups), 100)
+		b.Run(fmt.Sprintf("%dnodes-%dgroups", c.nodes, c.groups), func(b *testing.B) {
+			for b.Loop() {
+				Assign(ms)
+			}
+		})
+	}
+}
