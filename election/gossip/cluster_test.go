@@ -528,3 +528,13 @@ func freePort(t *testing.T) int {
 	t.Fatal("no free port")
 	return 0
 }
+
+func TestClusterIPv6(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(4)
+	a := start(t, w, Options{Node: "node-0", Groups: groups, BindAddr: "::1"})
+	_, port, _ := net.SplitHostPort(a.addr)
+	b := start(t, w, Options{Node: "node-1", Groups: groups, BindAddr: "::1", Peers: []string{"[::1]:" + port}})
+	waitOwners(t, w, expectedOwners([]string{a.name, b.name}, groups), 10*time.Second)
+	w.check()
+}
