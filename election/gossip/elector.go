@@ -96,6 +96,7 @@ type Elector struct {
 	keyErrors    int64
 	lastKeyErr   string
 	keyErrLogged time.Time
+	badMsgs      int64 // user messages that are not a "leaving" packet
 	joinErr      string
 	joined       bool
 	quorumOK     bool
@@ -475,7 +476,7 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 			if want {
 				t.Peer = ""
 			}
-			e.log.Info("gossip transition", "group", g.Name, "owner", want, "reason", t.Reason, "peer", t.Peer)
+			e.log.Debug("gossip transition", "group", g.Name, "owner", want, "reason", t.Reason, "peer", t.Peer)
 			report(t)
 			e.mu.Lock()
 			e.owned[g.Name] = want
@@ -812,11 +813,14 @@ type Status struct {
 	Quorum  *bool    `json:"quorum,omitempty"`
 	// KeyErrors counts packets/streams from peers this node could not
 	// decrypt (or unencrypted ones): a peer with a different key.
-	KeyErrors    int64             `json:"keyErrors,omitempty"`
-	LastKeyError string            `json:"lastKeyError,omitempty"`
-	Mismatches   []Mismatch        `json:"mismatches,omitempty"`
-	Waiting      map[string]string `json:"waitingForRelease,omitempty"`
-	Conflicts    []string          `json:"nameConflicts,omitempty"`
+	KeyErrors    int64  `json:"keyErrors,omitempty"`
+	LastKeyError string `json:"lastKeyError,omitempty"`
+	// BadMessages counts gossip user messages that were not understood
+	// (dropped).
+	BadMessages int64             `json:"badMessages,omitempty"`
+	Mismatches  []Mismatch        `json:"mismatches,omitempty"`
+	Waiting     map[string]string `json:"waitingForRelease,omitempty"`
+	Conflicts   []string          `json:"nameConflicts,omitempty"`
 }
 
 // Mismatch is a peer whose configuration differs from ours.
@@ -837,7 +841,7 @@ func (e *Elector) Status() any {
 	st := Status{
 		Profile: e.opts.Profile, Encrypted: len(e.opts.Keys) > 0, Fingerprint: e.fp.String(),
 		Joined: e.joined, Settled: e.settled, JoinError: e.joinErr, Refused: e.refused, Members: []string{e.opts.Node}, Expect: e.opts.Expect,
-		KeyErrors: e.keyErrors, LastKeyError: e.lastKeyErr, Conflicts: slices.Clone(e.conflicts),
+		KeyErrors: e.keyErrors, LastKeyError: e.lastKeyErr, BadMessages: e.badMsgs, Conflicts: slices.Clone(e.conflicts),
 	}
 	if e.opts.Quorum {
 		q := e.quorumOK
@@ -892,7 +896,13 @@ func (d *delegate) NodeMeta(limit int) []byte {
 func (d *delegate) NotifyMsg(b []byte) {
 	name, ok := parseLeaveMsg(b)
 	e := d.e
-	if !ok || name == e.opts.Node {
+	if !ok {
+		e.mu.Lock()
+		e.badMsgs++
+		e.mu.Unlock()
+		return
+	}
+	if name == e.opts.Node {
 		return
 	}
 	e.mu.Lock()

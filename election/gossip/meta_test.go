@@ -93,3 +93,14 @@ func TestFingerprint(t *testing.T) {
 		t.Errorf("VIPHash is order-sensitive or ignores content")
 	}
 }
+
+func TestLeaveMsg(t *testing.T) {
+	if n, ok := parseLeaveMsg(leaveMsg("node-1")); !ok || n != "node-1" {
+		t.Fatalf("round trip: %q %v", n, ok)
+	}
+	for _, b := range [][]byte{nil, []byte("vipd-leave\x01"), []byte("vipd-leave\x02x"), []byte("garbage")} {
+		if _, ok := parseLeaveMsg(b); ok {
+			t.Errorf("%q accepted", b)
+		}
+	}
+}
