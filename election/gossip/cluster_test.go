@@ -538,3 +538,33 @@ func TestClusterIPv6(t *testing.T) {
 	waitOwners(t, w, expectedOwners([]string{a.name, b.name}, groups), 10*time.Second)
 	w.check()
 }
+
+// The key file is polled: a new primary there is used without a restart.
+func TestKeySourcePolled(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(2)
+	k1, k2 := []byte("0123456789abcdef"), []byte("ABCDEFGHIJKLMNOP")
+	var mu sync.Mutex
+	keys := [][]byte{k1}
+	src := func() ([][]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return keys, nil
+	}
+	nodes := cluster(t, w, 2, groups, func(o *Options) {
+		o.Keys, o.KeySource, o.KeyPollInterval = [][]byte{k1}, src, 50*time.Millisecond
+	})
+	mu.Lock()
+	keys = [][]byte{k2, k1}
+	mu.Unlock()
+	waitFor(t, "keyrings switched to the new primary", 5*time.Second, func() bool {
+		for _, n := range nodes {
+			if string(n.e.keyring.GetPrimaryKey()) != string(k2) {
+				return false
+			}
+		}
+		return true
+	})
+	late := start(t, w, Options{Node: "late", Groups: groups, Keys: [][]byte{k2}, Peers: []string{nodes[0].addr}})
+	waitFor(t, "node with only the new key joined", 5*time.Second, func() bool { return late.members() == 3 })
+}
