@@ -568,3 +568,25 @@ func TestKeySourcePolled(t *testing.T) {
 	late := start(t, w, Options{Node: "late", Groups: groups, Keys: [][]byte{k2}, Peers: []string{nodes[0].addr}})
 	waitFor(t, "node with only the new key joined", 5*time.Second, func() bool { return late.members() == 3 })
 }
+
+// A killed member restarting with the same name on another address (a pod
+// with a new IP) is let back in once the old identity has been dead for the
+// profile's dead-node reclaim time (1s in fast).
+func TestClusterRestartNewAddress(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(6)
+	nodes := cluster(t, w, 3, groups, nil)
+	want := expectedOwners(names(nodes), groups)
+	waitOwners(t, w, want, 10*time.Second)
+	victim := nodes[1]
+	victim.crash(t, w)
+	waitOwners(t, w, expectedOwners([]string{"node-0", "node-2"}, groups), 10*time.Second)
+	w.mu.Lock()
+	delete(w.dead, victim.name)
+	w.mu.Unlock()
+	restarted := start(t, w, Options{Node: victim.name, Groups: groups, BindAddr: "127.0.0.5", Peers: []string{nodes[0].addr}})
+	began := time.Now()
+	waitOwners(t, w, want, 15*time.Second)
+	t.Logf("%s back at %s: original owners after %s", victim.name, restarted.addr, time.Since(began).Round(time.Millisecond))
+	w.check()
+}

@@ -96,7 +96,10 @@ type Elector struct {
 	keyErrors    int64
 	lastKeyErr   string
 	keyErrLogged time.Time
-	badMsgs      int64 // user messages that are not a "leaving" packet
+	badMsgs      int64         // user messages that are not a "leaving" packet
+	lastProbed   time.Time     // a peer last pinged us (so it holds us alive)
+	ackWindow    time.Duration // how recent that must be to count
+	unacked      bool          // gains held: peers do not probe us
 	joinErr      string
 	joined       bool
 	quorumOK     bool
@@ -253,6 +256,9 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 	// key) never does. The join runs in the background (it may take a TCP
 	// timeout per unreachable peer) so a stop is never held up by it.
 	holdoff := 10 * cfg.GossipInterval
+	e.mu.Lock()
+	e.ackWindow = max(20*cfg.ProbeInterval, time.Second)
+	e.mu.Unlock()
 	settled := len(e.opts.Peers) == 0 && e.opts.DNS == ""
 	var settle <-chan time.Time
 	if !settled {
@@ -357,6 +363,7 @@ func (e *Elector) memberlistConfig() (*memberlist.Config, error) {
 	cfg.Delegate = d
 	cfg.Events = d
 	cfg.Conflict = d
+	cfg.Ping = d
 	cfg.Logger = log.New(&logWriter{log: e.log.With("component", "memberlist"), decryptFailure: e.keyError}, "", 0)
 	cfg.LogOutput = nil
 	return cfg, nil
@@ -409,6 +416,14 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 	if e.opts.Quorum && e.opts.Expect > 0 {
 		quorumOK = 1+len(peers) >= e.opts.Expect/2+1
 	}
+	e.mu.Lock()
+	acked := len(peers) == 0 || e.now().Sub(e.lastProbed) <= e.ackWindow
+	wasUnacked := e.unacked
+	e.unacked = !acked
+	e.mu.Unlock()
+	if !acked && !wasUnacked {
+		e.log.Warn("gossip peers do not probe this node (they do not hold it as alive yet): taking no group until they do", "window", e.ackWindow)
+	}
 	owners := Assign(ms)
 	bidOf := func(name string, id GroupID) int {
 		for _, m := range ms {
@@ -434,6 +449,14 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 		e.mu.Lock()
 		had := e.owned[g.Name]
 		e.mu.Unlock()
+		if want && !had && !acked {
+			// Our own view has peers, but none of them probes us: they do
+			// not hold us as alive (e.g. memberlist refused our new address
+			// for a name it holds as dead), so they neither see our claims
+			// nor send us theirs. Take nothing until they do.
+			waiting[g.Name] = "(not yet acknowledged by peers)"
+			want = false
+		}
 		if want && !had && claimant != "" {
 			// Another live member still holds the group (it has not yet
 			// seen what we see, e.g. that we joined): wait for its meta to
@@ -625,7 +648,12 @@ func (e *Elector) join(ctx context.Context, wg *sync.WaitGroup, ml *memberlist.M
 			alive[n.Address()] = true
 		}
 		var todo []string
-		below := e.opts.Expect > 0 && 1+len(alive) < e.opts.Expect
+		e.mu.Lock()
+		unacked := e.unacked
+		e.mu.Unlock()
+		// Unacknowledged: our alive state has not been accepted (say, a new
+		// address within the dead-node reclaim time); a join pushes it again.
+		below := unacked || e.opts.Expect > 0 && 1+len(alive) < e.opts.Expect
 		for _, p := range peers {
 			if initial || below || !alive[p] {
 				todo = append(todo, p)
@@ -803,8 +831,11 @@ type Status struct {
 	Joined      bool   `json:"joined"`
 	// Settled: this node takes part in elections (false while it waits to
 	// join, or for the first gossip rounds after joining).
-	Settled   bool   `json:"settled"`
-	JoinError string `json:"joinError,omitempty"`
+	Settled bool `json:"settled"`
+	// Unacknowledged: peers do not probe this node (they do not hold it as
+	// alive), so it takes no group.
+	Unacknowledged bool   `json:"unacknowledged,omitempty"`
+	JoinError      string `json:"joinError,omitempty"`
 	// Refused: peers answered but refused this node (see JoinError); it
 	// owns nothing until it can join.
 	Refused bool     `json:"refused,omitempty"`
@@ -840,7 +871,7 @@ func (e *Elector) Status() any {
 	defer e.mu.Unlock()
 	st := Status{
 		Profile: e.opts.Profile, Encrypted: len(e.opts.Keys) > 0, Fingerprint: e.fp.String(),
-		Joined: e.joined, Settled: e.settled, JoinError: e.joinErr, Refused: e.refused, Members: []string{e.opts.Node}, Expect: e.opts.Expect,
+		Joined: e.joined, Settled: e.settled, Unacknowledged: e.unacked, JoinError: e.joinErr, Refused: e.refused, Members: []string{e.opts.Node}, Expect: e.opts.Expect,
 		KeyErrors: e.keyErrors, LastKeyError: e.lastKeyErr, BadMessages: e.badMsgs, Conflicts: slices.Clone(e.conflicts),
 	}
 	if e.opts.Quorum {
@@ -930,6 +961,22 @@ func parseLeaveMsg(b []byte) (string, bool) {
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *delegate) LocalState(join bool) []byte                { return nil }
 func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// AckPayload is called when we answer a ping: a peer holds us as alive.
+func (d *delegate) AckPayload() []byte {
+	e := d.e
+	e.mu.Lock()
+	now := e.now()
+	stale := now.Sub(e.lastProbed) > e.ackWindow
+	e.lastProbed = now
+	e.mu.Unlock()
+	if stale {
+		signal(e.changed)
+	}
+	return nil
+}
+
+func (d *delegate) NotifyPingComplete(*memberlist.Node, time.Duration, []byte) {}
 
 func (d *delegate) NotifyJoin(n *memberlist.Node) {
 	d.e.mu.Lock()
