@@ -668,7 +668,21 @@ func (e *Elector) join(ctx context.Context, wg *sync.WaitGroup, ml *memberlist.M
 		n, err := ml.Join(todo)
 		if n > 0 {
 			if !e.isJoined() {
-				e.log.Info("joined gossip cluster", "contacted", n, "members", ml.NumMembers())
+				// The peer we joined passed on what it knew of the
+				// others, which may lag (a group claimed a moment ago).
+				// Each member's own state about itself is current, so
+				// push/pull once with every member before the first
+				// election.
+				var rest []string
+				for _, p := range e.peerNodes() {
+					if a := p.Address(); !slices.Contains(todo, a) {
+						rest = append(rest, a)
+					}
+				}
+				if len(rest) > 0 {
+					_, _ = ml.Join(rest)
+				}
+				e.log.Info("joined gossip cluster", "contacted", n+len(rest), "members", ml.NumMembers())
 			}
 			e.setJoined(true, "")
 			return
