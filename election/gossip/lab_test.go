@@ -254,8 +254,8 @@ func TestLabGossipCluster(t *testing.T) {
 			}
 		})
 		t.Logf("SIGKILL of owner %s: client served by %s %s after the kill (%s)", victim.Name, f.To, f.FirstTo.Sub(at).Round(time.Millisecond), f)
-		if d := f.FirstTo.Sub(at); d > 3*time.Second {
-			t.Errorf("crash takeover took %s (target < 1s, bound 3s)", d)
+		if d := f.FirstTo.Sub(at); d > 5*time.Second {
+			t.Errorf("crash takeover took %s (target < 1s, bound 5s)", d)
 		}
 		rest := without(all, victim)
 		o, _ := g.waitOneOwnerEach("after SIGKILL", rest, 10*time.Second)
@@ -284,8 +284,8 @@ func TestLabGossipCluster(t *testing.T) {
 		})
 		t.Logf("SIGTERM of owner %s: interruption %s, client served by %s %s after the signal (%s)",
 			victim.Name, f.Interruption.Round(time.Millisecond), f.To, f.FirstTo.Sub(at).Round(time.Millisecond), f)
-		if f.Interruption > time.Second {
-			t.Errorf("graceful handover interrupted service for %s (target <= 100ms, bound 1s)", f.Interruption)
+		if f.Interruption > 2*time.Second {
+			t.Errorf("graceful handover interrupted service for %s (target <= 100ms, bound 2s)", f.Interruption)
 		}
 		if exited, _ := g.procs[victim.Name].Wait(10 * time.Second); !exited {
 			t.Fatalf("%s did not exit on SIGTERM", victim.Name)
