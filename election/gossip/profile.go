@@ -16,8 +16,6 @@ const (
 	ProfileWAN  = "wan"
 )
 
-// Profiles lists the valid profile names.
-var Profiles = []string{ProfileFast, ProfileLAN, ProfileWAN}
 
 // profileConfig returns memberlist's config for a profile.
 func profileConfig(name string) (*memberlist.Config, error) {

@@ -25,8 +25,8 @@ const (
 	GossipMaxGroups = 50
 )
 
-// GossipProfiles are the failure-detection timing profiles.
-var GossipProfiles = []string{"fast", "lan", "wan"}
+// gossipProfiles returns the failure-detection timing profiles.
+func gossipProfiles() []string { return []string{"fast", "lan", "wan"} }
 
 // Gossip holds the mode-wide settings of mode "gossip" (see docs/gossip.md).
 type Gossip struct {
@@ -144,8 +144,8 @@ func (c *Config) validateGossip(errs *Errors) {
 	if g.Quorum && g.Expect < 2 {
 		errs.add("gossip.expect", g.Expect, "must be at least 2 when gossip.quorum is true (a majority of expect members is required to own anything)")
 	}
-	if !slices.Contains(GossipProfiles, g.Profile) {
-		errs.add("gossip.profile", g.Profile, "must be one of %s", strings.Join(GossipProfiles, ", "))
+	if !slices.Contains(gossipProfiles(), g.Profile) {
+		errs.add("gossip.profile", g.Profile, "must be one of %s", strings.Join(gossipProfiles(), ", "))
 	}
 	if g.RejoinInterval < 100*time.Millisecond || g.RejoinInterval > 10*time.Minute {
 		errs.add("gossip.rejoinInterval", g.RejoinInterval, "must be between 100ms and 10m")
