@@ -16,7 +16,6 @@ const (
 	ProfileWAN  = "wan"
 )
 
-
 // profileConfig returns memberlist's config for a profile.
 func profileConfig(name string) (*memberlist.Config, error) {
 	switch name {
