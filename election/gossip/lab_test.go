@@ -232,7 +232,13 @@ func (g *gossipLab) failover(owners map[string]string, victim *lab.Host, act fun
 // read from every node's /status.
 func TestLabGossipCluster(t *testing.T) {
 	const members, groups = 4, 20
-	g := newGossipLab(t, members+1, members, groups, "")
+	// VIPD_GOSSIP_PROFILE=lan measures another profile (bounds then off).
+	profile := os.Getenv("VIPD_GOSSIP_PROFILE")
+	if profile == "" {
+		profile = "fast"
+	}
+	fast := profile == "fast"
+	g := newGossipLab(t, members+1, members, groups, "  profile: "+profile+"\n")
 	all := g.nodes
 	for _, h := range all {
 		g.start(h, g.key)
@@ -253,8 +259,8 @@ func TestLabGossipCluster(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
-		t.Logf("SIGKILL of owner %s: client served by %s %s after the kill (%s)", victim.Name, f.To, f.FirstTo.Sub(at).Round(time.Millisecond), f)
-		if d := f.FirstTo.Sub(at); d > 5*time.Second {
+		t.Logf("[%s] SIGKILL of owner %s: client served by %s %s after the kill (%s)", profile, victim.Name, f.To, f.FirstTo.Sub(at).Round(time.Millisecond), f)
+		if d := f.FirstTo.Sub(at); fast && d > 5*time.Second {
 			t.Errorf("crash takeover took %s (target < 1s, bound 5s)", d)
 		}
 		rest := without(all, victim)
@@ -284,7 +290,7 @@ func TestLabGossipCluster(t *testing.T) {
 		})
 		t.Logf("SIGTERM of owner %s: interruption %s, client served by %s %s after the signal (%s)",
 			victim.Name, f.Interruption.Round(time.Millisecond), f.To, f.FirstTo.Sub(at).Round(time.Millisecond), f)
-		if f.Interruption > 2*time.Second {
+		if fast && f.Interruption > 2*time.Second {
 			t.Errorf("graceful handover interrupted service for %s (target <= 100ms, bound 2s)", f.Interruption)
 		}
 		if exited, _ := g.procs[victim.Name].Wait(10 * time.Second); !exited {
@@ -326,6 +332,9 @@ func TestLabGossipCluster(t *testing.T) {
 	})
 
 	t.Run("partition", func(t *testing.T) {
+		if !fast {
+			t.Skip("timed for the fast profile")
+		}
 		// A silent partition (bridge port disabled, link stays up): without
 		// quorum both sides own; the heal must end with one owner per group.
 		victim := all[0]
@@ -351,6 +360,9 @@ func TestLabGossipCluster(t *testing.T) {
 	})
 
 	t.Run("wrong-key", func(t *testing.T) {
+		if !fast {
+			t.Skip("timed for the fast profile")
+		}
 		intruder := g.l.Nodes[members]
 		bad := g.writeKey("bad.key", []byte("0123456789abcdef"))
 		p := g.start(intruder, bad)
