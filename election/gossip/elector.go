@@ -311,6 +311,10 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 			}
 		case <-settle:
 			switch st := e.Status().(Status); {
+			case !st.Joined && e.rejoinBusy.Load():
+				// A join is still trying peers (TCP timeouts): its
+				// outcome decides between electing alone and waiting.
+				settle = time.After(100 * time.Millisecond)
 			case st.Joined:
 				settled = true
 			case st.Refused:
