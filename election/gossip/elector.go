@@ -111,6 +111,7 @@ type Elector struct {
 	selfAddr     string // host:port we advertise
 	keyring      *memberlist.Keyring
 	rejoinBusy   atomic.Bool
+	initialJoin  atomic.Bool // the first join is still trying peers
 
 	// crash, closed by tests, makes Run stop like a killed process: no
 	// Owner=false reports, no leave.
@@ -311,7 +312,7 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 			}
 		case <-settle:
 			switch st := e.Status().(Status); {
-			case !st.Joined && e.rejoinBusy.Load():
+			case !st.Joined && e.initialJoin.Load():
 				// A join is still trying peers (TCP timeouts): its
 				// outcome decides between electing alone and waiting.
 				settle = time.After(100 * time.Millisecond)
@@ -641,8 +642,14 @@ func (e *Elector) join(ctx context.Context, wg *sync.WaitGroup, ml *memberlist.M
 	if !e.rejoinBusy.CompareAndSwap(false, true) {
 		return
 	}
+	if initial {
+		e.initialJoin.Store(true)
+	}
 	wg.Go(func() {
 		defer e.rejoinBusy.Store(false)
+		if initial {
+			defer e.initialJoin.Store(false)
+		}
 		peers := e.resolvePeers(ctx)
 		if ctx.Err() != nil {
 			return
