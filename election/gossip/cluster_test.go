@@ -590,3 +590,24 @@ func TestClusterRestartNewAddress(t *testing.T) {
 	t.Logf("%s back at %s: original owners after %s", victim.name, restarted.addr, time.Since(began).Round(time.Millisecond))
 	w.check()
 }
+
+// A node whose peers are all down (connection refused) elects alone after
+// the settle time; the later join of a peer splits the groups without
+// double ownership.
+func TestClusterFirstNodeAlone(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(4)
+	port := freePort(t)
+	a := start(t, w, Options{Node: "node-0", Groups: groups, Peers: []string{"127.0.0.2:" + strconv.Itoa(port)}})
+	began := time.Now()
+	waitOwners(t, w, expectedOwners([]string{"node-0"}, groups), 5*time.Second)
+	if d := time.Since(began); d < 250*time.Millisecond {
+		t.Errorf("elected alone after %s, before the settle time", d)
+	}
+	if st := a.e.Status().(Status); st.Joined || st.Refused || st.JoinError == "" {
+		t.Errorf("status %+v: want not joined, not refused, with a join error", st)
+	}
+	b := start(t, w, Options{Node: "node-1", Groups: groups, BindAddr: "127.0.0.2", BindPort: port, Peers: []string{a.addr}})
+	waitOwners(t, w, expectedOwners([]string{a.name, b.name}, groups), 10*time.Second)
+	w.check()
+}
