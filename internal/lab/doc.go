@@ -9,6 +9,7 @@
 //	  port "node1"   <-veth->  vl-<id>-<pid>-node1  : eth0 198.51.100.11/24  2001:db8::11/64
 //	  port "nodeN"   <-veth->  vl-<id>-<pid>-nodeN  : eth0 198.51.100.(10+N)  2001:db8::(10+N)
 //	  port "<extra>" <-veth->  vl-<id>-<pid>-<extra>: eth0 198.51.100.(200+j) 2001:db8::(200+j)
+//	  port "observer"<-veth->  vl-<id>-<pid>-observer: eth0 198.51.100.3  2001:db8::3 (ARP/NDP sampling)
 //	VIPs (by convention, unused by hosts): 198.51.100.(100+i), 2001:db8::(100+i)
 //
 // IPv6 host parts are the decimal IPv4 octet written with the same digits

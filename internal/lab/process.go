@@ -57,7 +57,7 @@ func (s *spawner) stop() {
 // Lab.Close.
 type Process struct {
 	PID  int
-	Host *Host
+	Host *Host // nil for the switch (Capture)
 
 	name string
 	cmd  *exec.Cmd
@@ -68,7 +68,21 @@ type Process struct {
 
 // Start runs name with args inside h's namespace, owned by the lab.
 func (l *Lab) Start(h *Host, name string, args ...string) (*Process, error) {
-	cmd := exec.Command("ip", append([]string{"netns", "exec", h.NetNS, name}, args...)...)
+	return l.startIn(h.NetNS, h, name, args...)
+}
+
+// Capture runs `tcpdump -i br0 -e -nn -l [filter]` in the switch namespace:
+// every frame between all hosts, with MACs. Its output is logged when a
+// test using New fails, like that of any lab process.
+func (l *Lab) Capture(filter ...string) (*Process, error) {
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		return nil, errors.New("lab Capture: tcpdump not installed (apt-get install tcpdump)")
+	}
+	return l.startIn(l.Switch, nil, "tcpdump", append([]string{"-i", bridgeName, "-e", "-nn", "-l", "-tt"}, filter...)...)
+}
+
+func (l *Lab) startIn(nsName string, h *Host, name string, args ...string) (*Process, error) {
+	cmd := exec.Command("ip", append([]string{"netns", "exec", nsName, name}, args...)...)
 	p := &Process{Host: h, name: name, cmd: cmd, out: newTailBuffer(4 << 20), done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -81,7 +95,7 @@ func (l *Lab) Start(h *Host, name string, args ...string) (*Process, error) {
 	var startErr error
 	l.spawner.run(func() { startErr = cmd.Start() })
 	if startErr != nil {
-		return nil, fmt.Errorf("start %s in %s: %w", name, h.Name, startErr)
+		return nil, fmt.Errorf("start %s in %s: %w", name, nsName, startErr)
 	}
 	p.PID = cmd.Process.Pid
 	go func() {
@@ -132,7 +146,13 @@ func (p *Process) Exited() bool {
 // Output returns the combined stdout/stderr so far (last 4 MiB).
 func (p *Process) Output() string { return p.out.String() }
 
-func (p *Process) String() string { return fmt.Sprintf("%s@%s[%d]", p.name, p.Host.Name, p.PID) }
+func (p *Process) String() string {
+	where := "switch"
+	if p.Host != nil {
+		where = p.Host.Name
+	}
+	return fmt.Sprintf("%s@%s[%d]", p.name, where, p.PID)
+}
 
 func (l *Lab) logOutputs(t testing.TB) {
 	l.mu.Lock()
@@ -255,4 +275,25 @@ func (l *Lab) StartVipd(h *Host, vipdPath, configYAML string) (*Process, error) 
 		return nil, err
 	}
 	return l.Start(h, vipdPath, "run", "--config", f.Name())
+}
+
+// WaitOutput waits until the process output contains substr (e.g. a log
+// line saying it is ready); it fails early if the process exits first.
+func (p *Process) WaitOutput(substr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if strings.Contains(p.Output(), substr) {
+			return nil
+		}
+		if p.Exited() {
+			if strings.Contains(p.Output(), substr) {
+				return nil
+			}
+			return fmt.Errorf("%s exited (%v) before printing %q", p, p.err, substr)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not print %q within %s", p, substr, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
