@@ -442,6 +442,14 @@ func TestLabGossipQuorumPartition(t *testing.T) {
 		g.start(h, g.key)
 	}
 	owners, _ := g.waitOneOwnerEach("start", all, 30*time.Second)
+	if resp, err := all[0].HTTPClient().Get("http://127.0.0.1:9610/status"); err == nil {
+		var doc map[string]any
+		if json.NewDecoder(resp.Body).Decode(&doc) == nil {
+			b, _ := json.MarshalIndent(map[string]any{"election": doc["election"], "groups[0]": doc["groups"].([]any)[0]}, "", "  ")
+			t.Logf("/status of %s (excerpt):\n%s", all[0].Name, b)
+		}
+		resp.Body.Close()
+	}
 	victim := all[0]
 	if _, ok := groupOwnedBy(owners, victim.Name); !ok {
 		victim = all[1]
