@@ -20,6 +20,8 @@ func newElector(cfg *config.Config, log *slog.Logger) (election.Elector, error) 
 			return nil, err
 		}
 		return e, nil
+	case config.ModeGossip:
+		return newGossipElector(cfg, log)
 	}
 	return nil, fmt.Errorf("mode %q is not available in this build", cfg.Mode)
 }

@@ -3,11 +3,13 @@ package lab
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strconv"
 	"syscall"
@@ -17,6 +19,7 @@ import (
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Do runs fn with an OS thread inside h's namespace; sockets created by fn
@@ -66,7 +69,10 @@ func (h *Host) SetLinkUp(up bool) error {
 	if err := h.nl.LinkSetUp(l); err != nil {
 		return err
 	}
-	return h.addFixedAddrs(l)
+	if err := h.addFixedAddrs(l); err != nil {
+		return err
+	}
+	return h.waitUsable(h.IPv6.Addr(), 2*time.Second)
 }
 
 // SetSwitchPortUp sets the switch-side veth end admin up or down. The host is
@@ -175,6 +181,72 @@ func (h *Host) AddAddress(p netip.Prefix) error {
 	if err := h.nl.AddrAdd(l, a); err != nil {
 		return fmt.Errorf("%s: add %s: %w", h.Name, p, err)
 	}
+	if p.Addr().Is6() {
+		return h.waitUsable(p.Addr(), 2*time.Second)
+	}
+	return nil
+}
+
+// waitUsable waits until the kernel has finished adding the IPv6 address a:
+// not tentative, and its solicited-node group joined. Even with nodad (no
+// tentative flag at all) the join runs later on the addrconf workqueue;
+// until then every NS for a is dropped, so a client soliciting right away
+// loses its first NS and retries only after 1 s (seen in this lab).
+func (h *Host) waitUsable(a netip.Addr, timeout time.Duration) error {
+	snm, err := ndp.SolicitedNodeMulticast(a)
+	if err != nil {
+		return err
+	}
+	group := hex.EncodeToString(snm.AsSlice())
+	deadline := time.Now().Add(timeout)
+	for {
+		as, err := h.nl.AddrList(nil, netlink.FAMILY_V6)
+		if err != nil {
+			return err
+		}
+		found, tentative := false, false
+		for _, x := range as {
+			if ip, ok := netip.AddrFromSlice(x.IP); ok && ip == a {
+				found, tentative = true, x.Flags&unix.IFA_F_TENTATIVE != 0
+			}
+		}
+		joined := false
+		if found && !tentative {
+			err := h.Do(func() error {
+				// thread-self: /proc/self/net would show the main thread's namespace.
+				b, err := os.ReadFile("/proc/thread-self/net/igmp6")
+				joined = bytes.Contains(b, []byte(group))
+				return err
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if joined {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %s not ready after %s (present %v, tentative %v, group %s joined %v)",
+				h.Name, a, timeout, found, tentative, snm, joined)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// waitLinkReady waits until every IPv6 address on h (fixed and link-local)
+// has left the tentative state.
+func (h *Host) waitLinkReady(timeout time.Duration) error {
+	ps, err := h.Addrs()
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		if p.Addr().Is6() && !p.Addr().IsLoopback() {
+			if err := h.waitUsable(p.Addr(), timeout); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 
@@ -279,4 +351,44 @@ func (h *Host) pinNeighbors(peer *Host, pin bool) error {
 		}
 	}
 	return nil
+}
+
+// WaitAddress polls until a is present (or absent) in h's namespace; the
+// error says which and for how long. Use it to see vipd bind or release a VIP.
+func (h *Host) WaitAddress(a netip.Addr, present bool, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		has, err := h.HasAddress(a)
+		if err != nil {
+			return err
+		}
+		if has == present {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			state := map[bool]string{true: "present", false: "absent"}
+			return fmt.Errorf("%s: %s still %s after %s", h.Name, a, state[has], timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// AddressHolders returns the names of the nodes and extras that have a
+// configured right now (the client and observer never hold VIPs), e.g. to
+// assert that exactly one node owns a VIP.
+func (l *Lab) AddressHolders(a netip.Addr) ([]string, error) {
+	var out []string
+	for _, h := range l.hosts {
+		if h == l.Client || h == l.Observer {
+			continue
+		}
+		has, err := h.HasAddress(a)
+		if err != nil {
+			return nil, err
+		}
+		if has {
+			out = append(out, h.Name)
+		}
+	}
+	return out, nil
 }

@@ -46,7 +46,7 @@ type Lab struct {
 	// VIP and so hide a missing gratuitous ARP/NA. Also handy for tcpdump.
 	Observer *Host
 
-	hosts    []*Host // client, nodes, extras (creation order)
+	hosts    []*Host // client, nodes, extras, observer (creation order)
 	swNS     netns.NsHandle
 	swNL     *netlink.Handle
 	tmpDir   string
@@ -145,9 +145,6 @@ func New(t testing.TB, opts Options) *Lab {
 // Unless opts.KeepSignals, SIGINT/SIGTERM close all open labs and then
 // re-deliver the signal so the process dies as it would have.
 func NewStandalone(ctx context.Context, opts Options) (l *Lab, err error) {
-	if err := available(); err != nil {
-		return nil, fmt.Errorf("lab unavailable: %w", err)
-	}
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
 	}
@@ -175,13 +172,17 @@ func NewStandalone(ctx context.Context, opts Options) (l *Lab, err error) {
 		seen[e] = true
 	}
 
+	if err := available(); err != nil {
+		return nil, fmt.Errorf("lab unavailable: %w", err)
+	}
 	sweepStale()
 
 	var idb [3]byte
 	if _, err := rand.Read(idb[:]); err != nil {
 		return nil, err
 	}
-	l = &Lab{ID: hex.EncodeToString(idb[:]), Extra: map[string]*Host{}}
+	// swNS must start as None: the zero NsHandle is fd 0, which Close would close.
+	l = &Lab{ID: hex.EncodeToString(idb[:]), Extra: map[string]*Host{}, swNS: netns.None()}
 	pid := os.Getpid()
 	nsName := func(host string) string { return fmt.Sprintf("%s%s-%d-%s", nsPrefix, l.ID, pid, host) }
 	l.Switch = nsName("sw")
@@ -343,6 +344,13 @@ func (l *Lab) build(ctx context.Context) error {
 	for _, h := range l.hosts {
 		if err := h.setup(br.Attrs().Index); err != nil {
 			return fmt.Errorf("host %s: %w", h.Name, err)
+		}
+	}
+	// Only now, so the addrconf work of all hosts overlaps: New returns a lab
+	// whose IPv6 addresses (fixed and link-local) answer NS at once.
+	for _, h := range l.hosts {
+		if err := h.waitLinkReady(5 * time.Second); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -550,4 +558,15 @@ func (l *Lab) Namespaces() []string {
 		}
 	}
 	return out
+}
+
+// Topology describes the lab in a few lines (for `vipd demo` and logs).
+func (l *Lab) Topology() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "lab %s: bridge %s in netns %s\n", l.ID, bridgeName, l.Switch)
+	for _, h := range l.hosts {
+		fmt.Fprintf(&b, "  %-9s netns %-28s %s %-18s %-20s %s\n", h.Name, h.NetNS, h.Link, h.IPv4, h.IPv6, h.MAC)
+	}
+	fmt.Fprintf(&b, "  VIPs by convention: %s.., %s..\n", l.VIPv4(1), l.VIPv6(1))
+	return b.String()
 }

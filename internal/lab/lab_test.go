@@ -56,6 +56,11 @@ func TestBuildAndTeardown(t *testing.T) {
 			t.Errorf("netns %s lacks lab id %s", h.NetNS, l.ID)
 		}
 	}
+	if top := l.Topology(); !strings.Contains(top, "198.51.100.201/24") || !strings.Contains(top, l.Switch) {
+		t.Errorf("topology:\n%s", top)
+	} else {
+		t.Log("\n" + top)
+	}
 	if l.Extra["api"] != l.Host("api") || len(l.Nodes) != 2 || l.Client.Name != "client" {
 		t.Fatalf("lab shape wrong: %+v", l)
 	}
@@ -151,6 +156,9 @@ func TestVIPFailoverByHand(t *testing.T) {
 			if _, err := n1.Run(ctx, "ip", "addr", "del", vip.String()+"/"+bits, "dev", "eth0"); err != nil {
 				t.Fatal(err)
 			}
+			if err := n1.WaitAddress(vip, false, time.Second); err != nil {
+				t.Fatal(err)
+			}
 			addVIP(n2)
 			if err := p.WaitOwner("node2", 5*time.Second); err != nil {
 				t.Fatal(err)
@@ -182,6 +190,9 @@ func TestVIPFailoverByHand(t *testing.T) {
 			if !seen["node1"] || !seen["node2"] {
 				t.Errorf("neighbour samples saw %v, want node1 and node2 (%d samples)", seen, len(rec.Neighbors))
 			}
+			if f.FirstAnnounce.IsZero() || f.FirstAnnounce.Before(at) || f.FirstAnnounce.After(f.FirstTo) {
+				t.Errorf("announcement from node2 not seen between the event and its first reply: %v (announcements %v)", f.FirstAnnounce, rec.Announcements)
+			}
 			if rec.NodeFor(n2.MAC) != "node2" {
 				t.Errorf("NodeFor(%s) = %q", n2.MAC, rec.NodeFor(n2.MAC))
 			}
@@ -209,13 +220,18 @@ func TestMissingAnnouncementIsNotHidden(t *testing.T) {
 			if err := n1.AddAddress(vip); err != nil {
 				t.Fatal(err)
 			}
+			if h, err := l.AddressHolders(vip.Addr()); err != nil || len(h) != 1 || h[0] != "node1" {
+				t.Fatalf("holders of %s: %v %v", vip, h, err)
+			}
 			p, err := l.StartProbe(ctxT(t), vip.Addr(), 7003, 10*time.Millisecond)
 			if err != nil {
 				t.Fatal(err)
 			}
+			t0 := time.Now()
 			if err := p.WaitOwner("node1", 3*time.Second); err != nil {
 				t.Fatal(err)
 			}
+			t.Logf("first reply after %s", time.Since(t0))
 			if err := n1.DelAddress(vip); err != nil {
 				t.Fatal(err)
 			}
@@ -256,10 +272,8 @@ func TestDualOwnerVisible(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.WaitOwner("node1", 3*time.Second); err != nil {
-		if err2 := p.WaitOwner("node2", time.Second); err2 != nil {
-			t.Fatal(err, err2)
-		}
+	if _, err := p.WaitReply(3 * time.Second); err != nil {
+		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
 	rec := p.Stop()
@@ -323,6 +337,9 @@ func TestProcessLifecycle(t *testing.T) {
 	p, err := l.Start(n, "sh", "-c", "echo hello; ip -o link show eth0; exec sleep 60")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := p.WaitOutput("never printed", 100*time.Millisecond); err == nil || !strings.Contains(err.Error(), "did not print") {
+		t.Errorf("WaitOutput for a missing line: %v", err)
 	}
 	deadline := time.Now().Add(3 * time.Second)
 	for !strings.Contains(p.Output(), "eth0") && time.Now().Before(deadline) {
@@ -408,8 +425,9 @@ func TestLinkControls(t *testing.T) {
 	}
 	ctx := ctxT(t)
 	n := l.Nodes[0]
+	// A short reply timeout: the expected failures cost that much each.
 	ping := func(dst netip.Addr) error {
-		_, err := l.Client.Run(ctx, "ping", "-c", "1", "-W", "1", dst.String())
+		_, err := l.Client.Run(ctx, "ping", "-c", "1", "-W", "0.3", dst.String())
 		return err
 	}
 	steps := []struct {
@@ -442,7 +460,7 @@ func TestLinkControls(t *testing.T) {
 		}
 		for _, dst := range []netip.Addr{n.IPv4.Addr(), n.IPv6.Addr()} {
 			var err error
-			for range 3 { // the link needs a moment to regain carrier
+			for range 10 { // the link needs a moment to regain carrier
 				if err = ping(dst); err == nil {
 					break
 				}
@@ -457,7 +475,8 @@ func TestLinkControls(t *testing.T) {
 func TestSweepDeadCreator(t *testing.T) {
 	Require(t)
 	// PIDs never exceed 2^22 on Linux, so this creator is certainly dead.
-	stale := "vl-abcdef-4194399-node1"
+	// Unique per run: concurrent runs of this test must not share the name.
+	stale := fmt.Sprintf("vl-%06x-4194399-node1", time.Now().UnixNano()&0xffffff)
 	if out, err := exec.Command("ip", "netns", "add", stale).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
@@ -596,8 +615,8 @@ func TestPartition(t *testing.T) {
 	}
 	ctx := ctxT(t)
 	reach := func(from, to *Host) (v4, v6 bool) {
-		_, e4 := from.Run(ctx, "ping", "-c", "1", "-W", "0.5", to.IPv4.Addr().String())
-		_, e6 := from.Run(ctx, "ping", "-c", "1", "-W", "0.5", to.IPv6.Addr().String())
+		_, e4 := from.Run(ctx, "ping", "-c", "1", "-W", "0.3", to.IPv4.Addr().String())
+		_, e6 := from.Run(ctx, "ping", "-c", "1", "-W", "0.3", to.IPv6.Addr().String())
 		return e4 == nil, e6 == nil
 	}
 	n1, n2 := l.Nodes[0], l.Nodes[1]
@@ -635,9 +654,8 @@ func TestStartVipdRunsConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for !strings.Contains(p.Output(), "marker: 42") && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	if err := p.WaitOutput("marker: 42", 3*time.Second); err != nil {
+		t.Fatal(err)
 	}
 	if out := p.Output(); !strings.Contains(out, "args: run --config "+l.TempDir()) || !strings.Contains(out, "marker: 42") {
 		t.Fatalf("output %q", out)

@@ -10,10 +10,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/mdlayher/arp"
-	"github.com/mdlayher/ndp"
-	"golang.org/x/net/ipv6"
 )
 
 const requestPrefix = "vipd-lab-probe "
@@ -55,11 +51,13 @@ type ProbeConfig struct {
 // Probe sends UDP requests to a VIP from the client namespace and records
 // who answers. See Lab.StartProbe.
 type Probe struct {
-	cfg    ProbeConfig
-	conn   net.PacketConn
-	nconn  interface{ Close() error } // neighbour sampling socket
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	cfg   ProbeConfig
+	conn  net.PacketConn
+	nconn interface{ Close() error } // neighbour sampling socket
+
+	pending []neighEvent // answers not yet assigned to a sample (under mu)
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 
 	mu  sync.Mutex
 	rec Record
@@ -106,31 +104,34 @@ func (l *Lab) StartProbeConfig(ctx context.Context, cfg ProbeConfig) (*Probe, er
 	if err != nil {
 		return nil, fmt.Errorf("probe socket: %w", err)
 	}
-	var sample func() (NeighborSample, error)
+	var nw *neighWatcher
 	if cfg.NeighborInterval > 0 {
-		if sample, err = l.neighborSampler(p, vip, min(cfg.NeighborInterval*4/5, 40*time.Millisecond)); err != nil {
+		if nw, err = l.newNeighWatcher(vip); err != nil {
 			p.conn.Close()
 			return nil, fmt.Errorf("probe neighbour sampling: %w", err)
 		}
+		p.nconn = nw
 	}
 
+	// Everything is set up and running before the probe becomes visible to
+	// Lab.Close, which may Stop it at any moment after that.
+	ctx, p.cancel = context.WithCancel(ctx)
+	p.rec.Start = time.Now()
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	if l.isClosed {
-		l.mu.Unlock()
+		p.cancel()
 		p.closeSockets()
 		return nil, fmt.Errorf("lab %s closed", l.ID)
 	}
-	l.probes = append(l.probes, p)
-	l.mu.Unlock()
-
-	ctx, p.cancel = context.WithCancel(ctx)
-	p.rec.Start = time.Now()
 	dst := &net.UDPAddr{IP: vip.AsSlice(), Port: cfg.Port}
 	p.wg.Go(func() { p.send(ctx, dst) })
 	p.wg.Go(p.receive)
-	if sample != nil {
-		p.wg.Go(func() { p.sampleLoop(ctx, sample) })
+	if nw != nil {
+		p.wg.Go(func() { p.watchNeighbors(nw) })
+		p.wg.Go(func() { p.sampleLoop(ctx, nw, min(cfg.NeighborInterval*4/5, 40*time.Millisecond)) })
 	}
+	l.probes = append(l.probes, p)
 	return p, nil
 }
 
@@ -180,129 +181,6 @@ func (p *Probe) receive() {
 	}
 }
 
-func (p *Probe) sampleLoop(ctx context.Context, sample func() (NeighborSample, error)) {
-	t := time.NewTicker(p.cfg.NeighborInterval)
-	defer t.Stop()
-	for {
-		s, err := sample()
-		if ctx.Err() != nil {
-			return
-		}
-		if err == nil {
-			p.mu.Lock()
-			p.rec.Neighbors = append(p.rec.Neighbors, s)
-			p.mu.Unlock()
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// neighborSampler opens an ARP (v4) or NDP (v6) socket in the observer
-// namespace and returns a function that asks once who owns vip and collects
-// answers for window. Only answers addressed to the observer count, so
-// gratuitous announcements are not mistaken for answers. (Why not from the
-// client: see Lab.Observer.)
-func (l *Lab) neighborSampler(p *Probe, vip netip.Addr, window time.Duration) (func() (NeighborSample, error), error) {
-	c := l.Observer
-	var ifi *net.Interface
-	if vip.Is4() {
-		var ac *arp.Client
-		err := c.Do(func() error {
-			var err error
-			if ifi, err = net.InterfaceByName(c.Link); err != nil {
-				return err
-			}
-			ac, err = arp.Dial(ifi)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		p.nconn = ac
-		self := c.IPv4.Addr()
-		return func() (NeighborSample, error) {
-			s := NeighborSample{At: time.Now()}
-			if err := ac.Request(vip); err != nil {
-				return s, err
-			}
-			_ = ac.SetReadDeadline(s.At.Add(window))
-			for {
-				pkt, _, err := ac.Read()
-				if err != nil {
-					return s, nil // deadline (or closed): sample complete
-				}
-				if pkt.Operation == arp.OperationReply && pkt.SenderIP == vip && pkt.TargetIP == self {
-					s.MACs = addMAC(s.MACs, pkt.SenderHardwareAddr)
-				}
-			}
-		}, nil
-	}
-
-	self := c.IPv6.Addr()
-	var nc *ndpConn
-	err := c.Do(func() error {
-		var err error
-		if ifi, err = net.InterfaceByName(c.Link); err != nil {
-			return err
-		}
-		if nc, err = listenNDP(self, ifi.Index); err != nil {
-			return err
-		}
-		return nc.acceptOnly(ipv6.ICMPTypeNeighborAdvertisement)
-	})
-	if err != nil {
-		if nc != nil {
-			nc.Close()
-		}
-		return nil, err
-	}
-	p.nconn = nc
-	snm, err := ndp.SolicitedNodeMulticast(vip)
-	if err != nil {
-		return nil, err
-	}
-	ns := &ndp.NeighborSolicitation{
-		TargetAddress: vip,
-		Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: c.MAC}},
-	}
-	buf := make([]byte, 1500)
-	return func() (NeighborSample, error) {
-		s := NeighborSample{At: time.Now()}
-		if err := nc.send(ns, snm); err != nil {
-			return s, err
-		}
-		_ = nc.setReadDeadline(s.At.Add(window))
-		for {
-			m, dst, err := nc.recv(buf)
-			if err != nil {
-				return s, nil // deadline (or closed): sample complete
-			}
-			na, ok := m.(*ndp.NeighborAdvertisement)
-			if !ok || na.TargetAddress != vip || !na.Solicited || (dst.IsValid() && dst != self) {
-				continue
-			}
-			for _, o := range na.Options {
-				if lla, ok := o.(*ndp.LinkLayerAddress); ok && lla.Direction == ndp.Target {
-					s.MACs = addMAC(s.MACs, lla.Addr)
-				}
-			}
-		}
-	}, nil
-}
-
-func addMAC(macs []net.HardwareAddr, m net.HardwareAddr) []net.HardwareAddr {
-	for _, x := range macs {
-		if bytes.Equal(x, m) {
-			return macs
-		}
-	}
-	return append(macs, append(net.HardwareAddr(nil), m...))
-}
-
 func (p *Probe) closeSockets() {
 	p.conn.Close()
 	if p.nconn != nil {
@@ -332,6 +210,7 @@ func (p *Probe) Snapshot() Record {
 	r.SentAt = append([]time.Time(nil), r.SentAt...)
 	r.Replies = append([]Reply(nil), r.Replies...)
 	r.Neighbors = append([]NeighborSample(nil), r.Neighbors...)
+	r.Announcements = append([]Announcement(nil), r.Announcements...)
 	if r.End.IsZero() {
 		r.End = time.Now()
 	}
@@ -346,6 +225,20 @@ func (p *Probe) Latest() (Reply, bool) {
 		return Reply{}, false
 	}
 	return p.rec.Replies[len(p.rec.Replies)-1], true
+}
+
+// WaitReply waits for the first reply from anyone.
+func (p *Probe) WaitReply(timeout time.Duration) (Reply, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if r, ok := p.Latest(); ok {
+			return r, nil
+		}
+		if time.Now().After(deadline) {
+			return Reply{}, fmt.Errorf("probe %s:%d: no reply within %s", p.cfg.VIP, p.cfg.Port, timeout)
+		}
+		time.Sleep(min(p.cfg.Interval, 10*time.Millisecond))
+	}
 }
 
 // WaitOwner polls until the latest reply came from node, or fails after

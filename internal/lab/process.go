@@ -276,3 +276,24 @@ func (l *Lab) StartVipd(h *Host, vipdPath, configYAML string) (*Process, error) 
 	}
 	return l.Start(h, vipdPath, "run", "--config", f.Name())
 }
+
+// WaitOutput waits until the process output contains substr (e.g. a log
+// line saying it is ready); it fails early if the process exits first.
+func (p *Process) WaitOutput(substr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if strings.Contains(p.Output(), substr) {
+			return nil
+		}
+		if p.Exited() {
+			if strings.Contains(p.Output(), substr) {
+				return nil
+			}
+			return fmt.Errorf("%s exited (%v) before printing %q", p, p.err, substr)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not print %q within %s", p, substr, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

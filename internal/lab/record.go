@@ -24,6 +24,9 @@ type Record struct {
 	Bad        int         // undecodable replies
 	Replies    []Reply     // in arrival order
 	Neighbors  []NeighborSample
+	// Announcements are gratuitous ARPs / unsolicited NAs for the VIP seen by
+	// the observer (collected with neighbour sampling).
+	Announcements []Announcement
 
 	macs map[string]string // MAC -> host name, from the lab
 }
@@ -89,6 +92,9 @@ type Failover struct {
 	// DualSamples is the number of neighbour samples after the event in which
 	// more than one MAC answered for the VIP.
 	DualSamples int
+	// FirstAnnounce is the first gratuitous ARP / unsolicited NA from To's
+	// MAC at or after the event (zero if none was seen).
+	FirstAnnounce time.Time
 }
 
 func (f Failover) String() string {
@@ -96,8 +102,12 @@ func (f Failover) String() string {
 	if from == "" {
 		from = "(none)"
 	}
-	return fmt.Sprintf("%s -> %s: interruption %s, lost %d, overlap %s, dual neighbour samples %d",
+	s := fmt.Sprintf("%s -> %s: interruption %s, lost %d, overlap %s, dual neighbour samples %d",
 		from, f.To, f.Interruption.Round(time.Millisecond), f.Lost, f.Overlap.Round(time.Millisecond), f.DualSamples)
+	if !f.FirstAnnounce.IsZero() {
+		s += fmt.Sprintf(", announced %s before its first reply", f.FirstTo.Sub(f.FirstAnnounce).Round(time.Millisecond))
+	}
+	return s
 }
 
 // overlapSettle bounds the search for late replies from the old node: once
@@ -194,6 +204,12 @@ func (r Record) FailoverAfter(at time.Time) (Failover, bool) {
 	if d := lastDual.Sub(firstDual); d > f.Overlap {
 		f.Overlap = d
 	}
+	for _, a := range r.Announcements {
+		if !a.At.Before(at) && a.Node == f.To {
+			f.FirstAnnounce = a.At
+			break
+		}
+	}
 	return f, true
 }
 
@@ -264,7 +280,7 @@ func (r Record) Summary() string {
 	for _, s := range r.Owners() {
 		spans = append(spans, s.String())
 	}
-	fmt.Fprintf(&b, "; spans %s; neighbour samples %d", strings.Join(spans, " "), len(r.Neighbors))
+	fmt.Fprintf(&b, "; spans %s; neighbour samples %d; announcements %d", strings.Join(spans, " "), len(r.Neighbors), len(r.Announcements))
 	return b.String()
 }
 

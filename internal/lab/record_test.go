@@ -1,7 +1,9 @@
 package lab
 
 import (
+	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -157,5 +159,26 @@ func TestAddressConventions(t *testing.T) {
 	h := newHost(l, "node3", "x", [3]byte{0xaa, 0xbb, 0xcc}, 13)
 	if h.IPv4.String() != "198.51.100.13/24" || h.IPv6.String() != "2001:db8::13/64" || h.MAC.String() != "02:aa:bb:cc:00:0d" {
 		t.Errorf("host conventions: %s %s %s", h.IPv4, h.IPv6, h.MAC)
+	}
+}
+
+func TestOptionsValidation(t *testing.T) {
+	for _, tc := range []struct {
+		opts Options
+		want string
+	}{
+		{Options{Nodes: -1}, "Options.Nodes=-1: must be 1..89"},
+		{Options{Nodes: 90}, "Options.Nodes=90: must be 1..89"},
+		{Options{Extra: []string{"Api"}}, `Options.Extra "Api": must match`},
+		{Options{Extra: []string{"averyveryverylongname"}}, "must match"},
+		{Options{Extra: []string{"node1"}}, `"node1": duplicate or reserved`},
+		{Options{Extra: []string{"sw"}}, `"sw": duplicate or reserved`},
+		{Options{Extra: []string{"observer"}}, "duplicate or reserved"},
+		{Options{Extra: []string{"br0"}}, "must match"},
+	} {
+		_, err := NewStandalone(context.Background(), tc.opts)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: err %v, want it to contain %q", tc.opts, err, tc.want)
+		}
 	}
 }

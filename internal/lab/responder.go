@@ -61,15 +61,6 @@ func (l *Lab) StartResponder(h *Host, port int) error {
 		r.close()
 		return err
 	}
-	l.mu.Lock()
-	if l.isClosed {
-		l.mu.Unlock()
-		r.close()
-		return fmt.Errorf("lab %s closed", l.ID)
-	}
-	l.responders = append(l.responders, r)
-	l.mu.Unlock()
-
 	r.wg.Go(func() {
 		buf := make([]byte, 1500)
 		for {
@@ -105,6 +96,14 @@ func (l *Lab) StartResponder(h *Host, port int) error {
 			_, _ = p6.WriteTo(replyPayload(h.Name, buf[:n]), reply, from)
 		}
 	})
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.isClosed {
+		r.close()
+		return fmt.Errorf("lab %s closed", l.ID)
+	}
+	l.responders = append(l.responders, r)
 	return nil
 }
 
