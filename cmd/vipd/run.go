@@ -80,10 +80,21 @@ func (d *daemon) Healthy() (bool, string) {
 	return true, ""
 }
 
-func (d *daemon) Ready() (bool, string) { return d.manager.Ready() }
+// Ready: eligible to own. Link state and health gate every group; a mode
+// can add its own condition (Lease: the API server has been unreachable
+// for longer than the lease duration).
+func (d *daemon) Ready() (bool, string) {
+	if ok, why := d.manager.Ready(); !ok {
+		return false, why
+	}
+	if r, ok := d.elector.(interface{ Ready() (bool, string) }); ok {
+		return r.Ready()
+	}
+	return true, ""
+}
 
 func (d *daemon) Status() any {
-	ready, why := d.manager.Ready()
+	ready, why := d.Ready()
 	st := node.Status{
 		Node: d.cfg.Node, Mode: d.cfg.Mode, Version: version,
 		Ready: ready, NotReady: why,

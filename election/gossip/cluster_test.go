@@ -1,0 +1,613 @@
+package gossip
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vipd/vipd/election"
+)
+
+// world records every node's reported ownership under one lock, so it can
+// check at the moment of each report that no two nodes hold a group.
+type world struct {
+	t       *testing.T
+	mu      sync.Mutex
+	owner   map[string]string // group -> node holding it
+	history []event
+	dead    map[string]bool // crashed nodes: their VIPs are gone
+	double  []string
+}
+
+type event struct {
+	node string
+	election.Transition
+}
+
+func newWorld(t *testing.T) *world {
+	return &world{t: t, owner: map[string]string{}, dead: map[string]bool{}}
+}
+
+func (w *world) reporter(node string) election.Reporter {
+	return func(tr election.Transition) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.dead[node] {
+			return
+		}
+		w.history = append(w.history, event{node, tr})
+		cur := w.owner[tr.Group]
+		switch {
+		case tr.Owner && cur != "" && cur != node:
+			w.double = append(w.double, fmt.Sprintf("%s took %s while %s held it (%s)", node, tr.Group, cur, tr.Reason))
+			w.owner[tr.Group] = node
+		case tr.Owner:
+			w.owner[tr.Group] = node
+		case cur == node:
+			delete(w.owner, tr.Group)
+		}
+	}
+}
+
+// crashed drops node's groups, as the kernel lifetime would.
+func (w *world) crashed(node string) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.dead[node] = true
+	for g, n := range w.owner {
+		if n == node {
+			delete(w.owner, g)
+		}
+	}
+	return time.Now()
+}
+
+func (w *world) snapshot() map[string]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]string{}
+	for g, n := range w.owner {
+		out[g] = n
+	}
+	return out
+}
+
+func (w *world) eventsFor(group string) []event {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []event
+	for _, e := range w.history {
+		if e.Group == group {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (w *world) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, d := range w.double {
+		w.t.Errorf("double ownership: %s", d)
+	}
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type testNode struct {
+	once   sync.Once
+	name   string
+	e      *Elector
+	cancel context.CancelFunc
+	done   chan error
+	addr   string
+}
+
+func testGroups(n int) []GroupSpec {
+	gs := make([]GroupSpec, n)
+	for i := range gs {
+		gs[i] = GroupSpec{Name: fmt.Sprintf("g%02d", i), VIPs: []netip.Addr{netip.AddrFrom4([4]byte{198, 51, 100, byte(100 + i)})}, Priority: 100}
+	}
+	return gs
+}
+
+func testLogger(t *testing.T, name string) *slog.Logger {
+	if os.Getenv("GOSSIP_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// start runs an elector on 127.0.0.1 (ephemeral port unless opts set one).
+func start(t *testing.T, w *world, opts Options) *testNode {
+	t.Helper()
+	if opts.BindAddr == "" {
+		opts.BindAddr = "127.0.0.1"
+	}
+	if opts.Log == nil {
+		opts.Log = testLogger(t, opts.Node)
+	}
+	if opts.Settle == 0 {
+		opts.Settle = 300 * time.Millisecond
+	}
+	if opts.RejoinInterval == 0 {
+		opts.RejoinInterval = 200 * time.Millisecond
+	}
+	e, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &testNode{name: opts.Node, e: e, cancel: cancel, done: make(chan error, 1)}
+	go func() { n.done <- e.Run(ctx, w.reporter(opts.Node)) }()
+	waitFor(t, opts.Node+" listening", 5*time.Second, func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		n.addr = e.selfAddr
+		return n.addr != ""
+	})
+	t.Cleanup(func() { n.stop(t) })
+	return n
+}
+
+func (n *testNode) stop(t *testing.T) {
+	n.once.Do(func() {
+		n.cancel()
+		select {
+		case <-n.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s: Run did not return within 10s of cancel", n.name)
+		}
+	})
+}
+
+func (n *testNode) crash(t *testing.T, w *world) time.Time {
+	at := w.crashed(n.name)
+	n.once.Do(func() {
+		close(n.e.crash)
+		<-n.done
+	})
+	return at
+}
+
+func (n *testNode) members() int { return len(n.e.Status().(Status).Members) }
+
+// cluster starts size nodes sharing groups; node-0 first, the rest join it.
+func cluster(t *testing.T, w *world, size int, groups []GroupSpec, mod func(*Options)) []*testNode {
+	t.Helper()
+	var nodes []*testNode
+	for i := 0; i < size; i++ {
+		o := Options{Node: fmt.Sprintf("node-%d", i), Groups: groups}
+		if i > 0 {
+			o.Peers = []string{nodes[0].addr}
+		}
+		if mod != nil {
+			mod(&o)
+		}
+		nodes = append(nodes, start(t, w, o))
+	}
+	waitFor(t, "full membership", 10*time.Second, func() bool {
+		for _, n := range nodes {
+			if n.members() != size || !n.e.Status().(Status).Settled {
+				return false
+			}
+		}
+		return true
+	})
+	return nodes
+}
+
+func expectedOwners(names []string, groups []GroupSpec) map[string]string {
+	ms := make([]Member, len(names))
+	for i, n := range names {
+		b := map[GroupID]int{}
+		for _, g := range groups {
+			b[IDOf(g.Name)] = g.Priority
+		}
+		ms[i] = Member{Name: n, Bids: b}
+	}
+	a := Assign(ms)
+	out := map[string]string{}
+	for _, g := range groups {
+		out[g.Name] = a[IDOf(g.Name)]
+	}
+	return out
+}
+
+func waitOwners(t *testing.T, w *world, want map[string]string, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("owners %v", want), timeout, func() bool {
+		return fmt.Sprint(w.snapshot()) == fmt.Sprint(want)
+	})
+}
+
+func names(nodes []*testNode) []string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, n.name)
+	}
+	return out
+}
+
+func TestClusterJoinSpreadsGroupsWithoutDoubleOwnership(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(8)
+	nodes := cluster(t, w, 3, groups, nil)
+	waitOwners(t, w, expectedOwners(names(nodes), groups), 10*time.Second)
+	w.check()
+	// node-0 started alone and held everything; what moved said why.
+	for _, e := range w.eventsFor("g00") {
+		t.Logf("g00: %s owner=%v reason=%s peer=%s", e.node, e.Owner, e.Reason, e.Peer)
+	}
+}
+
+func TestClusterCrashTakeover(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(6)
+	nodes := cluster(t, w, 3, groups, nil)
+	want := expectedOwners(names(nodes), groups)
+	waitOwners(t, w, want, 10*time.Second)
+
+	victim := nodes[1]
+	at := victim.crash(t, w)
+	rest := []*testNode{nodes[0], nodes[2]}
+	want = expectedOwners(names(rest), groups)
+	waitOwners(t, w, want, 10*time.Second)
+	took := time.Since(at)
+	for g, n := range expectedOwners(names(nodes), groups) {
+		if n != victim.name {
+			continue
+		}
+		ev := w.eventsFor(g)
+		last := ev[len(ev)-1]
+		if last.Reason != "member-failed:"+victim.name {
+			t.Errorf("group %s taken over with reason %q, want member-failed:%s", g, last.Reason, victim.name)
+		}
+		t.Logf("crash of %s: %s taken over by %s after %s (reason %s)", victim.name, g, last.node, last.At.Sub(at).Round(time.Millisecond), last.Reason)
+	}
+	if took > 5*time.Second {
+		t.Errorf("takeover took %s", took)
+	}
+	w.check()
+}
+
+func TestClusterGracefulHandover(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(6)
+	nodes := cluster(t, w, 3, groups, nil)
+	want := expectedOwners(names(nodes), groups)
+	waitOwners(t, w, want, 10*time.Second)
+
+	leaver := nodes[0]
+	t.Logf("owners: %v", want)
+	leaver.stop(t)
+	waitOwners(t, w, expectedOwners(names(nodes[1:]), groups), 5*time.Second)
+	for g, n := range want {
+		if n != leaver.name {
+			continue
+		}
+		ev := w.eventsFor(g)
+		rel, take := ev[len(ev)-2], ev[len(ev)-1]
+		if rel.node != leaver.name || rel.Owner || rel.Reason != "shutdown" {
+			t.Fatalf("group %s: want shutdown release by %s, got %+v", g, leaver.name, rel)
+		}
+		if take.Reason != "member-left:"+leaver.name {
+			t.Errorf("group %s taken with reason %q", g, take.Reason)
+		}
+		t.Logf("graceful stop of %s: %s handed to %s in %s", leaver.name, g, take.node, take.At.Sub(rel.At).Round(time.Millisecond))
+		if d := take.At.Sub(rel.At); d > 2*time.Second {
+			t.Errorf("handover took %s", d)
+		}
+	}
+	w.check()
+}
+
+func TestClusterSetInput(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(4)
+	nodes := cluster(t, w, 3, groups, nil)
+	want := expectedOwners(names(nodes), groups)
+	waitOwners(t, w, want, 10*time.Second)
+
+	// A higher priority elsewhere takes the group at once.
+	g := groups[0].Name
+	other := nodes[0]
+	if want[g] == other.name {
+		other = nodes[1]
+	}
+	prevOwner := want[g]
+	other.e.SetInput(g, election.Input{Eligible: true, Priority: 200})
+	want[g] = other.name
+	waitOwners(t, w, want, 5*time.Second)
+	ev := w.eventsFor(g)
+	rel := ev[len(ev)-2]
+	if rel.node != prevOwner || rel.Reason != "higher-priority-member" || rel.Peer != other.name {
+		t.Errorf("release: %+v, want %s giving up for higher-priority-member %s", rel, prevOwner, other.name)
+	}
+	// Ineligible: it gives the group up with the input's reason.
+	other.e.SetInput(g, election.Input{Eligible: false, Priority: 200, Reason: "link eth0 down"})
+	waitFor(t, "group moved off the ineligible node", 5*time.Second, func() bool {
+		o := w.snapshot()[g]
+		return o != "" && o != other.name
+	})
+	for _, e := range w.eventsFor(g) {
+		if e.node == other.name && !e.Owner && e.Reason != "ineligible: link eth0 down" {
+			t.Errorf("release reason %q", e.Reason)
+		}
+	}
+	w.check()
+}
+
+func TestClusterQuorum(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(3)
+	nodes := cluster(t, w, 3, groups, func(o *Options) { o.Quorum, o.Expect = true, 3 })
+	waitOwners(t, w, expectedOwners(names(nodes), groups), 10*time.Second)
+	nodes[1].crash(t, w)
+	// 2 of 3 is a majority: node-0 and node-2 share everything.
+	waitOwners(t, w, expectedOwners([]string{"node-0", "node-2"}, groups), 10*time.Second)
+	nodes[2].crash(t, w)
+	waitOwners(t, w, map[string]string{}, 10*time.Second)
+	var reasons []string
+	for _, g := range groups {
+		ev := w.eventsFor(g.Name)
+		reasons = append(reasons, ev[len(ev)-1].Reason)
+		if r := ev[len(ev)-1].Reason; r != "lost-quorum" {
+			t.Errorf("group %s: last reason %q, want lost-quorum", g.Name, r)
+		}
+	}
+	if q := nodes[0].e.Status().(Status).Quorum; q == nil || *q {
+		t.Errorf("status quorum = %v, want false", q)
+	}
+	w.check()
+}
+
+func TestClusterRestartSameName(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(6)
+	nodes := cluster(t, w, 3, groups, nil)
+	want := expectedOwners(names(nodes), groups)
+	waitOwners(t, w, want, 10*time.Second)
+	victim := nodes[1]
+	_, port, _ := net.SplitHostPort(victim.addr)
+	victim.crash(t, w)
+	waitOwners(t, w, expectedOwners([]string{"node-0", "node-2"}, groups), 10*time.Second)
+
+	// Same name, same address: the others know it as dead; its join refutes
+	// that with a higher incarnation and it gets its groups back.
+	w.mu.Lock()
+	delete(w.dead, victim.name)
+	w.mu.Unlock()
+	p, _ := strconv.Atoi(port)
+	restarted := start(t, w, Options{Node: victim.name, Groups: groups, BindPort: p, Peers: []string{nodes[0].addr}})
+	_ = restarted
+	waitOwners(t, w, want, 10*time.Second)
+	w.check()
+}
+
+func TestClusterWrongKeyRefused(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(2)
+	good := []byte("0123456789abcdef")
+	bad := []byte("fedcba9876543210")
+	nodes := cluster(t, w, 2, groups, func(o *Options) { o.Keys = [][]byte{good} })
+	waitOwners(t, w, expectedOwners(names(nodes), groups), 10*time.Second)
+
+	w2 := newWorld(t) // the intruder's own view: it must not own anything
+	intruder := start(t, w2, Options{Node: "intruder", Groups: groups, Keys: [][]byte{bad}, Peers: []string{nodes[0].addr}})
+	time.Sleep(time.Second)
+	st := intruder.e.Status().(Status)
+	if st.Joined || st.JoinError == "" || len(st.Members) != 1 {
+		t.Errorf("intruder status: joined=%v joinError=%q members=%v; want refused", st.Joined, st.JoinError, st.Members)
+	}
+	t.Logf("intruder's join error: %s", st.JoinError)
+	if n := nodes[0].members(); n != 2 {
+		t.Errorf("node-0 sees %d members, want 2", n)
+	}
+	waitFor(t, "node-0 counting key errors", 5*time.Second, func() bool {
+		return nodes[0].e.Status().(Status).KeyErrors > 0
+	})
+	t.Logf("node-0 status: %d key errors, last: %s", nodes[0].e.Status().(Status).KeyErrors, nodes[0].e.Status().(Status).LastKeyError)
+	if o := w2.snapshot(); len(o) != 0 {
+		t.Errorf("refused intruder owns %v; a node that peers refuse must not elect itself", o)
+	}
+	w.check()
+}
+
+func TestKeyRotation(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(2)
+	k1, k2 := []byte("0123456789abcdef"), []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZ012345")
+	nodes := cluster(t, w, 2, groups, func(o *Options) { o.Keys = [][]byte{k1} })
+	// Step 1 (every node): install k2 as an additional key. Step 2: make it
+	// primary. Step 3: drop k1. The cluster stays whole throughout; a new
+	// node with only k2 can join after step 2.
+	for _, step := range [][][]byte{{k1, k2}, {k2, k1}, {k2}} {
+		for _, n := range nodes {
+			if err := n.e.applyKeys(step); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	late := start(t, w, Options{Node: "late", Groups: groups, Keys: [][]byte{k2}, Peers: []string{nodes[1].addr}})
+	waitFor(t, "node with the new key joined", 5*time.Second, func() bool { return late.members() == 3 && nodes[0].members() == 3 })
+	w.check()
+}
+
+// A member whose VIP set differs is flagged (status, log) but still takes
+// part: owners are chosen by group name, so exactly one node holds the
+// group even during a rolling config change.
+func TestClusterConfigMismatchFlagged(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(3)
+	other := append([]GroupSpec(nil), groups...)
+	other[1] = GroupSpec{Name: other[1].Name, VIPs: []netip.Addr{netip.MustParseAddr("198.51.100.200")}, Priority: 100}
+	nodes := cluster(t, w, 2, groups, func(o *Options) {
+		if o.Node == "node-1" {
+			o.Groups = other
+		}
+	})
+	waitOwners(t, w, expectedOwners(names(nodes), groups), 10*time.Second)
+	st := nodes[0].e.Status().(Status)
+	if len(st.Mismatches) != 1 || st.Mismatches[0].Member != "node-1" || fmt.Sprint(st.Mismatches[0].Groups) != "[g01]" {
+		t.Fatalf("mismatches = %+v, want node-1 differing in g01", st.Mismatches)
+	}
+	w.check()
+}
+
+// Peers from a DNS name (a headless Service): the name resolves to every
+// member, this node included (skipped), all on the same port as in a
+// DaemonSet. Loopback has a whole /8, so each member gets its own IP.
+func TestClusterDNSPeers(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(4)
+	port := freePort(t)
+	ips := []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"}
+	lookup := func(ctx context.Context, host string) ([]string, error) {
+		if host != "vipd.example.svc" {
+			return nil, fmt.Errorf("unexpected lookup %q", host)
+		}
+		return ips, nil
+	}
+	var nodes []*testNode
+	for i, ip := range ips {
+		nodes = append(nodes, start(t, w, Options{Node: fmt.Sprintf("node-%d", i), Groups: groups,
+			BindAddr: ip, BindPort: port, DNS: "vipd.example.svc", Lookup: lookup}))
+	}
+	waitOwners(t, w, expectedOwners(names(nodes), groups), 15*time.Second)
+	for _, n := range nodes {
+		if m := n.members(); m != 3 {
+			t.Errorf("%s sees %d members, want 3", n.name, m)
+		}
+	}
+	w.check()
+}
+
+// freePort finds a port free for UDP and TCP on 127.0.0.2-4.
+func freePort(t *testing.T) int {
+	for try := 0; try < 20; try++ {
+		l, err := net.Listen("tcp", "127.0.0.2:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		ok := true
+		for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4"} {
+			a := net.JoinHostPort(ip, strconv.Itoa(port))
+			tl, err1 := net.Listen("tcp", a)
+			ul, err2 := net.ListenPacket("udp", a)
+			if tl != nil {
+				tl.Close()
+			}
+			if ul != nil {
+				ul.Close()
+			}
+			ok = ok && err1 == nil && err2 == nil
+		}
+		if ok {
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+func TestClusterIPv6(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(4)
+	a := start(t, w, Options{Node: "node-0", Groups: groups, BindAddr: "::1"})
+	_, port, _ := net.SplitHostPort(a.addr)
+	b := start(t, w, Options{Node: "node-1", Groups: groups, BindAddr: "::1", Peers: []string{"[::1]:" + port}})
+	waitOwners(t, w, expectedOwners([]string{a.name, b.name}, groups), 10*time.Second)
+	w.check()
+}
+
+// The key file is polled: a new primary there is used without a restart.
+func TestKeySourcePolled(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(2)
+	k1, k2 := []byte("0123456789abcdef"), []byte("ABCDEFGHIJKLMNOP")
+	var mu sync.Mutex
+	keys := [][]byte{k1}
+	src := func() ([][]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return keys, nil
+	}
+	nodes := cluster(t, w, 2, groups, func(o *Options) {
+		o.Keys, o.KeySource, o.KeyPollInterval = [][]byte{k1}, src, 50*time.Millisecond
+	})
+	mu.Lock()
+	keys = [][]byte{k2, k1}
+	mu.Unlock()
+	waitFor(t, "keyrings switched to the new primary", 5*time.Second, func() bool {
+		for _, n := range nodes {
+			if string(n.e.keyring.GetPrimaryKey()) != string(k2) {
+				return false
+			}
+		}
+		return true
+	})
+	late := start(t, w, Options{Node: "late", Groups: groups, Keys: [][]byte{k2}, Peers: []string{nodes[0].addr}})
+	waitFor(t, "node with only the new key joined", 5*time.Second, func() bool { return late.members() == 3 })
+}
+
+// A killed member restarting with the same name on another address (a pod
+// with a new IP) is let back in once the old identity has been dead for the
+// profile's dead-node reclaim time (1s in fast).
+func TestClusterRestartNewAddress(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(6)
+	nodes := cluster(t, w, 3, groups, nil)
+	want := expectedOwners(names(nodes), groups)
+	waitOwners(t, w, want, 10*time.Second)
+	victim := nodes[1]
+	victim.crash(t, w)
+	waitOwners(t, w, expectedOwners([]string{"node-0", "node-2"}, groups), 10*time.Second)
+	w.mu.Lock()
+	delete(w.dead, victim.name)
+	w.mu.Unlock()
+	restarted := start(t, w, Options{Node: victim.name, Groups: groups, BindAddr: "127.0.0.5", Peers: []string{nodes[0].addr}})
+	began := time.Now()
+	waitOwners(t, w, want, 15*time.Second)
+	t.Logf("%s back at %s: original owners after %s", victim.name, restarted.addr, time.Since(began).Round(time.Millisecond))
+	w.check()
+}
+
+// A node whose peers are all down (connection refused) elects alone after
+// the settle time; the later join of a peer splits the groups without
+// double ownership.
+func TestClusterFirstNodeAlone(t *testing.T) {
+	w := newWorld(t)
+	groups := testGroups(4)
+	port := freePort(t)
+	a := start(t, w, Options{Node: "node-0", Groups: groups, Peers: []string{"127.0.0.2:" + strconv.Itoa(port)}})
+	began := time.Now()
+	waitOwners(t, w, expectedOwners([]string{"node-0"}, groups), 5*time.Second)
+	if d := time.Since(began); d < 250*time.Millisecond {
+		t.Errorf("elected alone after %s, before the settle time", d)
+	}
+	if st := a.e.Status().(Status); st.Joined || st.Refused || st.JoinError == "" {
+		t.Errorf("status %+v: want not joined, not refused, with a join error", st)
+	}
+	b := start(t, w, Options{Node: "node-1", Groups: groups, BindAddr: "127.0.0.2", BindPort: port, Peers: []string{a.addr}})
+	waitOwners(t, w, expectedOwners([]string{a.name, b.name}, groups), 10*time.Second)
+	w.check()
+}

@@ -1,0 +1,160 @@
+package gossip
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// delegate adapts memberlist's callbacks. They run on memberlist's
+// goroutines, some with its node lock held: they only copy data and signal.
+type delegate struct{ e *Elector }
+
+func (d *delegate) NodeMeta(limit int) []byte {
+	b := d.e.localMeta()
+	if len(b) > limit {
+		return nil
+	}
+	return b
+}
+
+// NotifyMsg receives "leaving" packets (the only user message).
+func (d *delegate) NotifyMsg(b []byte) {
+	name, ok := parseLeaveMsg(b)
+	e := d.e
+	if !ok {
+		e.mu.Lock()
+		e.badMsgs++
+		e.mu.Unlock()
+		return
+	}
+	if name == e.opts.Node {
+		return
+	}
+	e.mu.Lock()
+	_, known := e.members[name]
+	e.leaving[name] = true
+	delete(e.members, name)
+	e.gone[name] = "member-left:" + name
+	e.mu.Unlock()
+	if known {
+		e.log.Info("gossip member leaving", "member", name)
+	}
+	signal(e.changed)
+}
+
+// leaveMsg is the "leaving" packet: a tag, a version, the node name.
+func leaveMsg(node string) []byte { return append([]byte("vipd-leave\x01"), node...) }
+
+func parseLeaveMsg(b []byte) (string, bool) {
+	const tag = "vipd-leave\x01"
+	if len(b) <= len(tag) || string(b[:len(tag)]) != tag {
+		return "", false
+	}
+	return string(b[len(tag):]), true
+}
+
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+
+func (d *delegate) LocalState(join bool) []byte { return nil }
+
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {}
+
+// AckPayload is called when we answer a ping: a peer holds us as alive.
+func (d *delegate) AckPayload() []byte {
+	e := d.e
+	e.mu.Lock()
+	now := e.now()
+	stale := now.Sub(e.lastProbed) > e.ackWindow
+	e.lastProbed = now
+	e.mu.Unlock()
+	if stale {
+		signal(e.changed)
+	}
+	return nil
+}
+
+func (d *delegate) NotifyPingComplete(*memberlist.Node, time.Duration, []byte) {}
+
+func (d *delegate) NotifyJoin(n *memberlist.Node) {
+	d.e.mu.Lock()
+	delete(d.e.leaving, n.Name) // a new life
+	d.e.mu.Unlock()
+	d.upsert(n, true)
+}
+
+func (d *delegate) NotifyUpdate(n *memberlist.Node) { d.upsert(n, false) }
+
+func (d *delegate) upsert(n *memberlist.Node, joined bool) {
+	e := d.e
+	if n.Name == e.opts.Node {
+		return
+	}
+	meta, err := DecodeMeta(n.Meta)
+	m := &member{name: n.Name, addr: net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), meta: meta, metaErr: err}
+	e.mu.Lock()
+	if e.leaving[n.Name] {
+		e.mu.Unlock()
+		return // its last meta update, overtaken by its "leaving"
+	}
+	old := e.members[n.Name]
+	e.members[n.Name] = m
+	delete(e.gone, n.Name)
+	mm, bad := e.mismatchLocked(m)
+	var oldMM Mismatch
+	oldBad := false
+	if old != nil {
+		oldMM, oldBad = e.mismatchLocked(old)
+	}
+	e.mu.Unlock()
+	if joined {
+		e.log.Info("gossip member joined", "member", n.Name, "addr", m.addr)
+		// A peer that joins us did a push/pull with us: we are part of
+		// the cluster even if our own join found nobody (we came up first).
+		if !e.isJoined() {
+			e.setJoined(true, "")
+		}
+	}
+	if bad && (!oldBad || fmt.Sprint(oldMM) != fmt.Sprint(mm)) {
+		if err != nil {
+			e.log.Warn("gossip member's meta is unreadable: it cannot own any group", "member", n.Name, "err", err)
+		} else {
+			e.log.Warn("gossip member has a different VIP configuration; the group's owner binds its own VIP set",
+				"member", n.Name, "fingerprint", mm.Fingerprint, "ours", e.fp.String(), "groups_differing", mm.Groups)
+		}
+	}
+	signal(e.changed)
+}
+
+func (d *delegate) NotifyLeave(n *memberlist.Node) {
+	e := d.e
+	if n.Name == e.opts.Node {
+		return
+	}
+	why := "member-failed:" + n.Name
+	e.mu.Lock()
+	if e.leaving[n.Name] {
+		why = "member-left:" + n.Name
+	}
+	delete(e.members, n.Name)
+	e.gone[n.Name] = why
+	e.mu.Unlock()
+	e.log.Info("gossip member gone", "member", n.Name, "why", strings.SplitN(why, ":", 2)[0])
+	signal(e.changed)
+}
+
+func (d *delegate) NotifyConflict(existing, other *memberlist.Node) {
+	msg := fmt.Sprintf("%s at %s and %s", existing.Name, existing.Address(), other.Address())
+	d.e.mu.Lock()
+	if !slices.Contains(d.e.conflicts, msg) && len(d.e.conflicts) < 16 {
+		d.e.conflicts = append(d.e.conflicts, msg)
+	}
+	d.e.mu.Unlock()
+	d.e.log.Error("gossip: two members use the same node name; node names must be unique", "name", existing.Name,
+		"existing", existing.Address(), "other", other.Address())
+}

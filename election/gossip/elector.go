@@ -1,0 +1,584 @@
+// Package gossip elects VIP group owners over a hashicorp/memberlist cluster:
+// every member gossips its per-group priority and eligibility in its node
+// meta, and every member computes the same owners from the same membership
+// with a pure function (Assign). No leader, no quorum store: failure
+// detection is memberlist's (SWIM with Lifeguard), tuned by a profile.
+package gossip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/vipd/vipd/election"
+)
+
+// DefaultPort is memberlist's customary port.
+const DefaultPort = 7946
+
+// Options configure an Elector.
+type Options struct {
+	// Node is this member's unique name.
+	Node string
+	// Groups are this node's configured groups, with their default priority.
+	Groups []GroupSpec
+	// BindAddr/BindPort: where memberlist listens (UDP and TCP). Port 0
+	// picks a free port (tests).
+	BindAddr string
+	BindPort int
+	// AdvertiseAddr/AdvertisePort: the address peers use; empty/0 derives
+	// them from the bind address (memberlist picks a private IP when bound
+	// to 0.0.0.0).
+	AdvertiseAddr string
+	AdvertisePort int
+	// Peers are "host" or "host:port" entries to join (hosts may be names).
+	Peers []string
+	// DNS is a name whose A/AAAA records are the peers (e.g. a headless
+	// Service selecting the DaemonSet's pods); joined on DefaultPort or
+	// BindPort.
+	DNS string
+	// Expect is the expected number of members, this node included (0:
+	// unknown). It drives quorum and re-joining.
+	Expect int
+	// Quorum: own groups only while a majority of Expect members is alive.
+	Quorum bool
+	// Profile is the failure-detection timing: fast, lan or wan.
+	Profile string
+	// RejoinInterval is how often configured peers that are not members are
+	// joined again (partition heal, restarted peers). Default 1s.
+	RejoinInterval time.Duration
+	// Settle is how long a node that could join nobody waits before it owns
+	// groups alone (it may be the first node up, or peers may be booting).
+	// Default 2s.
+	Settle time.Duration
+	// Keys is the keyring (first = primary, used to encrypt; all decrypt);
+	// empty disables encryption.
+	Keys [][]byte
+	// KeySource, if set, is polled every KeyPollInterval and its keys
+	// replace the keyring's (live key rotation of a mounted Secret).
+	KeySource       func() ([][]byte, error)
+	KeyPollInterval time.Duration
+	// Lookup resolves names (DNS, peers); default net.DefaultResolver.
+	Lookup func(ctx context.Context, host string) ([]string, error)
+	Log    *slog.Logger
+}
+
+// Elector implements election.Elector over memberlist.
+type Elector struct {
+	opts   Options
+	log    *slog.Logger
+	inputs *election.Inputs
+	ids    map[string]GroupID
+	prio   map[string]int
+	vipH   map[string]uint32
+	fp     Fingerprint
+	now    func() time.Time
+
+	changed chan struct{} // membership or peer meta changed (coalesced)
+	dirty   chan struct{} // our own meta changed (coalesced)
+
+	mu           sync.Mutex
+	members      map[string]*member // alive peers (not self)
+	gone         map[string]string  // peer -> "member-failed:x" / "member-left:x"
+	leaving      map[string]bool    // peers that said they are leaving
+	owned        map[string]bool    // groups reported owned
+	keyErrors    int64
+	lastKeyErr   string
+	keyErrLogged time.Time
+	badMsgs      int64         // user messages that are not a "leaving" packet
+	lastProbed   time.Time     // a peer last pinged us (so it holds us alive)
+	ackWindow    time.Duration // how recent that must be to count
+	unacked      bool          // gains held: peers do not probe us
+	joinErr      string
+	joined       bool
+	quorumOK     bool
+	waiting      map[string]string // group -> peer still claiming it
+	conflicts    []string
+	settled      bool   // elections are running (joined and held off, or alone)
+	refused      bool   // last join: peers reachable but refused us
+	onJoin       func() // called once after the first successful join
+	selfAddr     string // host:port we advertise
+	keyring      *memberlist.Keyring
+	rejoinBusy   atomic.Bool
+	initialJoin  atomic.Bool // the first join is still trying peers
+
+	// crash, closed by tests, makes Run stop like a killed process: no
+	// Owner=false reports, no leave.
+	crash chan struct{}
+}
+
+type member struct {
+	name    string
+	addr    string // host:port
+	meta    Meta
+	metaErr error
+}
+
+// New checks opts and returns an elector; Run starts it.
+func New(opts Options) (*Elector, error) {
+	if opts.Node == "" {
+		return nil, errors.New("gossip: node name is empty")
+	}
+	if len(opts.Groups) > MaxGroups {
+		return nil, fmt.Errorf("gossip: %d groups, at most %d fit in node meta", len(opts.Groups), MaxGroups)
+	}
+	if opts.Profile == "" {
+		opts.Profile = ProfileFast
+	}
+	if _, err := profileConfig(opts.Profile); err != nil {
+		return nil, err
+	}
+	if opts.RejoinInterval <= 0 {
+		opts.RejoinInterval = time.Second
+	}
+	if opts.Settle <= 0 {
+		opts.Settle = 2 * time.Second
+	}
+	if opts.KeyPollInterval <= 0 {
+		opts.KeyPollInterval = 10 * time.Second
+	}
+	if opts.Lookup == nil {
+		opts.Lookup = net.DefaultResolver.LookupHost
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	e := &Elector{
+		opts:    opts,
+		log:     opts.Log.With("election", "gossip"),
+		ids:     map[string]GroupID{},
+		prio:    map[string]int{},
+		vipH:    map[string]uint32{},
+		fp:      ConfigFingerprint(opts.Groups),
+		now:     time.Now,
+		changed: make(chan struct{}, 1),
+		dirty:   make(chan struct{}, 1),
+		members: map[string]*member{},
+		gone:    map[string]string{},
+		leaving: map[string]bool{},
+		owned:   map[string]bool{},
+		waiting: map[string]string{},
+		crash:   make(chan struct{}),
+	}
+	names := make([]string, len(opts.Groups))
+	byID := map[GroupID]string{}
+	for i, g := range opts.Groups {
+		id := IDOf(g.Name)
+		if other, dup := byID[id]; dup {
+			return nil, fmt.Errorf("gossip: groups %q and %q hash to the same id; rename one", other, g.Name)
+		}
+		byID[id] = g.Name
+		names[i] = g.Name
+		e.ids[g.Name] = id
+		e.vipH[g.Name] = VIPHash(g.VIPs)
+		p := g.Priority
+		if p == 0 {
+			p = 100
+		}
+		e.prio[g.Name] = p
+	}
+	e.inputs = election.NewInputs(names, election.Input{Eligible: true})
+	for _, g := range opts.Groups {
+		e.inputs.Set(g.Name, election.Input{Eligible: true, Priority: e.prio[g.Name]})
+	}
+	return e, nil
+}
+
+// SetInput implements election.Elector. The new priority/eligibility is
+// gossiped (memberlist UpdateNode) and evaluated locally at once.
+func (e *Elector) SetInput(group string, in election.Input) {
+	if _, ok := e.ids[group]; !ok {
+		return
+	}
+	e.inputs.Set(group, in)
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Run implements election.Elector.
+func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
+	cfg, err := e.memberlistConfig()
+	if err != nil {
+		return err
+	}
+	ml, err := memberlist.Create(cfg)
+	if err != nil {
+		return fmt.Errorf("gossip: starting memberlist on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
+	}
+	// memberlist hands out pointers to Nodes it later rewrites in place
+	// (racy), so our own address is read once, before any meta update.
+	local := ml.LocalNode()
+	self := net.JoinHostPort(local.Addr.String(), strconv.Itoa(int(local.Port)))
+	e.mu.Lock()
+	e.selfAddr = self
+	e.mu.Unlock()
+	e.log.Info("gossip member started", "addr", self,
+		"profile", e.opts.Profile, "encrypted", len(e.opts.Keys) > 0, "fingerprint", e.fp.String())
+
+	joinedCh := make(chan struct{}, 1)
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() {
+		stopBG()
+		wg.Wait()
+		if err := ml.Shutdown(); err != nil {
+			e.log.Warn("gossip: memberlist shutdown", "err", err)
+		}
+	}()
+	wg.Go(func() { e.metaLoop(bg, ml) })
+	if e.opts.KeySource != nil && e.keyring != nil {
+		wg.Go(func() { e.keyLoop(bg) })
+	}
+
+	// Join before owning anything: a successful join is a push/pull of the
+	// whole member state (with every member's meta), so the first evaluation
+	// already sees who owns what. The peer we joined may itself not yet have
+	// heard the latest meta updates (a group taken over a moment ago), so
+	// the first evaluation waits holdoff (ten gossip rounds) after the join
+	// for those to arrive: a new node never takes a group another member has
+	// just claimed. A node that can join nobody (it is first, or its peers
+	// are booting) elects alone after Settle; one that peers refuse (wrong
+	// key) never does. The join runs in the background (it may take a TCP
+	// timeout per unreachable peer) so a stop is never held up by it.
+	holdoff := 10 * cfg.GossipInterval
+	e.mu.Lock()
+	e.ackWindow = max(20*cfg.ProbeInterval, time.Second)
+	e.mu.Unlock()
+	settled := len(e.opts.Peers) == 0 && e.opts.DNS == ""
+	var settle <-chan time.Time
+	if !settled {
+		t := time.NewTimer(e.opts.Settle)
+		defer t.Stop()
+		settle = t.C
+		e.mu.Lock()
+		e.onJoin = func() { signal(joinedCh) }
+		e.mu.Unlock()
+		e.join(bg, &wg, ml, true)
+	}
+	rejoin := time.NewTicker(e.opts.RejoinInterval)
+	defer rejoin.Stop()
+
+	var ev evaluator
+	for {
+		if settled {
+			e.evaluate(report, &ev)
+			e.mu.Lock()
+			e.settled = true
+			e.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			e.shutdown(report)
+			stopBG()
+			wg.Wait()
+			// Owner=false for every group has been reported (VIPs gone):
+			// only now tell the others, so they take over at once. A direct
+			// "leaving" packet to every member first, because memberlist's
+			// leave travels by gossip and its NotifyLeave does not say
+			// "left" from "failed" (Node.State is stale there in v0.7.0).
+			for _, n := range e.peerNodes() {
+				if err := ml.SendBestEffort(n, leaveMsg(e.opts.Node)); err != nil {
+					e.log.Debug("gossip: sending leave", "member", n.Name, "err", err)
+				}
+			}
+			if err := ml.Leave(time.Second); err != nil {
+				e.log.Warn("gossip: leave", "err", err)
+			}
+			return nil
+		case <-e.crash:
+			return errors.New("gossip: crashed (test)")
+		case <-e.changed:
+		case <-e.inputs.Changed():
+			signal(e.dirty)
+		case <-joinedCh:
+			if !settled {
+				settle = time.After(holdoff)
+			}
+		case <-settle:
+			switch st := e.Status().(Status); {
+			case !st.Joined && e.initialJoin.Load():
+				// A join is still trying peers (TCP timeouts): its
+				// outcome decides between electing alone and waiting.
+				settle = time.After(100 * time.Millisecond)
+			case st.Joined:
+				settled = true
+			case st.Refused:
+				// Peers answer but refuse us (a different key): owning
+				// alone would put the same VIPs on two nodes.
+				e.log.Error("gossip peers refuse this node; owning nothing until it can join", "err", st.JoinError)
+			default:
+				settled = true
+				e.log.Warn("no gossip peer reachable; electing among the members known so far", "settle", e.opts.Settle)
+			}
+		case <-rejoin.C:
+			e.join(bg, &wg, ml, false)
+		}
+	}
+}
+
+func (e *Elector) memberlistConfig() (*memberlist.Config, error) {
+	cfg, err := profileConfig(e.opts.Profile)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Name = e.opts.Node
+	cfg.BindAddr = e.opts.BindAddr
+	if cfg.BindAddr == "" {
+		cfg.BindAddr = "0.0.0.0"
+	}
+	cfg.BindPort = e.opts.BindPort
+	cfg.AdvertiseAddr = e.opts.AdvertiseAddr
+	cfg.AdvertisePort = e.opts.AdvertisePort
+	if cfg.AdvertisePort == 0 {
+		cfg.AdvertisePort = cfg.BindPort
+	}
+	if cfg.AdvertiseAddr == "" {
+		if ip := net.ParseIP(cfg.BindAddr); ip != nil && !ip.IsUnspecified() {
+			cfg.AdvertiseAddr = cfg.BindAddr
+		}
+	}
+	if len(e.opts.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(e.opts.Keys[1:], e.opts.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("gossip: keyring: %w", err)
+		}
+		cfg.Keyring = kr
+		e.keyring = kr
+		// Refuse unencrypted traffic too (these are memberlist's defaults,
+		// stated because a wrong-key peer must never be let in).
+		cfg.GossipVerifyIncoming, cfg.GossipVerifyOutgoing = true, true
+	}
+	d := &delegate{e}
+	cfg.Delegate = d
+	cfg.Events = d
+	cfg.Conflict = d
+	cfg.Ping = d
+	cfg.Logger = log.New(&logWriter{log: e.log.With("component", "memberlist"), decryptFailure: e.keyError}, "", 0)
+	cfg.LogOutput = nil
+	return cfg, nil
+}
+
+// evaluator remembers the previous evaluation, to explain transitions.
+type evaluator struct {
+	prevOwner   map[string]string // group -> owner computed last time
+	prevMembers map[string]bool
+	lostQuorum  bool
+	waitedOn    map[string]string
+}
+
+// evaluate computes the owners from the current membership and reports
+// every change for this node's groups.
+func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
+	if ev.prevOwner == nil {
+		ev.prevOwner, ev.prevMembers, ev.waitedOn = map[string]string{}, map[string]bool{}, map[string]string{}
+	}
+	e.mu.Lock()
+	peers := make([]*member, 0, len(e.members))
+	for _, m := range e.members {
+		peers = append(peers, m)
+	}
+	gone := make(map[string]string, len(e.gone))
+	for k, v := range e.gone {
+		gone[k] = v
+	}
+	e.mu.Unlock()
+	slices.SortFunc(peers, func(a, b *member) int { return strings.Compare(a.name, b.name) })
+
+	self := Member{Name: e.opts.Node, Bids: map[GroupID]int{}}
+	inputs := map[string]election.Input{}
+	for name, id := range e.ids {
+		in := e.inputs.Get(name)
+		inputs[name] = in
+		if in.Eligible && in.Priority > 0 {
+			self.Bids[id] = in.Priority
+		}
+	}
+	ms := []Member{self}
+	cur := map[string]bool{e.opts.Node: true}
+	for _, p := range peers {
+		cur[p.name] = true
+		if p.metaErr == nil {
+			ms = append(ms, Member{Name: p.name, Bids: p.meta.Bids()})
+		}
+	}
+	quorumOK := true
+	if e.opts.Quorum && e.opts.Expect > 0 {
+		quorumOK = 1+len(peers) >= e.opts.Expect/2+1
+	}
+	e.mu.Lock()
+	acked := len(peers) == 0 || e.now().Sub(e.lastProbed) <= e.ackWindow
+	wasUnacked := e.unacked
+	e.unacked = !acked
+	e.mu.Unlock()
+	if !acked && !wasUnacked {
+		e.log.Warn("gossip peers do not probe this node (they do not hold it as alive yet): taking no group until they do", "window", e.ackWindow)
+	}
+	owners := Assign(ms)
+	bidOf := func(name string, id GroupID) int {
+		for _, m := range ms {
+			if m.Name == name {
+				return m.Bids[id]
+			}
+		}
+		return 0
+	}
+
+	waiting := map[string]string{}
+	for _, g := range e.opts.Groups {
+		id := e.ids[g.Name]
+		owner := owners[id]
+		want := owner == e.opts.Node && quorumOK
+		var claimant string
+		for _, p := range peers {
+			if en, ok := p.meta.Entry(id); ok && en.Owned && p.metaErr == nil {
+				claimant = p.name
+				break
+			}
+		}
+		e.mu.Lock()
+		had := e.owned[g.Name]
+		e.mu.Unlock()
+		if want && !had && !acked {
+			// Our own view has peers, but none of them probes us: they do
+			// not hold us as alive (e.g. memberlist refused our new address
+			// for a name it holds as dead), so they neither see our claims
+			// nor send us theirs. Take nothing until they do.
+			waiting[g.Name] = "(not yet acknowledged by peers)"
+			want = false
+		}
+		if want && !had && claimant != "" {
+			// Another live member still holds the group (it has not yet
+			// seen what we see, e.g. that we joined): wait for its meta to
+			// show the release, so two nodes never hold the VIPs at once.
+			waiting[g.Name] = claimant
+			ev.waitedOn[g.Name] = claimant
+			want = false
+		}
+		if want != had {
+			t := election.Transition{Group: g.Name, Owner: want, Peer: owner, At: e.now()}
+			in := inputs[g.Name]
+			prev := ev.prevOwner[g.Name]
+			switch {
+			case want && ev.waitedOn[g.Name] != "":
+				t.Reason = "released-by:" + ev.waitedOn[g.Name]
+			case want && ev.lostQuorum:
+				t.Reason = "quorum-regained"
+			case want && prev != "" && prev != e.opts.Node && gone[prev] != "":
+				t.Reason = gone[prev]
+			case want && prev != "" && prev != e.opts.Node && cur[prev] && bidOf(prev, id) == 0:
+				t.Reason = "member-ineligible:" + prev
+			case want && prev != "" && prev != e.opts.Node && cur[prev]:
+				t.Reason = "preferred-over:" + prev
+			case want:
+				t.Reason = "elected"
+			case !quorumOK:
+				t.Reason = "lost-quorum"
+			case !in.Eligible:
+				t.Reason = "ineligible"
+				if in.Reason != "" {
+					t.Reason += ": " + in.Reason
+				}
+			case owner != "" && bidOf(owner, id) > in.Priority:
+				t.Reason = "higher-priority-member"
+			case owner != "" && !ev.prevMembers[owner]:
+				t.Reason = "member-joined:" + owner
+			default:
+				t.Reason = "rebalanced:" + owner
+			}
+			if want {
+				t.Peer = ""
+			}
+			e.log.Debug("gossip transition", "group", g.Name, "owner", want, "reason", t.Reason, "peer", t.Peer)
+			report(t)
+			e.mu.Lock()
+			e.owned[g.Name] = want
+			e.mu.Unlock()
+			delete(ev.waitedOn, g.Name)
+			signal(e.dirty)
+		}
+		if _, still := waiting[g.Name]; !still {
+			delete(ev.waitedOn, g.Name)
+		}
+		ev.prevOwner[g.Name] = owner
+	}
+	ev.prevMembers = cur
+	if quorumOK != !ev.lostQuorum {
+		if quorumOK {
+			e.log.Info("gossip quorum regained", "members", 1+len(peers), "expect", e.opts.Expect)
+		} else {
+			e.log.Warn("gossip quorum lost: owning nothing", "members", 1+len(peers), "expect", e.opts.Expect)
+		}
+	}
+	ev.lostQuorum = !quorumOK
+	e.mu.Lock()
+	e.quorumOK = quorumOK
+	e.waiting = waiting
+	e.mu.Unlock()
+}
+
+// shutdown reports Owner=false for every owned group.
+func (e *Elector) shutdown(report election.Reporter) {
+	for _, g := range e.opts.Groups {
+		e.mu.Lock()
+		had := e.owned[g.Name]
+		e.mu.Unlock()
+		if had {
+			report(election.Transition{Group: g.Name, Owner: false, Reason: "shutdown", At: e.now()})
+			e.mu.Lock()
+			e.owned[g.Name] = false
+			e.mu.Unlock()
+		}
+	}
+}
+
+// metaLoop gossips our meta whenever it changed. UpdateNode blocks until the
+// broadcast went out, so it runs here and never holds up the election loop.
+func (e *Elector) metaLoop(ctx context.Context, ml *memberlist.Memberlist) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.dirty:
+			if err := ml.UpdateNode(500 * time.Millisecond); err != nil {
+				e.log.Debug("gossip: meta update", "err", err)
+			}
+		}
+	}
+}
+
+// localMeta encodes what we gossip now.
+func (e *Elector) localMeta() []byte {
+	m := Meta{Version: metaVersion, Fingerprint: e.fp}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, g := range e.opts.Groups {
+		in := e.inputs.Get(g.Name)
+		p := 0
+		if in.Eligible {
+			p = min(max(in.Priority, 0), 255)
+		}
+		m.Entries = append(m.Entries, Entry{ID: e.ids[g.Name], VIPHash: e.vipH[g.Name], Priority: p, Owned: e.owned[g.Name]})
+	}
+	b, err := m.Encode()
+	if err != nil { // New refuses more than MaxGroups; priorities are clamped
+		e.log.Error("gossip: encoding node meta", "err", err)
+		return nil
+	}
+	return b
+}

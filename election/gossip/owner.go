@@ -1,0 +1,140 @@
+package gossip
+
+import (
+	"encoding/binary"
+	"hash/fnv"
+	"slices"
+	"sort"
+)
+
+// GroupID identifies a group on the wire: a 32-bit hash of its name, so node
+// meta (512 bytes at most) carries a fixed 10 bytes per group whatever the
+// name's length. Collisions among one node's groups are refused at startup.
+type GroupID uint32
+
+// IDOf returns the GroupID of a group name (FNV-1a, stable across versions).
+func IDOf(name string) GroupID {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return GroupID(h.Sum32())
+}
+
+// Member is one alive member's bids as the owner choice sees them: the groups
+// it is eligible for, with its priority for each (1..254).
+type Member struct {
+	Name string
+	Bids map[GroupID]int
+}
+
+// LoadSlack is how many groups above the even share (ceil(groups/members))
+// one member may be given among equal-priority peers.
+const LoadSlack = 1
+
+// Assign chooses one owner per group from the alive members' bids. It is a
+// pure function of its input (order of members does not matter), so every
+// member that sees the same membership computes the same owners.
+//
+// Rules, in order:
+//  1. Only members bidding for a group (eligible) can own it.
+//  2. Highest priority wins.
+//  3. Among equal priorities, rendezvous (highest-random-weight) hashing of
+//     (member, group): each group has its own random preference order of
+//     members, so groups spread evenly and a member joining or leaving moves
+//     only the groups that hash to it.
+//  4. Bounded load: plain rendezvous spreads 20 groups over 4 members as a
+//     binomial draw (7+ on one member is common), so groups are assigned in a
+//     fixed order (by GroupID) and a member that already has
+//     ceil(groups/members)+LoadSlack groups is skipped in favour of the next in
+//     the group's preference order — unless every top-priority bidder is full,
+//     where priority wins over balance.
+//
+// The slack keeps the cap loose enough that it rarely binds, so join/leave
+// movement stays close to rendezvous' minimum (see the property tests).
+func Assign(members []Member) map[GroupID]string {
+	return assign(members, true)
+}
+
+func assign(members []Member, bounded bool) map[GroupID]string {
+	groupSet := map[GroupID]struct{}{}
+	bidders := 0
+	for _, m := range members {
+		n := 0
+		for g, p := range m.Bids {
+			if p > 0 {
+				groupSet[g] = struct{}{}
+				n++
+			}
+		}
+		if n > 0 {
+			bidders++
+		}
+	}
+	out := make(map[GroupID]string, len(groupSet))
+	if len(groupSet) == 0 {
+		return out
+	}
+	groups := make([]GroupID, 0, len(groupSet))
+	for g := range groupSet {
+		groups = append(groups, g)
+	}
+	slices.Sort(groups)
+	capacity := (len(groups)+bidders-1)/bidders + LoadSlack
+	load := make(map[string]int, len(members))
+
+	type cand struct {
+		name string
+		w    uint64
+	}
+	var tier []cand
+	for _, g := range groups {
+		tier = tier[:0]
+		best := 0
+		for _, m := range members {
+			p := m.Bids[g]
+			switch {
+			case p <= 0 || p < best:
+				continue
+			case p > best:
+				best = p
+				tier = tier[:0]
+			}
+			tier = append(tier, cand{m.Name, Weight(m.Name, g)})
+		}
+		sort.Slice(tier, func(i, j int) bool {
+			if tier[i].w != tier[j].w {
+				return tier[i].w > tier[j].w
+			}
+			return tier[i].name < tier[j].name
+		})
+		owner := tier[0].name
+		if bounded {
+			for _, c := range tier {
+				if load[c.name] < capacity {
+					owner = c.name
+					break
+				}
+			}
+		}
+		load[owner]++
+		out[g] = owner
+	}
+	return out
+}
+
+// Weight is the rendezvous weight of member for group: FNV-1a over both,
+// finished with the splitmix64 mixer because FNV's high bits are weak for
+// short, similar inputs such as "node-1", "node-2".
+func Weight(member string, g GroupID) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(member))
+	var b [5]byte // a 0 separator so ("ab", g) and ("a", g') never collide by concatenation
+	binary.BigEndian.PutUint32(b[1:], uint32(g))
+	h.Write(b[:])
+	x := h.Sum64()
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}

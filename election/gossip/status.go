@@ -1,0 +1,94 @@
+package gossip
+
+import (
+	"slices"
+	"strings"
+)
+
+// Status is the gossip part of /status.
+type Status struct {
+	Profile     string `json:"profile"`
+	Encrypted   bool   `json:"encrypted"`
+	Fingerprint string `json:"fingerprint"`
+	Joined      bool   `json:"joined"`
+	// Settled: this node takes part in elections (false while it waits to
+	// join, or for the first gossip rounds after joining).
+	Settled bool `json:"settled"`
+	// Unacknowledged: peers do not probe this node (they do not hold it as
+	// alive), so it takes no group.
+	Unacknowledged bool   `json:"unacknowledged,omitempty"`
+	JoinError      string `json:"joinError,omitempty"`
+	// Refused: peers answered but refused this node (see JoinError); it
+	// owns nothing until it can join.
+	Refused bool     `json:"refused,omitempty"`
+	Members []string `json:"members"`
+	Expect  int      `json:"expect,omitempty"`
+	Quorum  *bool    `json:"quorum,omitempty"`
+	// KeyErrors counts packets/streams from peers this node could not
+	// decrypt (or unencrypted ones): a peer with a different key.
+	KeyErrors    int64  `json:"keyErrors,omitempty"`
+	LastKeyError string `json:"lastKeyError,omitempty"`
+	// BadMessages counts gossip user messages that were not understood
+	// (dropped).
+	BadMessages int64             `json:"badMessages,omitempty"`
+	Mismatches  []Mismatch        `json:"mismatches,omitempty"`
+	Waiting     map[string]string `json:"waitingForRelease,omitempty"`
+	Conflicts   []string          `json:"nameConflicts,omitempty"`
+}
+
+// Mismatch is a peer whose configuration differs from ours.
+type Mismatch struct {
+	Member string `json:"member"`
+	// Fingerprint is the peer's config fingerprint.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Groups whose VIP set differs (same name, other VIPs).
+	Groups []string `json:"groups,omitempty"`
+	// Error: the peer's meta could not be read (it cannot own anything).
+	Error string `json:"error,omitempty"`
+}
+
+// Status returns a snapshot for /status.
+func (e *Elector) Status() any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := Status{
+		Profile: e.opts.Profile, Encrypted: len(e.opts.Keys) > 0, Fingerprint: e.fp.String(),
+		Joined: e.joined, Settled: e.settled, Unacknowledged: e.unacked, JoinError: e.joinErr, Refused: e.refused, Members: []string{e.opts.Node}, Expect: e.opts.Expect,
+		KeyErrors: e.keyErrors, LastKeyError: e.lastKeyErr, BadMessages: e.badMsgs, Conflicts: slices.Clone(e.conflicts),
+	}
+	if e.opts.Quorum {
+		q := e.quorumOK
+		st.Quorum = &q
+	}
+	if len(e.waiting) > 0 {
+		st.Waiting = map[string]string{}
+		for k, v := range e.waiting {
+			st.Waiting[k] = v
+		}
+	}
+	for _, m := range e.members {
+		st.Members = append(st.Members, m.name)
+		if mm, ok := e.mismatchLocked(m); ok {
+			st.Mismatches = append(st.Mismatches, mm)
+		}
+	}
+	slices.Sort(st.Members)
+	slices.SortFunc(st.Mismatches, func(a, b Mismatch) int { return strings.Compare(a.Member, b.Member) })
+	return st
+}
+
+func (e *Elector) mismatchLocked(m *member) (Mismatch, bool) {
+	if m.metaErr != nil {
+		return Mismatch{Member: m.name, Error: m.metaErr.Error()}, true
+	}
+	if m.meta.Fingerprint == e.fp {
+		return Mismatch{}, false
+	}
+	mm := Mismatch{Member: m.name, Fingerprint: m.meta.Fingerprint.String()}
+	for _, g := range e.opts.Groups {
+		if en, ok := m.meta.Entry(e.ids[g.Name]); ok && en.VIPHash != e.vipH[g.Name] {
+			mm.Groups = append(mm.Groups, g.Name)
+		}
+	}
+	return mm, true
+}

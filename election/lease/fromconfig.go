@@ -1,0 +1,65 @@
+package lease
+
+import (
+	"fmt"
+	"log/slog"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/vipd/vipd/internal/config"
+)
+
+// RESTConfig builds the API client configuration of mode "lease": the
+// kubeconfig file if set, else the in-cluster service account; then
+// lease.server, if set, replaces the server URL (a control-plane node's own
+// API server, so the election never depends on the VIP it manages).
+func RESTConfig(l *config.Lease) (*rest.Config, error) {
+	var (
+		rc  *rest.Config
+		err error
+	)
+	if l.Kubeconfig != "" {
+		rc, err = clientcmd.BuildConfigFromFlags(l.Server, l.Kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("lease.kubeconfig: %q: %w", l.Kubeconfig, err)
+		}
+	} else {
+		rc, err = rest.InClusterConfig()
+		if err != nil {
+			return nil, fmt.Errorf("lease.kubeconfig is not set and the in-cluster config is not available: %w", err)
+		}
+		if l.Server != "" {
+			rc.Host = l.Server
+		}
+	}
+	rc.UserAgent = "vipd"
+	// Renewals are a few requests per second per group; the client-side
+	// limiter must never be what delays a renewal.
+	rc.QPS, rc.Burst = 50, 100
+	return rc, nil
+}
+
+// NewFromConfig builds the Lease elector for a validated config.
+func NewFromConfig(cfg *config.Config, log *slog.Logger) (*Elector, error) {
+	rc, err := RESTConfig(cfg.Lease)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("lease: %w", err)
+	}
+	groups := make([]Group, len(cfg.Groups))
+	for i, g := range cfg.Groups {
+		groups[i] = Group{Name: g.Name, Lease: g.Lease.Name}
+	}
+	log.Info("lease mode", "server", rc.Host, "namespace", cfg.Lease.Namespace,
+		"leaseDuration", cfg.Lease.LeaseDuration, "renewDeadline", cfg.Lease.RenewDeadline, "retryPeriod", cfg.Lease.RetryPeriod)
+	return New(Options{
+		Client: cs, Namespace: cfg.Lease.Namespace, Identity: cfg.Node, Groups: groups,
+		Timing: Timing{LeaseDuration: cfg.Lease.LeaseDuration, RenewDeadline: cfg.Lease.RenewDeadline, RetryPeriod: cfg.Lease.RetryPeriod},
+		Log:    log.With("mode", "lease"),
+	})
+}

@@ -1,0 +1,543 @@
+package lease
+
+// Lab tests: three real vipd processes in lab namespaces elect through a real
+// kube-apiserver + etcd running in the lab's "api" namespace, reached over
+// the lab bridge. A client namespace probes the VIP (UDP, plus ARP sampling
+// from a silent observer); the test also follows the VIP on every node with a
+// netlink subscription, so "two owners at once" is checked at the kernel.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/vipd/vipd/internal/kubetest"
+	"github.com/vipd/vipd/internal/lab"
+)
+
+const labPort = 7788
+
+// labCluster is the lab, its control plane, and the vipd processes.
+type labCluster struct {
+	t     *testing.T
+	l     *lab.Lab
+	cp    *kubetest.ControlPlane
+	api   *lab.Host
+	bin   string
+	vip   netip.Addr
+	procs map[string]*lab.Process
+	prio  map[string]int
+	held  *holdings
+}
+
+func newLabCluster(t *testing.T) *labCluster {
+	t.Helper()
+	lab.Require(t)
+	kubetest.Require(t)
+	bin := lab.BuildVipd(t)
+	l := lab.New(t, lab.Options{Nodes: 3, Extra: []string{"api"}})
+	api := l.Extra["api"]
+	client := l.Client
+	start := time.Now()
+	cp, err := kubetest.Start(t.Context(), kubetest.Options{
+		Address: api.IPv4.Addr().String(),
+		Start: func(name string, args ...string) (kubetest.Process, error) {
+			return l.Start(api, name, args...)
+		},
+		// The test process reaches the API server from the client namespace.
+		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+			var c net.Conn
+			err := client.Do(func() error {
+				var err error
+				c, err = (&net.Dialer{}).DialContext(ctx, network, address)
+				return err
+			})
+			return c, err
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cp.Stop)
+	t.Logf("control plane in namespace %s at %s ready in %s", api.NetNS, cp.URL, time.Since(start).Round(time.Millisecond))
+	applyRBAC(t, cp)
+	if err := l.StartResponders(labPort); err != nil {
+		t.Fatal(err)
+	}
+	c := &labCluster{t: t, l: l, cp: cp, api: api, bin: bin, vip: l.VIPv4(1),
+		procs: map[string]*lab.Process{}, prio: map[string]int{}}
+	c.held = watchHoldings(t, c.vip, l.Nodes)
+	return c
+}
+
+func (c *labCluster) config(node string) string {
+	return fmt.Sprintf(`apiVersion: vipd.io/v1alpha1
+kind: Config
+node: %s
+mode: lease
+lease:
+  kubeconfig: %s
+  namespace: kube-system
+  leaseDuration: 4s
+  renewDeadline: 2s
+  retryPeriod: 500ms
+binding: {lifetime: 2s, refresh: 1s}
+announce: {count: 3, interval: 100ms}
+groups:
+- name: web
+  priority: %d
+  lease: {name: vipd-lab-web}
+  vips: [{address: %s, interface: eth0}]
+`, node, c.cp.VipdKubeconfig, c.prio[node], c.vip)
+}
+
+func (c *labCluster) start(i, prio int) {
+	c.t.Helper()
+	h := c.l.Nodes[i]
+	c.prio[h.Name] = prio
+	p, err := c.l.StartVipd(h, c.bin, c.config(h.Name))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.procs[h.Name] = p
+}
+
+func (c *labCluster) node(name string) (int, *lab.Host) {
+	for i, h := range c.l.Nodes {
+		if h.Name == name {
+			return i, h
+		}
+	}
+	c.t.Fatalf("no node %s", name)
+	return 0, nil
+}
+
+// owner waits until exactly one node holds the VIP and the probe agrees.
+func (c *labCluster) owner(probe *lab.Probe, timeout time.Duration) string {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if hs := c.held.holders(); len(hs) == 1 {
+			if probe == nil || probe.WaitOwner(hs[0], 2*time.Second) == nil {
+				return hs[0]
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("no single owner within %s (holders %v)", timeout, c.held.holders())
+	return ""
+}
+
+// leaseStatus reads a node's /status "election" entry for the group.
+func (c *labCluster) leaseStatus(name string) GroupStatus {
+	c.t.Helper()
+	_, h := c.node(name)
+	resp, err := h.HTTPClient().Get("http://127.0.0.1:9610/status")
+	if err != nil {
+		c.t.Fatalf("%s /status: %v", name, err)
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Election []GroupStatus `json:"election"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || len(st.Election) != 1 {
+		c.t.Fatalf("%s /status: %v %+v", name, err, st)
+	}
+	return st.Election[0]
+}
+
+// holdings follows the VIP on every node through netlink: when it appeared
+// and vanished, per node, on the test's clock.
+type holdings struct {
+	mu        sync.Mutex
+	vip       netip.Addr
+	since     map[string]time.Time // node -> held since (present while holding)
+	intervals []interval
+}
+
+type interval struct {
+	node     string
+	from, to time.Time // to zero: still held
+}
+
+func watchHoldings(t *testing.T, vip netip.Addr, nodes []*lab.Host) *holdings {
+	h := &holdings{vip: vip, since: map[string]time.Time{}}
+	for _, n := range nodes {
+		ns, err := netns.GetFromName(n.NetNS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch := make(chan netlink.AddrUpdate, 256)
+		done := make(chan struct{})
+		if err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{Namespace: &ns}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { close(done); ns.Close() })
+		name := n.Name
+		go func() {
+			for u := range ch {
+				at := time.Now()
+				a, ok := netip.AddrFromSlice(u.LinkAddress.IP)
+				if !ok || a.Unmap() != vip {
+					continue
+				}
+				h.mu.Lock()
+				_, held := h.since[name]
+				switch {
+				case u.NewAddr && !held:
+					h.since[name] = at
+				case !u.NewAddr && held:
+					h.intervals = append(h.intervals, interval{node: name, from: h.since[name], to: at})
+					delete(h.since, name)
+				}
+				h.mu.Unlock()
+			}
+		}()
+	}
+	return h
+}
+
+func (h *holdings) holders() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for n := range h.since {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// all returns every holding interval, open ones ending at now.
+func (h *holdings) all() []interval {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := append([]interval(nil), h.intervals...)
+	for n, s := range h.since {
+		out = append(out, interval{node: n, from: s})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].from.Before(out[j].from) })
+	return out
+}
+
+// overlap returns the longest time two different nodes held the VIP at once.
+func (h *holdings) overlap() (time.Duration, string) {
+	iv := h.all()
+	var worst time.Duration
+	var what string
+	now := time.Now()
+	end := func(i interval) time.Time {
+		if i.to.IsZero() {
+			return now
+		}
+		return i.to
+	}
+	for i := range iv {
+		for j := i + 1; j < len(iv); j++ {
+			if iv[i].node == iv[j].node {
+				continue
+			}
+			if d := minT(end(iv[i]), end(iv[j])).Sub(iv[j].from); d > worst {
+				worst, what = d, fmt.Sprintf("%s and %s", iv[i].node, iv[j].node)
+			}
+		}
+	}
+	return worst, what
+}
+
+// handover returns when from last dropped the VIP and to first took it at or after at.
+func (h *holdings) handover(from, to string, at time.Time) (dropped, took time.Time) {
+	for _, i := range h.all() {
+		if i.node == from && !i.to.IsZero() && !i.to.Before(at) && dropped.IsZero() {
+			dropped = i.to
+		}
+		if i.node == to && !i.from.Before(at) && took.IsZero() {
+			took = i.from
+		}
+	}
+	return dropped, took
+}
+
+func minT(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func (c *labCluster) checkNoOverlap() {
+	c.t.Helper()
+	if d, who := c.held.overlap(); d > 0 {
+		c.t.Errorf("two owners at once for %s (%s); holdings: %v", d, who, c.held.all())
+	}
+}
+
+func (c *labCluster) probe() *lab.Probe {
+	c.t.Helper()
+	p, err := c.l.StartProbe(context.Background(), c.vip, labPort, 10*time.Millisecond)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return p
+}
+
+// TestLabLease runs the failure scenarios in sequence on one lab and one
+// control plane (each costs seconds to build on a 2-core box), with the
+// fast timing (leaseDuration 4s, renewDeadline 2s, retryPeriod 500ms, which
+// needs binding.lifetime 2s).
+func TestLabLease(t *testing.T) {
+	c := newLabCluster(t)
+	prios := []int{254, 200, 150}
+	for i, p := range prios {
+		c.start(i, p)
+	}
+	owner := c.owner(nil, 20*time.Second)
+	t.Logf("first owner: %s", owner)
+
+	restart := func(name string) {
+		i, _ := c.node(name)
+		c.start(i, prios[i])
+		time.Sleep(time.Second)
+	}
+
+	t.Run("FollowerKilled", func(t *testing.T) {
+		probe := c.probe()
+		if err := probe.WaitOwner(owner, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		var follower string
+		for _, h := range c.l.Nodes {
+			if h.Name != owner {
+				follower = h.Name
+				break
+			}
+		}
+		at := time.Now()
+		_ = c.procs[follower].Kill()
+		time.Sleep(6 * time.Second) // > leaseDuration
+		restart(follower)
+		time.Sleep(2 * time.Second)
+		rec := probe.Stop()
+		if f, ok := rec.FailoverAfter(at); ok {
+			t.Fatalf("killing follower %s moved the VIP: %s", follower, f)
+		}
+		if hs := c.held.holders(); len(hs) != 1 || hs[0] != owner {
+			t.Fatalf("holders %v, want still %s", hs, owner)
+		}
+		t.Logf("follower %s killed and restarted: no failover, %s", follower, rec.Summary())
+	})
+
+	t.Run("SIGTERM", func(t *testing.T) {
+		for range 3 {
+			probe := c.probe()
+			if err := probe.WaitOwner(owner, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			at := time.Now()
+			_ = c.procs[owner].Signal(syscall.SIGTERM)
+			next := c.waitNewOwner(owner, 5*time.Second)
+			time.Sleep(500 * time.Millisecond)
+			rec := probe.Stop()
+			f, ok := rec.FailoverAfter(at)
+			if !ok {
+				t.Fatalf("probe saw no failover: %s", rec.Summary())
+			}
+			dropped, took := c.held.handover(owner, next, at)
+			t.Logf("graceful handover %s -> %s (prio %d): service interruption %s, lost %d; VIP dropped -> peer bound %s; overlap %s, dual ARP samples %d",
+				owner, next, c.prio[next], f.Interruption.Round(time.Millisecond), f.Lost, took.Sub(dropped).Round(time.Millisecond),
+				f.Overlap, f.DualSamples)
+			if f.Overlap > 0 || f.DualSamples > 0 || took.Before(dropped) {
+				t.Errorf("overlap in a graceful handover")
+			}
+			if f.Interruption > time.Second {
+				t.Errorf("graceful handover interruption %s", f.Interruption)
+			}
+			if exited, err := c.procs[owner].Wait(10 * time.Second); !exited || err != nil {
+				t.Errorf("%s after SIGTERM: exited %v, err %v", owner, exited, err)
+			}
+			restart(owner)
+			owner = next
+		}
+		c.checkNoOverlap()
+	})
+
+	t.Run("SIGKILL", func(t *testing.T) {
+		for range 3 {
+			probe := c.probe()
+			if err := probe.WaitOwner(owner, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			at := time.Now()
+			_ = c.procs[owner].Kill()
+			next := c.waitNewOwner(owner, 10*time.Second)
+			time.Sleep(500 * time.Millisecond)
+			rec := probe.Stop()
+			f, ok := rec.FailoverAfter(at)
+			if !ok {
+				t.Fatalf("probe saw no failover: %s", rec.Summary())
+			}
+			dropped, took := c.held.handover(owner, next, at)
+			// The responder behind the VIP survives vipd's death (as a real
+			// service would), and the dead node's kernel keeps the VIP until
+			// binding.lifetime runs out: so clients see an interruption only
+			// from that expiry to the peer's bind.
+			t.Logf("crash takeover %s -> %s (prio %d): SIGKILL -> peer bound the VIP %s (target <= 4.3s); dead node's VIP expired %s after the kill, %s before the peer bound it; service interruption %s, lost %d; overlap %s, dual ARP samples %d",
+				owner, next, c.prio[next], took.Sub(at).Round(time.Millisecond), dropped.Sub(at).Round(time.Millisecond),
+				took.Sub(dropped).Round(time.Millisecond), f.Interruption.Round(time.Millisecond), f.Lost, f.Overlap, f.DualSamples)
+			if f.Overlap > 0 || f.DualSamples > 0 || dropped.IsZero() || took.Before(dropped) {
+				t.Errorf("overlap after a crash")
+			}
+			if took.Sub(at) > 6*time.Second {
+				t.Errorf("crash takeover took %s", took.Sub(at))
+			}
+			restart(owner)
+			owner = next
+		}
+		c.checkNoOverlap()
+	})
+
+	t.Run("Partition", func(t *testing.T) {
+		for range 2 {
+			probe := c.probe()
+			if err := probe.WaitOwner(owner, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			_, h := c.node(owner)
+			route := c.api.IPv4.Addr().String() + "/32"
+			at := time.Now()
+			if _, err := h.Run(t.Context(), "ip", "route", "add", "blackhole", route); err != nil {
+				t.Fatal(err)
+			}
+			next := c.waitNewOwner(owner, 10*time.Second)
+			time.Sleep(500 * time.Millisecond)
+			rec := probe.Stop()
+			f, ok := rec.FailoverAfter(at)
+			if !ok {
+				t.Fatalf("probe saw no failover: %s", rec.Summary())
+			}
+			dropped, took := c.held.handover(owner, next, at)
+			st := c.leaseStatus(owner)
+			t.Logf("partition of %s from the API server: it dropped the VIP %s after the cut; %s bound it %s after the cut (gap %s); overlap %s, dual ARP samples %d; cut-off node status: owner=%v apiError=%q",
+				owner, dropped.Sub(at).Round(time.Millisecond), next, took.Sub(at).Round(time.Millisecond),
+				took.Sub(dropped).Round(time.Millisecond), f.Overlap, f.DualSamples, st.Owner, st.APIError)
+			if dropped.IsZero() || took.Before(dropped) || f.Overlap > 0 || f.DualSamples > 0 {
+				t.Errorf("overlap in a partition")
+			}
+			if st.Owner || st.APIError == "" {
+				t.Errorf("cut-off node's status %+v", st)
+			}
+			if _, err := h.Run(t.Context(), "ip", "route", "del", "blackhole", route); err != nil {
+				t.Fatal(err)
+			}
+			// Healed, the old owner rejoins as a follower without disturbing.
+			time.Sleep(6 * time.Second)
+			if hs := c.held.holders(); len(hs) != 1 || hs[0] != next {
+				t.Fatalf("after healing: holders %v, want %s", hs, next)
+			}
+			owner = next
+		}
+		c.checkNoOverlap()
+	})
+
+	t.Run("APIServerRestart", func(t *testing.T) {
+		probe := c.probe()
+		if err := probe.WaitOwner(owner, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now()
+		// SIGKILL: a crisp moment of loss. (After SIGTERM kube-apiserver keeps
+		// serving open connections while it drains, so renewals go on.)
+		c.cp.KillAPIServer()
+		stopped := time.Since(at)
+		// Without the API server nobody can prove ownership: the owner drops
+		// the VIP at its renew deadline and nobody takes it.
+		waitUntil(t, "owner drops the VIP", 10*time.Second, func() bool { return len(c.held.holders()) == 0 })
+		dropAt := time.Now()
+		time.Sleep(6 * time.Second)
+		if hs := c.held.holders(); len(hs) != 0 {
+			t.Fatalf("holders %v without an API server", hs)
+		}
+		for name := range c.procs {
+			if c.procs[name].Exited() {
+				t.Fatalf("%s exited while the API server was down", name)
+			}
+			if st := c.leaseStatus(name); st.APIError == "" {
+				t.Errorf("%s status shows no API error: %+v", name, st)
+			}
+		}
+		back := time.Now()
+		if err := c.cp.StartAPIServer(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		ready := time.Since(back)
+		next := c.owner(probe, 20*time.Second)
+		t.Logf("API server SIGKILLed at 0 (reaped at %s); %s dropped the VIP at %s (renew deadline 2s after its last renewal); API server restarted, /readyz ok after %s; %s owns the VIP %s after the restart began",
+			stopped.Round(time.Millisecond), owner, dropAt.Sub(at).Round(10*time.Millisecond), ready.Round(time.Millisecond), next, time.Since(back).Round(time.Millisecond))
+		if dropAt.Sub(at) > 3*time.Second {
+			t.Errorf("owner kept the VIP %s without an API server", dropAt.Sub(at))
+		}
+		probe.Stop()
+		for name, p := range c.procs {
+			if p.Exited() {
+				t.Errorf("%s exited", name)
+			}
+		}
+		owner = next
+		c.checkNoOverlap()
+	})
+	t.Logf("VIP holdings over the whole test: %s", fmtHoldings(c.held.all()))
+}
+
+// waitNewOwner waits for a node other than old to hold the VIP.
+func (c *labCluster) waitNewOwner(old string, timeout time.Duration) string {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for _, n := range c.held.holders() {
+			if n != old {
+				return n
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.t.Fatalf("no new owner within %s (holders %v)", timeout, c.held.holders())
+	return ""
+}
+
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for: %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func fmtHoldings(iv []interval) string {
+	if len(iv) == 0 {
+		return "none"
+	}
+	t0 := iv[0].from
+	var b strings.Builder
+	for _, i := range iv {
+		to := "now"
+		if !i.to.IsZero() {
+			to = i.to.Sub(t0).Round(time.Millisecond).String()
+		}
+		fmt.Fprintf(&b, "\n  %s [%s .. %s]", i.node, i.from.Sub(t0).Round(time.Millisecond), to)
+	}
+	return b.String()
+}
