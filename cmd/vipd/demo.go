@@ -121,8 +121,8 @@ func (d *demo) record(scenario string, at time.Time, gone time.Duration) {
 			continue
 		}
 		d.results = append(d.results, demoResult{scenario, fam, f, gone})
-		d.logf("  %s: %s answers after %s of silence, %d probes lost, overlap %s",
-			fam, f.To, f.Interruption.Round(time.Millisecond), f.Lost, f.Overlap.Round(time.Millisecond))
+		d.logf("  %s: %s answers %s after the event; the client saw %s of silence, %d probes lost, overlap %s",
+			fam, f.To, f.FirstTo.Sub(at).Round(time.Millisecond), f.Interruption.Round(time.Millisecond), f.Lost, f.Overlap.Round(time.Millisecond))
 	}
 }
 
