@@ -4,7 +4,7 @@ import "strconv"
 
 // validateModes checks that only the current mode's sections are set and
 // runs that mode's own rules (vrrp.go, lease.go, gossip.go).
-func (c *Config) validateModes(errs *Errors) {
+func (c *Config) validateModes(host Host, errs *Errors) {
 	if c.VRRP != nil && c.Mode != ModeVRRP {
 		errs.add("vrrp", nil, "is set but mode is %q", c.Mode)
 	}
@@ -25,7 +25,7 @@ func (c *Config) validateModes(errs *Errors) {
 	}
 	switch c.Mode {
 	case ModeVRRP:
-		c.validateVRRP(errs)
+		c.validateVRRP(host, errs)
 	case ModeLease:
 		c.validateLease(errs)
 	case ModeGossip:

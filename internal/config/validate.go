@@ -87,7 +87,7 @@ func (c *Config) Validate(host Host) error {
 	c.validateBinding(&errs)
 	c.validateAnnounce(&errs)
 	c.validateGroups(host, &errs)
-	c.validateModes(&errs)
+	c.validateModes(host, &errs)
 	if len(errs) > 0 {
 		return errs
 	}

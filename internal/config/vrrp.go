@@ -112,7 +112,7 @@ func validAdvertInterval(d time.Duration) bool {
 
 // validateVRRP runs after validateGroups, so VIP addresses and interfaces
 // are known; it fills a missing vrrp.interface and Peers.
-func (c *Config) validateVRRP(errs *Errors) {
+func (c *Config) validateVRRP(host Host, errs *Errors) {
 	const ivRule = "must be between 10ms and 40.95s in steps of 10ms (VRRPv3 carries centiseconds in 12 bits)"
 	if m := c.VRRP; m != nil {
 		if !validAdvertInterval(m.AdvertInterval) {
@@ -156,9 +156,9 @@ func (c *Config) validateVRRP(errs *Errors) {
 					break
 				}
 			}
+		} else if !host.InterfaceExists(v.Interface) {
+			errs.add(gk+".interface", v.Interface, "no such network interface on this node")
 		}
-		// A set interface is checked when the transport opens it: mode rules
-		// do not see the Host (that would change the core validate seam).
 		families := g.Families()
 		v.Peers = v.Peers[:0]
 		peerFam := map[int]bool{}

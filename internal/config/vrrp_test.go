@@ -93,6 +93,9 @@ groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1}}]`,
 		{"negative preempt delay", `
 groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, preemptDelay: -1s}}]`,
 			[]string{"groups[0].vrrp.preemptDelay: -1s: must be between 0 and 1h"}},
+		{"advert interface missing", `
+groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, interface: eth9}}]`,
+			[]string{`groups[0].vrrp.interface: "eth9": no such network interface on this node`}},
 		{"duplicate vrid on one interface and family", `
 groups:
 - {name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 7}}
