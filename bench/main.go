@@ -1,11 +1,13 @@
-// Command bench measures failover of vipd against keepalived in one
-// network-namespace lab (internal/lab): same nodes, same client probe (UDP
-// every 10ms), same scenarios on the master (SIGKILL, SIGTERM, link down),
-// several rounds each; then idle RSS and CPU per node. Run as root:
+// Command bench measures failover of vipd's three election modes (VRRP,
+// Lease, gossip) and of keepalived in one network-namespace lab
+// (internal/lab): same nodes, same client probe (UDP every 10ms), same
+// scenarios on the owner (SIGKILL, SIGTERM, link down), several rounds each;
+// then idle memory and CPU per node. Run as root:
 //
-//	go run ./bench [-rounds 5] [-advert 100ms] [-idle 10s] [-modes vipd,keepalived]
+//	go run ./bench [-rounds 5] [-advert 100ms] [-idle 10s] [-modes vipd-vrrp,keepalived,vipd-lease,vipd-gossip]
 //
-// Lease and gossip modes plug in as further Mode implementations (modes.go).
+// See docs/benchmark.md. bench_test.go runs one round of everything as a
+// correctness check.
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -23,6 +26,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vipd/vipd/internal/kubetest"
 	"github.com/vipd/vipd/internal/lab"
 	"github.com/vipd/vipd/vrrp/vrrplab"
 )
@@ -39,25 +43,26 @@ type Scenario struct {
 	Name string
 	// Do takes node 0 (the master) away.
 	Do func(l *lab.Lab, m Mode) error
-	// Restore brings node 0 back (it preempts).
-	Restore func(l *lab.Lab, m Mode, prio int) error
+	// Restore brings node 0 back (Mode.Reclaim then makes it the owner
+	// again where it does not preempt).
+	Restore func(l *lab.Lab, m Mode) error
 }
 
 var scenarios = []Scenario{
 	{
 		Name:    "SIGKILL",
 		Do:      func(l *lab.Lab, m Mode) error { return m.Crash(0) },
-		Restore: func(l *lab.Lab, m Mode, prio int) error { m.AfterCrash(l, 0); return m.Start(l, 0, prio) },
+		Restore: func(l *lab.Lab, m Mode) error { m.AfterCrash(l, 0); return m.Start(l, 0, m.Priorities()[0]) },
 	},
 	{
 		Name:    "SIGTERM",
 		Do:      func(l *lab.Lab, m Mode) error { return m.Stop(0) },
-		Restore: func(l *lab.Lab, m Mode, prio int) error { return m.Start(l, 0, prio) },
+		Restore: func(l *lab.Lab, m Mode) error { return m.Start(l, 0, m.Priorities()[0]) },
 	},
 	{
 		Name:    "link down",
 		Do:      func(l *lab.Lab, m Mode) error { return l.Nodes[0].SetLinkUp(false) },
-		Restore: func(l *lab.Lab, m Mode, prio int) error { return l.Nodes[0].SetLinkUp(true) },
+		Restore: func(l *lab.Lab, m Mode) error { return l.Nodes[0].SetLinkUp(true) },
 	},
 }
 
@@ -66,82 +71,145 @@ type result struct {
 	f lab.Failover
 	// takeover is event -> first reply from the new owner.
 	takeover time.Duration
-	// left is how long the old master still held the VIP after the event
-	// (capped: -1 = still there at the cap).
+	// left is how long after the event the old master still held the VIP
+	// (capped: -1 = still there at the cap; polled every 20ms).
 	left time.Duration
+	// holders hold the VIP once the old master's is gone (or at the cap);
+	// restored hold it when the round has ended with node1 as owner again.
+	holders, restored []string
 }
 
 type idle struct {
-	rss [2]int64   // master, backup
+	mem [2]mem     // master, backup
 	cpu [2]float64 // % of one core
 }
 
-var prios = []int{150, 100, 50}
+// vrrpPrios are the VRRP and gossip priorities of nodes 1..3.
+var vrrpPrios = []int{150, 100, 50}
+
+// allModes are the implementations, in the order they run and print.
+var allModes = []string{"vipd-vrrp", "keepalived", "vipd-lease", "vipd-gossip"}
+
+// options are a benchmark run's parameters.
+type options struct {
+	rounds  int
+	advert  time.Duration // VRRP advert interval (vipd-vrrp, keepalived)
+	idleFor time.Duration
+	leftCap time.Duration
+	modes   []string
+	out     io.Writer
+}
+
+// outcome is what a run measured, per mode.
+type outcome struct {
+	modes   []Mode
+	results map[string]map[string][]result
+	idles   map[string]idle
+}
 
 func run() error {
-	rounds := flag.Int("rounds", 5, "rounds per scenario")
-	advert := flag.Duration("advert", 100*time.Millisecond, "VRRP advertisement interval")
-	idleFor := flag.Duration("idle", 10*time.Second, "idle measurement window for RSS/CPU")
-	leftCap := flag.Duration("left-cap", 5*time.Second, "how long to watch the old master for a leftover VIP")
-	modesFlag := flag.String("modes", "vipd,keepalived", "implementations to compare")
+	o := options{out: os.Stdout}
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds per scenario")
+	flag.DurationVar(&o.advert, "advert", 100*time.Millisecond, "VRRP advertisement interval")
+	flag.DurationVar(&o.idleFor, "idle", 10*time.Second, "idle measurement window for memory/CPU")
+	flag.DurationVar(&o.leftCap, "left-cap", 5*time.Second, "how long to watch the old master for a leftover VIP")
+	modesFlag := flag.String("modes", strings.Join(allModes, ","), "implementations to compare: "+strings.Join(allModes, ", ")+" (vipd = vipd-vrrp)")
 	flag.Parse()
+	for _, n := range strings.Split(*modesFlag, ",") {
+		o.modes = append(o.modes, strings.TrimSpace(n))
+	}
 	if os.Geteuid() != 0 {
 		return errors.New("run as root: the benchmark builds network namespaces")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	signal.Ignore(syscall.SIGPIPE) // `| head` must not skip the lab teardown
+	res, err := runBench(ctx, o)
+	if err != nil {
+		return err
+	}
+	report(o.out, res, o.idleFor)
+	return nil
+}
+
+// runBench builds vipd and a lab and runs every selected mode through every
+// scenario; the lab is gone when it returns.
+func runBench(ctx context.Context, o options) (*outcome, error) {
+	out := o.out
+	var lease bool
+	for i, n := range o.modes {
+		if n == "vipd" {
+			o.modes[i] = "vipd-vrrp"
+		}
+		if !slices.Contains(allModes, o.modes[i]) {
+			return nil, fmt.Errorf("-modes: unknown mode %q (want %s)", n, strings.Join(allModes, ", "))
+		}
+		lease = lease || o.modes[i] == "vipd-lease"
+	}
+	if lease {
+		// Fail before minutes of work, saying how to get the binaries.
+		if _, _, err := kubetest.Binaries(); err != nil {
+			return nil, fmt.Errorf("vipd-lease: %w", err)
+		}
+	}
 
 	bctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	bin, err := lab.BuildVipdContext(bctx)
 	cancel()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	lo := lab.Options{Nodes: 3, KeepSignals: true}
+	if lease {
+		lo.Extra = []string{apiHost}
 	}
 	lctx, cancel := context.WithTimeout(ctx, time.Minute)
-	l, err := lab.NewStandalone(lctx, lab.Options{Nodes: 3, KeepSignals: true})
+	l, err := lab.NewStandalone(lctx, lo)
 	cancel()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer l.Close()
 
 	vip := l.VIPv4(1)
-	router := vrrplab.Router{VRID: 51, Interval: *advert, VIPs: []netip.Addr{vip}}
-	all := map[string]Mode{
-		"vipd": newVipdMode("vipd", bin, func(h *lab.Host, prio int) string {
-			return vrrplab.VipdConfig(h, prio, router, nil)
-		}),
-		"keepalived": &keepalivedMode{router: router, procs: map[int]*vrrplab.Keepalived{}},
-	}
-	var modes []Mode
-	for _, n := range strings.Split(*modesFlag, ",") {
-		m, ok := all[strings.TrimSpace(n)]
-		if !ok {
-			return fmt.Errorf("-modes: unknown mode %q", n)
-		}
-		modes = append(modes, m)
+	router := vrrplab.Router{VRID: 51, Interval: o.advert, VIPs: []netip.Addr{vip}}
+	build := map[string]func() Mode{
+		"vipd-vrrp": func() Mode {
+			return newVipdMode("vipd-vrrp", bin,
+				fmt.Sprintf("VRRPv3 advert %s, priorities 150/100/50, preempt, binding.lifetime 3s (default)", o.advert),
+				vrrpPrios, 3*time.Second,
+				func(h *lab.Host, prio int) string { return vrrplab.VipdConfig(h, prio, router, nil) })
+		},
+		"keepalived":  func() Mode { return &keepalivedMode{router: router, procs: map[int]*vrrplab.Keepalived{}} },
+		"vipd-lease":  func() Mode { return newLeaseMode(bin, vip) },
+		"vipd-gossip": func() Mode { return newGossipMode(bin, vip) },
 	}
 	const port = 7300
 	if err := l.StartResponders(port); err != nil {
-		return err
+		return nil, err
 	}
-	fmt.Printf("lab %s: 3 nodes, VIP %s, advert %s, probe every 10ms, %d rounds\n", l.ID, vip, *advert, *rounds)
+	fmt.Fprintf(out, "lab %s: 3 nodes, VIP %s, probe every 10ms, %d rounds\n", l.ID, vip, o.rounds)
 
-	results := map[string]map[string][]result{}
-	idles := map[string]idle{}
-	for _, m := range modes {
-		if err := m.Setup(l); err != nil {
-			return fmt.Errorf("%s: %w", m.Name(), err)
-		}
-		res, id, err := runMode(ctx, l, m, vip, port, *rounds, *idleFor, *leftCap)
+	res := &outcome{results: map[string]map[string][]result{}, idles: map[string]idle{}}
+	for _, name := range o.modes {
+		m := build[name]()
+		res.modes = append(res.modes, m)
+		err := func() error {
+			sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+			defer cancel()
+			defer m.Close()
+			if err := m.Setup(sctx, l); err != nil {
+				return err
+			}
+			r, id, err := runMode(ctx, out, l, m, vip, port, o)
+			res.results[name], res.idles[name] = r, id
+			return err
+		}()
 		if err != nil {
-			return fmt.Errorf("%s: %w", m.Name(), err)
+			return res, fmt.Errorf("%s: %w", name, err)
 		}
-		results[m.Name()], idles[m.Name()] = res, id
 	}
-	report(modes, results, idles, *advert, *idleFor)
-	return nil
+	return res, nil
 }
 
 func waitOwner(ctx context.Context, p *lab.Probe, node string, timeout time.Duration) error {
@@ -160,10 +228,19 @@ func waitOwner(ctx context.Context, p *lab.Probe, node string, timeout time.Dura
 	}
 }
 
+// waitNewOwner waits until a node other than old answers after at.
+func waitNewOwner(ctx context.Context, p *lab.Probe, old string, at time.Time, timeout time.Duration) error {
+	return waitFor(ctx, timeout, "a reply from a node other than "+old, func() bool {
+		r, ok := p.Latest()
+		return ok && r.Node != old && r.At.After(at)
+	})
+}
+
 // runMode starts the mode on all nodes, measures idle usage, then runs every
 // scenario for the given rounds; it stops all nodes at the end.
-func runMode(ctx context.Context, l *lab.Lab, m Mode, vip netip.Addr, port, rounds int, idleFor, leftCap time.Duration) (map[string][]result, idle, error) {
-	fmt.Printf("\n== %s\n", m.Name())
+func runMode(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip netip.Addr, port int, o options) (map[string][]result, idle, error) {
+	fmt.Fprintf(out, "\n== %s: %s\n", m.Name(), m.Settings())
+	prios := m.Priorities()
 	for i, p := range prios {
 		if err := m.Start(l, i, p); err != nil {
 			return nil, idle{}, err
@@ -183,6 +260,9 @@ func runMode(ctx context.Context, l *lab.Lab, m Mode, vip netip.Addr, port, roun
 		return nil, idle{}, err
 	}
 	defer probe.Stop()
+	if err := m.Reclaim(ctx, l, vip); err != nil {
+		return nil, idle{}, err
+	}
 	if err := waitOwner(ctx, probe, "node1", 30*time.Second); err != nil {
 		return nil, idle{}, err
 	}
@@ -196,19 +276,19 @@ func runMode(ctx context.Context, l *lab.Lab, m Mode, vip netip.Addr, port, roun
 	for k := range 2 {
 		cpu0[k], _ = usage(m.PIDs(k))
 	}
-	if err := sleepCtx(ctx, idleFor); err != nil {
+	if err := sleepCtx(ctx, o.idleFor); err != nil {
 		return nil, idle{}, err
 	}
 	for k := range 2 {
-		c, rss := usage(m.PIDs(k))
-		id.rss[k] = rss
-		id.cpu[k] = 100 * float64(c-cpu0[k]) / float64(idleFor)
+		c, mm := usage(m.PIDs(k))
+		id.mem[k] = mm
+		id.cpu[k] = 100 * float64(c-cpu0[k]) / float64(o.idleFor)
 	}
-	fmt.Printf("idle: master RSS %.1f MiB CPU %.2f%%, backup RSS %.1f MiB CPU %.2f%%\n",
-		mib(id.rss[0]), id.cpu[0], mib(id.rss[1]), id.cpu[1])
+	fmt.Fprintf(out, "idle: master RSS %.1f MiB anon %.1f MiB CPU %.2f%%, backup RSS %.1f MiB anon %.1f MiB CPU %.2f%%\n",
+		mib(id.mem[0].RSS), mib(id.mem[0].Anon), id.cpu[0], mib(id.mem[1].RSS), mib(id.mem[1].Anon), id.cpu[1])
 
 	res := map[string][]result{}
-	for round := 1; round <= rounds; round++ {
+	for round := 1; round <= o.rounds; round++ {
 		for _, sc := range scenarios {
 			// Random phase against the advert timer.
 			if err := sleepCtx(ctx, time.Second+time.Duration(rand.IntN(100))*time.Millisecond); err != nil {
@@ -218,26 +298,41 @@ func runMode(ctx context.Context, l *lab.Lab, m Mode, vip netip.Addr, port, roun
 			if err := sc.Do(l, m); err != nil {
 				return nil, idle{}, fmt.Errorf("%s: %w", sc.Name, err)
 			}
-			if err := waitOwner(ctx, probe, "node2", 20*time.Second); err != nil {
+			// Watch the old master's VIP from the event on, alongside the
+			// takeover (the only user of node1's netlink handle meanwhile).
+			gone := make(chan time.Duration, 1)
+			go func() { gone <- waitGone(ctx, l.Nodes[0], vip, at, o.leftCap) }()
+			if err := waitNewOwner(ctx, probe, l.Nodes[0].Name, at, 20*time.Second); err != nil {
+				<-gone
 				return nil, idle{}, fmt.Errorf("round %d %s: %w", round, sc.Name, err)
 			}
-			left := waitGone(ctx, l.Nodes[0], vip, leftCap)
+			left := <-gone
+			holders, _ := l.AddressHolders(vip)
 			// Let late replies from the old node show up in the record.
 			time.Sleep(300 * time.Millisecond)
 			f, ok := probe.Snapshot().FailoverAfter(at)
 			if !ok {
 				return nil, idle{}, fmt.Errorf("round %d %s: no failover recorded", round, sc.Name)
 			}
-			r := result{f: f, takeover: f.FirstTo.Sub(at), left: left}
-			res[sc.Name] = append(res[sc.Name], r)
-			fmt.Printf("round %d %-9s %s; new owner answers %s after the event; VIP left on old master %s\n",
-				round, sc.Name, f, r.takeover.Round(time.Millisecond), fmtLeft(left, leftCap))
-			if err := sc.Restore(l, m, prios[0]); err != nil {
+			r := result{f: f, takeover: f.FirstTo.Sub(at), left: left, holders: holders}
+			fmt.Fprintf(out, "round %d %-9s %s; new owner answers %s after the event; VIP gone from old master %s after it\n",
+				round, sc.Name, f, r.takeover.Round(time.Millisecond), fmtLeft(left, o.leftCap))
+			if err := sc.Restore(l, m); err != nil {
 				return nil, idle{}, err
+			}
+			if err := m.Reclaim(ctx, l, vip); err != nil {
+				return nil, idle{}, fmt.Errorf("round %d %s restore: %w", round, sc.Name, err)
 			}
 			if err := waitOwner(ctx, probe, "node1", 30*time.Second); err != nil {
 				return nil, idle{}, fmt.Errorf("round %d %s restore: %w", round, sc.Name, err)
 			}
+			// Preemption: the previous owner may let go a moment after
+			// node1 answers.
+			_ = waitFor(ctx, 5*time.Second, "one owner", func() bool {
+				r.restored, _ = l.AddressHolders(vip)
+				return len(r.restored) == 1
+			})
+			res[sc.Name] = append(res[sc.Name], r)
 		}
 	}
 	return res, id, nil
@@ -252,12 +347,12 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// waitGone polls until h no longer holds vip; -1 if it still does after limit.
-func waitGone(ctx context.Context, h *lab.Host, vip netip.Addr, limit time.Duration) time.Duration {
-	start := time.Now()
-	for time.Since(start) < limit && ctx.Err() == nil {
+// waitGone polls until h no longer holds vip and returns how long after at
+// that was; -1 if it still does limit after at.
+func waitGone(ctx context.Context, h *lab.Host, vip netip.Addr, at time.Time, limit time.Duration) time.Duration {
+	for time.Since(at) < limit && ctx.Err() == nil {
 		if ok, err := h.HasAddress(vip); err == nil && !ok {
-			return time.Since(start)
+			return time.Since(at)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -266,7 +361,7 @@ func waitGone(ctx context.Context, h *lab.Host, vip netip.Addr, limit time.Durat
 
 func fmtLeft(d, limit time.Duration) string {
 	if d < 0 {
-		return fmt.Sprintf(">%s (still bound)", limit)
+		return fmt.Sprintf("never: still bound %s after it", limit)
 	}
 	return d.Round(10 * time.Millisecond).String()
 }
@@ -281,14 +376,18 @@ func stats(ds []time.Duration) (lo, med, hi time.Duration) {
 	return s[0], s[len(s)/2], s[len(s)-1]
 }
 
-func report(modes []Mode, results map[string]map[string][]result, idles map[string]idle, advert, idleFor time.Duration) {
-	fmt.Printf("\nFailover of the master (advert %s; client probe every 10ms; times in ms):\n", advert)
-	fmt.Println("(interruption: silence seen by the client; after SIGKILL the crashed node's service still answers\n until the new owner's announcement moves the client, so the new owner's start is the telling figure)")
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\timplementation\tinterruption min/median/max\tnew owner answers after (median)\tlost probes (median)\toverlap median/max\tVIP left on old master (median)")
+func report(out io.Writer, res *outcome, idleFor time.Duration) {
+	fmt.Fprintln(out, "\nSettings:")
+	for _, m := range res.modes {
+		fmt.Fprintf(out, "  %-11s %s\n", m.Name(), m.Settings())
+	}
+	fmt.Fprintf(out, "\nFailover of the owner node1 (client probe every 10ms; times in ms; n = rounds):\n")
+	fmt.Fprintln(out, "(interruption: silence seen by the client; after SIGKILL the crashed node's service still answers\n until the new owner's announcement moves the client, so the new owner's start is the telling figure)")
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\timplementation\tn\tinterruption min/median/max\tnew owner answers after min/median/max\tlost probes (median)\toverlap median/max\tVIP left on old master (median)")
 	for _, sc := range scenarios {
-		for _, m := range modes {
-			rs := results[m.Name()][sc.Name]
+		for _, m := range res.modes {
+			rs := res.results[m.Name()][sc.Name]
 			if len(rs) == 0 {
 				continue
 			}
@@ -311,24 +410,29 @@ func report(modes []Mode, results map[string]map[string][]result, idles map[stri
 			_, om, ox := stats(ov)
 			slices.Sort(lost)
 			_, lm, _ := stats(left)
-			_, tm, _ := stats(tk)
+			ta, tm, tx := stats(tk)
 			leftS := ms(lm)
 			if lm == time.Duration(1<<62) {
-				leftS = "never (still bound)"
+				leftS = "never (still bound at the cap)"
 			}
 			if stuck > 0 {
 				leftS += fmt.Sprintf(" [%d/%d rounds still bound]", stuck, len(rs))
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s / %s / %s\t%s\t%d\t%s / %s\t%s\n", sc.Name, m.Name(), ms(a), ms(b), ms(c), ms(tm), lost[len(lost)/2], ms(om), ms(ox), leftS)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s / %s / %s\t%s / %s / %s\t%d\t%s / %s\t%s\n", sc.Name, m.Name(), len(rs),
+				ms(a), ms(b), ms(c), ms(ta), ms(tm), ms(tx), lost[len(lost)/2], ms(om), ms(ox), leftS)
 		}
 	}
 	tw.Flush()
-	fmt.Printf("\nIdle resources per node (RSS at the end, CPU over %s):\n", idleFor)
-	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "implementation\tmaster RSS MiB\tmaster CPU %\tbackup RSS MiB\tbackup CPU %")
-	for _, m := range modes {
-		id := idles[m.Name()]
-		fmt.Fprintf(tw, "%s\t%.1f\t%.2f\t%.1f\t%.2f\n", m.Name(), mib(id.rss[0]), id.cpu[0], mib(id.rss[1]), id.cpu[1])
+	fmt.Fprintf(out, "\nIdle per node (memory at the end, CPU over %s; RSS includes the binary's file-backed pages, anon = Pss_Anon: the daemon's own heap/stacks):\n", idleFor)
+	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "implementation\tmaster RSS MiB\tmaster anon MiB\tmaster CPU %\tbackup RSS MiB\tbackup anon MiB\tbackup CPU %")
+	for _, m := range res.modes {
+		id, ok := res.idles[m.Name()]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%.2f\n", m.Name(),
+			mib(id.mem[0].RSS), mib(id.mem[0].Anon), id.cpu[0], mib(id.mem[1].RSS), mib(id.mem[1].Anon), id.cpu[1])
 	}
 	tw.Flush()
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,14 +15,25 @@ import (
 	"github.com/vipd/vipd/vrrp/vrrplab"
 )
 
-// Mode is one HA implementation under test on the lab's nodes. The VRRP
-// modes (vipd, keepalived) are here; the Lease and gossip modes add theirs
-// by implementing Mode (usually a vipdMode with another config function and
-// a Setup that starts their infrastructure).
+// Mode is one HA implementation under test on the lab's nodes: the VRRP
+// modes (vipd-vrrp, keepalived) here, Lease in lease.go, gossip in gossip.go.
 type Mode interface {
 	Name() string
+	// Settings is a one-line summary of the timing used, printed with the
+	// results.
+	Settings() string
+	// Priorities are nodes 1..3's priorities; node 1 must win.
+	Priorities() []int
+	// Lifetime bounds how long a crashed node's VIP stays bound
+	// (binding.lifetime); 0 = no bound (keepalived keeps it until cleaned).
+	Lifetime() time.Duration
 	// Setup prepares the lab once (e.g. an apiserver); may be a no-op.
-	Setup(l *lab.Lab) error
+	Setup(ctx context.Context, l *lab.Lab) error
+	// Close undoes Setup.
+	Close()
+	// Reclaim makes node 1 the owner again after a scenario's Restore (and
+	// after the first start). Modes whose node 1 preempts need nothing.
+	Reclaim(ctx context.Context, l *lab.Lab, vip netip.Addr) error
 	// Start starts the implementation on node i with priority prio.
 	Start(l *lab.Lab, i, prio int) error
 	// Crash kills node i without any goodbye (SIGKILL).
@@ -34,21 +47,30 @@ type Mode interface {
 	AfterCrash(l *lab.Lab, i int)
 }
 
-// vipdMode runs vipd with a config from Config.
+// vipdMode runs vipd with a config from config. The Lease and gossip modes
+// embed it.
 type vipdMode struct {
-	name   string
-	bin    string
-	config func(h *lab.Host, prio int) string
-	procs  map[int]*lab.Process
+	name     string
+	bin      string
+	settings string
+	prios    []int
+	lifetime time.Duration
+	config   func(h *lab.Host, prio int) string
+	procs    map[int]*lab.Process
 }
 
-func newVipdMode(name, bin string, config func(h *lab.Host, prio int) string) *vipdMode {
-	return &vipdMode{name: name, bin: bin, config: config, procs: map[int]*lab.Process{}}
+func newVipdMode(name, bin, settings string, prios []int, lifetime time.Duration, config func(h *lab.Host, prio int) string) *vipdMode {
+	return &vipdMode{name: name, bin: bin, settings: settings, prios: prios, lifetime: lifetime, config: config, procs: map[int]*lab.Process{}}
 }
 
-func (m *vipdMode) Name() string             { return m.name }
-func (m *vipdMode) Setup(*lab.Lab) error     { return nil }
-func (m *vipdMode) AfterCrash(*lab.Lab, int) {}
+func (m *vipdMode) Name() string                                        { return m.name }
+func (m *vipdMode) Settings() string                                    { return m.settings }
+func (m *vipdMode) Priorities() []int                                   { return m.prios }
+func (m *vipdMode) Lifetime() time.Duration                             { return m.lifetime }
+func (m *vipdMode) Setup(context.Context, *lab.Lab) error               { return nil }
+func (m *vipdMode) Close()                                              {}
+func (m *vipdMode) Reclaim(context.Context, *lab.Lab, netip.Addr) error { return nil }
+func (m *vipdMode) AfterCrash(*lab.Lab, int)                            {}
 
 func (m *vipdMode) Start(l *lab.Lab, i, prio int) error {
 	p, err := l.StartVipd(l.Nodes[i], m.bin, m.config(l.Nodes[i], prio))
@@ -70,7 +92,7 @@ func (m *vipdMode) Crash(i int) error {
 
 func (m *vipdMode) Stop(i int) error {
 	p := m.procs[i]
-	if p.Exited() {
+	if p == nil || p.Exited() {
 		return nil
 	}
 	if err := p.Signal(syscall.SIGTERM); err != nil {
@@ -90,8 +112,17 @@ type keepalivedMode struct {
 	procs  map[int]*vrrplab.Keepalived
 }
 
-func (m *keepalivedMode) Name() string         { return "keepalived" }
-func (m *keepalivedMode) Setup(*lab.Lab) error { return vrrplab.KeepalivedAvailable() }
+func (m *keepalivedMode) Name() string { return "keepalived" }
+func (m *keepalivedMode) Settings() string {
+	return fmt.Sprintf("VRRPv3 advert %s, priorities 150/100/50, preempt", m.router.Interval)
+}
+func (m *keepalivedMode) Priorities() []int       { return vrrpPrios }
+func (m *keepalivedMode) Lifetime() time.Duration { return 0 }
+func (m *keepalivedMode) Setup(context.Context, *lab.Lab) error {
+	return vrrplab.KeepalivedAvailable()
+}
+func (m *keepalivedMode) Close()                                              {}
+func (m *keepalivedMode) Reclaim(context.Context, *lab.Lab, netip.Addr) error { return nil }
 
 func (m *keepalivedMode) Start(l *lab.Lab, i, prio int) error {
 	h := l.Nodes[i]
@@ -114,7 +145,7 @@ func (m *keepalivedMode) Crash(i int) error {
 
 func (m *keepalivedMode) Stop(i int) error {
 	k := m.procs[i]
-	if k.Exited() {
+	if k == nil || k.Exited() {
 		return nil
 	}
 	return k.Stop(15 * time.Second)
@@ -159,8 +190,21 @@ func procStat(pid int) []string {
 	return append([]string{"", ""}, strings.Fields(s[i+1:])...)
 }
 
-// usage is CPU time (user+system) and resident memory of pids.
-func usage(pids []int) (cpu time.Duration, rss int64) {
+// mem is a process set's memory, in bytes.
+type mem struct {
+	// RSS is VmRSS: every resident page, including the file-backed pages
+	// of the binary and libraries (large for a client-go-linked Go binary,
+	// and shared with every other process mapping the same file).
+	RSS int64
+	// Anon is Pss_Anon from smaps_rollup: the process's own heap, stacks
+	// and other anonymous memory, with copy-on-write pages shared between
+	// processes (keepalived's parent and VRRP child) counted once in total.
+	// This is the memory the daemon itself costs.
+	Anon int64
+}
+
+// usage is CPU time (user+system) and memory of pids.
+func usage(pids []int) (cpu time.Duration, m mem) {
 	const tick = 10 * time.Millisecond // USER_HZ = 100 on Linux
 	for _, pid := range pids {
 		f := procStat(pid)
@@ -169,16 +213,26 @@ func usage(pids []int) (cpu time.Duration, rss int64) {
 			s, _ := strconv.ParseInt(f[14], 10, 64)
 			cpu += time.Duration(u+s) * tick
 		}
-		b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if strings.HasPrefix(line, "VmRSS:") {
-				kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-				rss += kb * 1024
+		dir := filepath.Join("/proc", strconv.Itoa(pid))
+		m.RSS += procKB(filepath.Join(dir, "status"), "VmRSS:")
+		m.Anon += procKB(filepath.Join(dir, "smaps_rollup"), "Pss_Anon:")
+	}
+	return cpu, m
+}
+
+// procKB reads a "Key:  N kB" line of a /proc file, in bytes (0 if absent).
+func procKB(path, key string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, key) {
+			if f := strings.Fields(line); len(f) > 1 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb * 1024
 			}
 		}
 	}
-	return cpu, rss
+	return 0
 }

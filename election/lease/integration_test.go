@@ -44,39 +44,9 @@ func applyRBAC(t *testing.T, cp *kubetest.ControlPlane) {
 	if _, done := rbacDone.LoadOrStore(cp, true); done {
 		return
 	}
-	func() {
-		admin, err := cp.Client(cp.AdminToken)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := os.ReadFile("../../deploy/lease/rbac.yaml")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx := context.Background()
-		for _, doc := range regexp.MustCompile(`(?m)^---$`).Split(string(data), -1) {
-			if strings.TrimSpace(doc) == "" {
-				continue
-			}
-			obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
-			if err != nil {
-				t.Fatalf("decoding rbac.yaml: %v", err)
-			}
-			switch o := obj.(type) {
-			case *corev1.ServiceAccount:
-				_, err = admin.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-			case *rbacv1.Role:
-				_, err = admin.RbacV1().Roles(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-			case *rbacv1.RoleBinding:
-				_, err = admin.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, metav1.CreateOptions{})
-			default:
-				t.Fatalf("unexpected object %T in rbac.yaml", obj)
-			}
-			if err != nil && !apierrors.IsAlreadyExists(err) {
-				t.Fatalf("applying rbac.yaml: %v", err)
-			}
-		}
-	}()
+	if err := cp.ApplyRBAC(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // cuttable is a client whose requests can be made to hang like packets into

@@ -148,17 +148,26 @@ func cachedAPIServer() (string, error) {
 // toolsDir finds tools/kube-apiserver by walking up from the working
 // directory (go test runs in the package directory).
 func toolsDir() (string, error) {
+	root, err := repoDir("tools/kube-apiserver/build.sh")
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "tools", "kube-apiserver"), nil
+}
+
+// repoDir finds the nearest directory at or above the working directory
+// that holds rel.
+func repoDir(rel string) (string, error) {
 	wd, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for d := wd; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, "tools", "kube-apiserver")
-		if _, err := os.Stat(filepath.Join(p, "build.sh")); err == nil {
-			return p, nil
+		if _, err := os.Stat(filepath.Join(d, rel)); err == nil {
+			return d, nil
 		}
 		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("tools/kube-apiserver not found above %s", wd)
+			return "", fmt.Errorf("%s not found above %s", rel, wd)
 		}
 	}
 }
