@@ -384,7 +384,7 @@ func report(out io.Writer, res *outcome, idleFor time.Duration) {
 	fmt.Fprintf(out, "\nFailover of the owner node1 (client probe every 10ms; times in ms; n = rounds):\n")
 	fmt.Fprintln(out, "(interruption: silence seen by the client; after SIGKILL the crashed node's service still answers\n until the new owner's announcement moves the client, so the new owner's start is the telling figure)")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\timplementation\tn\tinterruption min/median/max\tnew owner answers after min/median/max\tlost probes (median)\toverlap median/max\tVIP left on old master (median)")
+	fmt.Fprintln(tw, "scenario\timplementation\tn\tinterruption min/median/max\tnew owner answers after min/median/max\tlost probes (median)\toverlap median/max\tVIP gone from old master after (median)")
 	for _, sc := range scenarios {
 		for _, m := range res.modes {
 			rs := res.results[m.Name()][sc.Name]
