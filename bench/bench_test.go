@@ -85,7 +85,7 @@ func TestBenchOneRound(t *testing.T) {
 					limit = m.Lifetime() + 2*time.Second
 				}
 				if r.left < 0 || r.left > limit {
-					t.Errorf("%s: old master's VIP gone after %s, want within %s", what, fmtLeft(r.left, o.leftCap), limit)
+					t.Errorf("%s: old master's VIP gone %s, want within %s of the event", what, fmtLeft(r.left, o.leftCap), limit)
 				}
 			}
 			if vipd && (sc.Name == "SIGTERM" || name == "vipd-lease") && r.f.Overlap > 0 {

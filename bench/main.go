@@ -315,7 +315,7 @@ func runMode(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip netip.A
 				return nil, idle{}, fmt.Errorf("round %d %s: no failover recorded", round, sc.Name)
 			}
 			r := result{f: f, takeover: f.FirstTo.Sub(at), left: left, holders: holders}
-			fmt.Fprintf(out, "round %d %-9s %s; new owner answers %s after the event; VIP gone from old master %s after it\n",
+			fmt.Fprintf(out, "round %d %-9s %s; new owner answers %s after the event; old master's VIP gone %s\n",
 				round, sc.Name, f, r.takeover.Round(time.Millisecond), fmtLeft(left, o.leftCap))
 			if err := sc.Restore(l, m); err != nil {
 				return nil, idle{}, err
@@ -361,9 +361,9 @@ func waitGone(ctx context.Context, h *lab.Host, vip netip.Addr, at time.Time, li
 
 func fmtLeft(d, limit time.Duration) string {
 	if d < 0 {
-		return fmt.Sprintf("never: still bound %s after it", limit)
+		return fmt.Sprintf("never (still bound %s after the event)", limit)
 	}
-	return d.Round(10 * time.Millisecond).String()
+	return d.Round(10*time.Millisecond).String() + " after it"
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
