@@ -132,7 +132,12 @@ func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	defer ln.Close()
 
-	binder := addr.NewBinder(log, addr.Netlink{}, cfg.Binding.Lifetime, cfg.Binding.Refresh)
+	kernel, err := addr.NewNetlink()
+	if err != nil {
+		return err
+	}
+	defer kernel.Close()
+	binder := addr.NewBinder(log, kernel, cfg.Binding.Lifetime, cfg.Binding.Refresh)
 	removed, err := binder.RemoveStale(node.AllVIPs(groups))
 	if err != nil {
 		return err

@@ -38,8 +38,24 @@ type Found struct {
 }
 
 // Netlink implements Kernel with github.com/vishvananda/netlink in the
-// calling process's network namespace.
-type Netlink struct{}
+// network namespace it was created in. It keeps one netlink socket (the
+// handle serialises requests on it) instead of opening one per call: the
+// refresh loop talks to the kernel every second for every VIP.
+type Netlink struct {
+	h *netlink.Handle
+}
+
+// NewNetlink opens the netlink handle.
+func NewNetlink() (*Netlink, error) {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("opening netlink: %w", err)
+	}
+	return &Netlink{h: h}, nil
+}
+
+// Close releases the handle.
+func (n *Netlink) Close() { n.h.Close() }
 
 func hostNet(a netip.Addr) *net.IPNet {
 	bits := a.BitLen()
@@ -47,8 +63,8 @@ func hostNet(a netip.Addr) *net.IPNet {
 }
 
 // Replace implements Kernel.
-func (Netlink) Replace(ifname string, a netip.Addr, lifetime time.Duration) error {
-	link, err := netlink.LinkByName(ifname)
+func (n *Netlink) Replace(ifname string, a netip.Addr, lifetime time.Duration) error {
+	link, err := n.h.LinkByName(ifname)
 	if err != nil {
 		return fmt.Errorf("interface %s: %w", ifname, err)
 	}
@@ -65,26 +81,26 @@ func (Netlink) Replace(ifname string, a netip.Addr, lifetime time.Duration) erro
 		// owner may still hold it for a moment.
 		na.Flags = unix.IFA_F_NODAD
 	}
-	if err := netlink.AddrReplace(link, na); err != nil {
+	if err := n.h.AddrReplace(link, na); err != nil {
 		return fmt.Errorf("binding %s on %s: %w", a, ifname, err)
 	}
 	return nil
 }
 
 // Delete implements Kernel.
-func (Netlink) Delete(ifname string, a netip.Addr) error {
-	link, err := netlink.LinkByName(ifname)
+func (n *Netlink) Delete(ifname string, a netip.Addr) error {
+	link, err := n.h.LinkByName(ifname)
 	if err != nil {
 		return fmt.Errorf("interface %s: %w", ifname, err)
 	}
-	found, err := Netlink{}.Find(ifname, a)
+	found, err := n.Find(ifname, a)
 	if err != nil {
 		return err
 	}
 	for _, f := range found {
 		bits := f.Prefix.Bits()
 		na := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, a.BitLen())}}
-		if err := netlink.AddrDel(link, na); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+		if err := n.h.AddrDel(link, na); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
 			return fmt.Errorf("removing %s from %s: %w", f.Prefix, ifname, err)
 		}
 	}
@@ -92,8 +108,8 @@ func (Netlink) Delete(ifname string, a netip.Addr) error {
 }
 
 // Find implements Kernel.
-func (Netlink) Find(ifname string, a netip.Addr) ([]Found, error) {
-	link, err := netlink.LinkByName(ifname)
+func (n *Netlink) Find(ifname string, a netip.Addr) ([]Found, error) {
+	link, err := n.h.LinkByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("interface %s: %w", ifname, err)
 	}
@@ -101,7 +117,7 @@ func (Netlink) Find(ifname string, a netip.Addr) ([]Found, error) {
 	if a.Is6() {
 		family = netlink.FAMILY_V6
 	}
-	list, err := netlink.AddrList(link, family)
+	list, err := n.h.AddrList(link, family)
 	if err != nil {
 		return nil, fmt.Errorf("listing addresses of %s: %w", ifname, err)
 	}
@@ -122,7 +138,7 @@ func (Netlink) Find(ifname string, a netip.Addr) ([]Found, error) {
 }
 
 // WatchDeleted implements Kernel.
-func (Netlink) WatchDeleted(ctx context.Context, fn func(ifindex int, a netip.Addr)) error {
+func (n *Netlink) WatchDeleted(ctx context.Context, fn func(ifindex int, a netip.Addr)) error {
 	updates := make(chan netlink.AddrUpdate, 64)
 	done := make(chan struct{})
 	errc := make(chan error, 1)
@@ -159,8 +175,8 @@ func (Netlink) WatchDeleted(ctx context.Context, fn func(ifindex int, a netip.Ad
 }
 
 // Index implements Kernel.
-func (Netlink) Index(ifname string) (int, error) {
-	link, err := netlink.LinkByName(ifname)
+func (n *Netlink) Index(ifname string) (int, error) {
+	link, err := n.h.LinkByName(ifname)
 	if err != nil {
 		return 0, fmt.Errorf("interface %s: %w", ifname, err)
 	}

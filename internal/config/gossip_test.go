@@ -1,7 +1,6 @@
 package config
 
 import (
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,13 +8,6 @@ import (
 	"testing"
 	"time"
 )
-
-type gossipTestHost struct{}
-
-func (gossipTestHost) InterfaceExists(name string) bool { return name == "eth0" }
-func (gossipTestHost) InterfaceFor(netip.Addr) (string, bool) {
-	return "eth0", true
-}
 
 const gossipBase = `apiVersion: vipd.io/v1alpha1
 kind: Config
@@ -31,7 +23,7 @@ func TestGossipDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Validate(gossipTestHost{}); err != nil {
+	if err := c.Validate(fakeHost{}); err != nil {
 		t.Fatal(err)
 	}
 	g := c.Gossip
@@ -85,7 +77,7 @@ func TestGossipValidation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := Parse([]byte(gossipBase + tt.yaml))
 			if err == nil {
-				err = c.Validate(gossipTestHost{})
+				err = c.Validate(fakeHost{})
 			}
 			switch {
 			case tt.want == "" && err != nil:
@@ -109,7 +101,7 @@ func TestGossipTooManyGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = c.Validate(gossipTestHost{})
+	err = c.Validate(fakeHost{})
 	if err == nil || len(err.(Errors)) != 1 || !strings.Contains(err.Error(), "groups: 51: mode gossip supports at most 50 groups") {
 		t.Fatalf("err = %v", err)
 	}

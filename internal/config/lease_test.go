@@ -1,18 +1,10 @@
 package config
 
 import (
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
 )
-
-type leaseTestHost struct{}
-
-func (leaseTestHost) InterfaceExists(name string) bool { return name == "eth0" }
-func (leaseTestHost) InterfaceFor(ip netip.Addr) (string, bool) {
-	return "eth0", netip.MustParsePrefix("198.51.100.0/24").Contains(ip)
-}
 
 const leaseBase = `apiVersion: vipd.io/v1alpha1
 kind: Config
@@ -28,7 +20,7 @@ func TestLeaseDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Validate(leaseTestHost{}); err != nil {
+	if err := c.Validate(fakeHost{}); err != nil {
 		t.Fatal(err)
 	}
 	l := c.Lease
@@ -66,7 +58,7 @@ func TestLeaseValidation(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = c.Validate(leaseTestHost{})
+			err = c.Validate(fakeHost{})
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("unexpected error: %v", err)
@@ -97,7 +89,7 @@ groups:
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = c.Validate(leaseTestHost{})
+	err = c.Validate(fakeHost{})
 	for _, want := range []string{
 		`groups[1].lease.name: "shared": duplicates groups[0].lease.name`,
 		`groups[2].lease.name: "Bad_Name": must be a Kubernetes object name`,

@@ -1,25 +1,10 @@
 package config
 
 import (
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
 )
-
-// vrrpTestHost has eth0 (198.51.100.0/24, 2001:db8::/64) and eth1 (203.0.113.0/24).
-type vrrpTestHost struct{}
-
-func (vrrpTestHost) InterfaceExists(n string) bool { return n == "eth0" || n == "eth1" }
-func (vrrpTestHost) InterfaceFor(ip netip.Addr) (string, bool) {
-	switch {
-	case netip.MustParsePrefix("198.51.100.0/24").Contains(ip), netip.MustParsePrefix("2001:db8::/64").Contains(ip):
-		return "eth0", true
-	case netip.MustParsePrefix("203.0.113.0/24").Contains(ip):
-		return "eth1", true
-	}
-	return "", false
-}
 
 const vrrpHead = "apiVersion: vipd.io/v1alpha1\nkind: Config\nnode: n1\nmode: vrrp\n"
 
@@ -37,7 +22,7 @@ groups:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Validate(vrrpTestHost{}); err != nil {
+	if err := c.Validate(fakeHost{}); err != nil {
 		t.Fatal(err)
 	}
 	w := c.Groups[0].VRRP
@@ -64,7 +49,7 @@ groups:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Validate(vrrpTestHost{}); err != nil {
+	if err := c.Validate(fakeHost{}); err != nil {
 		t.Fatal(err)
 	}
 	if v := c.Groups[0].VRRP; v.AdvertInterval != 200*time.Millisecond || *v.Preempt || *v.PreemptDelay != 2*time.Second {
@@ -119,7 +104,7 @@ groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastPee
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = cfg.Validate(vrrpTestHost{})
+			err = cfg.Validate(fakeHost{})
 			if err == nil {
 				t.Fatal("Validate succeeded")
 			}
@@ -138,7 +123,7 @@ func TestVRRPSectionOnlyInVRRPMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.Validate(vrrpTestHost{}); err == nil || !strings.Contains(err.Error(), `groups[0].vrrp: is set but mode is "static"`) {
+	if err := cfg.Validate(fakeHost{}); err == nil || !strings.Contains(err.Error(), `groups[0].vrrp: is set but mode is "static"`) {
 		t.Fatalf("err = %v", err)
 	}
 }
