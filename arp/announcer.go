@@ -201,12 +201,31 @@ func (a *Announcer) fire(j *job) {
 	if err == nil {
 		err = s.Announce(j.ip)
 	}
+	if errors.Is(err, ErrWrite) {
+		// A packet socket reports a link that went down while it was open
+		// on its next write, even when the link is up again by now (a
+		// node whose link came back and takes the VIP over), and a socket
+		// bound to a recreated interface is dead. Reopen and retry once at
+		// once: the first announcement after a takeover is the one clients
+		// are waiting for, the next is a whole interval away.
+		a.mu.Lock()
+		a.evictLocked(j.ifname, s)
+		var rerr error
+		if s, rerr = a.senderLocked(j.ifname, false); rerr != nil {
+			err = rerr
+		}
+		a.mu.Unlock()
+		if rerr == nil {
+			if err = s.Announce(j.ip); err == nil {
+				a.log.Debug("announcement sent on a reopened socket", "ip", j.ip, "interface", j.ifname)
+			}
+		}
+	}
 	if err != nil {
 		a.errs.Add(1)
 		a.log.Warn("announcement failed", "ip", j.ip, "interface", j.ifname, "n", n, "err", err)
 		if errors.Is(err, ErrWrite) {
-			// Reopen on the next announcement: the socket may be bound
-			// to an interface that no longer exists.
+			// The fresh socket failed too: reopen again next time.
 			a.mu.Lock()
 			a.evictLocked(j.ifname, s)
 			a.mu.Unlock()

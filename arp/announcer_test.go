@@ -136,6 +136,7 @@ type harness struct {
 	senders map[string]*fakeSender // latest per interface
 	index   map[string]int         // ifindex lookup returns
 	opens   int
+	failNew bool // newly opened senders fail every write
 }
 
 func newHarness(t *testing.T, sched Schedule) *harness {
@@ -145,7 +146,7 @@ func newHarness(t *testing.T, sched Schedule) *harness {
 		if ifi.Name == "broken" {
 			return nil, errors.New("operation not permitted")
 		}
-		s := &fakeSender{clock: h.clock, ifname: ifi.Name}
+		s := &fakeSender{clock: h.clock, ifname: ifi.Name, fail: h.failNew}
 		h.senders[ifi.Name] = s
 		return s, nil
 	})
@@ -322,7 +323,7 @@ func TestAnnouncerSenderReuseAndIsolation(t *testing.T) {
 }
 
 func TestAnnouncerErrors(t *testing.T) {
-	h := newHarness(t, Schedule{Count: 3, Interval: 200 * time.Millisecond})
+	h := newHarness(t, Schedule{Count: 5, Interval: 200 * time.Millisecond})
 	ctx := context.Background()
 	for _, ip := range []netip.Addr{{}, netip.IPv4Unspecified(), netip.MustParseAddr("ff02::1")} {
 		if err := h.a.Start(ctx, "eth0", ip); err == nil {
@@ -338,26 +339,33 @@ func TestAnnouncerErrors(t *testing.T) {
 	if err := h.a.Start(ctx, "broken", testV4); err == nil || h.opens != 2 {
 		t.Errorf("failed open must be retried: err=%v opens=%d", err, h.opens)
 	}
-	// Send failures are counted, logged and do not stop the schedule; a
-	// write failure makes the next announcement use a freshly opened Sender.
+	// A write failure is retried at once on a freshly opened Sender (a
+	// packet socket reports a stale "network is down" after a link flap).
 	if err := h.a.Start(ctx, "eth0", testV4); err != nil {
 		t.Fatal(err)
 	}
 	s := h.senders["eth0"]
 	s.fail = true
 	h.clock.Advance(200 * time.Millisecond)
-	if st := h.a.Stats(); st.Sent != 1 || st.Errors != 1 {
-		t.Errorf("stats = %+v, want 1 sent, 1 error", st)
+	if st := h.a.Stats(); st.Sent != 2 || st.Errors != 0 {
+		t.Errorf("stats = %+v, want 2 sent (the retry succeeded), 0 errors", st)
 	}
-	if !s.closed || h.opens != 3 {
-		t.Errorf("failed sender closed=%v opens=%d; want closed, not yet reopened (3 opens so far)", s.closed, h.opens)
+	if !s.closed || h.opens != 4 || h.senders["eth0"] == s || len(h.senders["eth0"].times(testV4)) != 1 {
+		t.Errorf("failed sender closed=%v opens=%d; want it closed and the retry on a new sender", s.closed, h.opens)
 	}
+	// When the fresh Sender fails too (the link really is down), the
+	// failure is counted and logged, the schedule goes on, and the next
+	// announcement opens yet another Sender.
+	h.failNew = true
+	h.senders["eth0"].fail = true
 	h.clock.Advance(200 * time.Millisecond)
-	if h.opens != 4 || h.senders["eth0"] == s || len(h.senders["eth0"].times(testV4)) != 1 {
-		t.Errorf("no reopen after write failure: opens=%d", h.opens)
+	if st := h.a.Stats(); st.Sent != 2 || st.Errors != 1 || h.opens != 5 {
+		t.Errorf("stats = %+v opens=%d, want 2 sent, 1 error, 5 opens", st, h.opens)
 	}
-	if st := h.a.Stats(); st.Sent != 2 || st.Errors != 1 {
-		t.Errorf("stats = %+v, want 2 sent, 1 error", st)
+	h.failNew = false
+	h.clock.Advance(200 * time.Millisecond)
+	if st := h.a.Stats(); st.Sent != 3 || st.Errors != 1 || h.opens != 6 {
+		t.Errorf("stats = %+v opens=%d, want 3 sent, 1 error, 6 opens", st, h.opens)
 	}
 }
 

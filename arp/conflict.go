@@ -14,6 +14,7 @@ import (
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 )
 
 // Claim is a frame on the wire in which a host says "IP is at MAC": the
@@ -115,9 +116,15 @@ func WatchConflicts(ctx context.Context, ifi *net.Interface, held func(netip.Add
 			for {
 				n, _, err := c.ReadFrom(buf)
 				if err != nil {
-					if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-						errs <- err
+					if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+						return
 					}
+					if errors.Is(err, unix.ENETDOWN) {
+						// Reported once per link-down; the socket keeps
+						// working when the link comes back.
+						continue
+					}
+					errs <- err
 					return
 				}
 				claim, ok := ParseClaim(buf[:n])

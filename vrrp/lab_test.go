@@ -174,10 +174,19 @@ func TestLabFailover(t *testing.T) {
 		}
 		waitBoth("node2", 10*time.Second)
 		report("link-down", at, "node2")
+		upAt := time.Now()
 		if err := l.Nodes[0].SetLinkUp(true); err != nil {
 			t.Fatal(err)
 		}
 		waitBoth("node1", 15*time.Second)
+		// node1's packet sockets saw "network is down" while the link was
+		// down and report it on their next write: its first announcement
+		// on preempting must still go out (retried on a fresh socket), or
+		// clients wait a whole announce interval for the second one.
+		if out := c.procs[0].Output(); strings.Contains(out, "announcement failed") {
+			t.Fatalf("node1's announcements failed after its link came back:\n%s", out)
+		}
+		report("link-up-preempt", upAt, "node1")
 		settle()
 	})
 	t.Run("link-down-with-dad", func(t *testing.T) {

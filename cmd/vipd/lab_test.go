@@ -504,6 +504,17 @@ func TestLabLinkDownGivesUpAndStatusSaysWhy(t *testing.T) {
 	}
 	waitFor(t, "VIP back on link up", 10*time.Second, func() bool { return hasAddr(t, n, v4) })
 	waitFor(t, "ready again", 5*time.Second, func() bool { _, code := getStatus(t, n); return code == 200 })
+	// Conflict detection survived the link flap (its sockets saw "network is down").
+	if err := l.Client.Announce(v4); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "conflict counted after the link flap", 5*time.Second, func() bool {
+		st, _ := getStatus(t, n)
+		return len(st.Groups) == 1 && st.Groups[0].VIPs[0].Conflicts > 0
+	})
+	if strings.Contains(p.Output(), "conflict detection stopped") {
+		t.Fatalf("conflict detection stopped on the link flap:\n%s", p.Output())
+	}
 }
 
 // Another host claiming an owned VIP is counted, shown in /status, and
