@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -90,9 +89,22 @@ var (
 	nsNameRE = regexp.MustCompile(`^vl-([0-9a-f]{6})-([0-9]+)-([a-z0-9]+)$`)
 )
 
+// TB is the part of testing.TB the lab uses; *testing.T and *testing.B
+// satisfy it. Declared here so that vipd's binary, which runs the lab for
+// `vipd demo`, does not link the testing package.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Failed() bool
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+}
+
 // Require skips t with a clear message when the lab cannot run (not root, no
 // `ip netns`), but fails t instead when env VIPD_REQUIRE_LAB=1 (CI).
-func Require(t testing.TB) {
+func Require(t TB) {
 	t.Helper()
 	if err := available(); err != nil {
 		if os.Getenv("VIPD_REQUIRE_LAB") == "1" {
@@ -121,7 +133,7 @@ func available() error {
 // New builds a lab for a test (calling Require first) and registers
 // t.Cleanup to tear it down, also when the test fails. On failure the output
 // of processes started in the lab is logged.
-func New(t testing.TB, opts Options) *Lab {
+func New(t TB, opts Options) *Lab {
 	t.Helper()
 	Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -141,7 +153,7 @@ func New(t testing.TB, opts Options) *Lab {
 	return l
 }
 
-// NewStandalone builds a lab without testing.TB; the caller must Close it.
+// NewStandalone builds a lab without TB; the caller must Close it.
 // Unless opts.KeepSignals, SIGINT/SIGTERM close all open labs and then
 // re-deliver the signal so the process dies as it would have.
 func NewStandalone(ctx context.Context, opts Options) (l *Lab, err error) {

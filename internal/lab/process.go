@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -154,7 +153,7 @@ func (p *Process) String() string {
 	return fmt.Sprintf("%s@%s[%d]", p.name, where, p.PID)
 }
 
-func (l *Lab) logOutputs(t testing.TB) {
+func (l *Lab) logOutputs(t TB) {
 	l.mu.Lock()
 	procs := append([]*Process(nil), l.procs...)
 	l.mu.Unlock()
@@ -203,7 +202,7 @@ var vipdBuild struct {
 
 // BuildVipd builds ./cmd/vipd of the current module once per test binary
 // (into a temp dir, swept after the process is gone) and returns its path.
-func BuildVipd(t testing.TB) string {
+func BuildVipd(t TB) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -214,7 +213,7 @@ func BuildVipd(t testing.TB) string {
 	return p
 }
 
-// BuildVipdContext is BuildVipd without testing.TB (benchmarks, tools).
+// BuildVipdContext is BuildVipd without TB (benchmarks, tools).
 func BuildVipdContext(ctx context.Context) (string, error) {
 	vipdBuild.Lock()
 	defer vipdBuild.Unlock()
