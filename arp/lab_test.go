@@ -110,6 +110,21 @@ func reapLeftovers() {
 	}
 }
 
+func (l *lab) waitOperUp(t *testing.T, ns, dev string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := run(t, "ip", "-n", ns, "-o", "link", "show", "dev", dev)
+		if strings.Contains(out, "state UP") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s/%s: not operationally up after 10s:\n%s", ns, dev, out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func (l *lab) waitLinkLocal(t *testing.T, ns, dev string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -487,6 +502,10 @@ func TestLabBareInterface(t *testing.T) {
 	run(t, "ip", "-n", l.a, "link", "set", "va2", "addrgenmode", "none")
 	run(t, "ip", "-n", l.a, "link", "set", "va2", "up")
 	run(t, "ip", "-n", l.b, "link", "set", "vb2", "up")
+	// Frames sent before the kernel's linkwatch has activated the device's
+	// queue (it does so when it sets the operational state UP, a moment
+	// after carrier) are silently dropped: seen on the loaded CI box.
+	l.waitOperUp(t, l.a, "va2")
 
 	ready := make(chan error, 1)
 	frames := make(chan []byte, 64)
