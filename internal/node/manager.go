@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -234,16 +235,9 @@ func (m *Manager) Ready() (bool, string) {
 			why = append(why, g.Name+": "+g.Why)
 		}
 	}
-	sort.Strings(why)
 	if len(why) == 0 {
 		return true, ""
 	}
-	s := "not eligible: "
-	for i, w := range why {
-		if i > 0 {
-			s += "; "
-		}
-		s += w
-	}
-	return false, s
+	sort.Strings(why)
+	return false, "not eligible: " + strings.Join(why, "; ")
 }
