@@ -21,7 +21,7 @@ func BenchmarkGratuitousARP(b *testing.B) {
 func BenchmarkUnsolicitedNA(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		na, err := UnsolicitedNA(testMAC, testV6)
+		na, err := UnsolicitedNA(testMAC, testV6, false)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -40,7 +40,7 @@ func TestParseClaim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	na, err := UnsolicitedNA(claimMAC, claimV6)
+	na, err := UnsolicitedNA(claimMAC, claimV6, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestOnlyNAFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	na, _ := UnsolicitedNA(claimMAC, claimV6)
+	na, _ := UnsolicitedNA(claimMAC, claimV6, false)
 	req, _, _ := GratuitousARP(claimMAC, claimV4)
 	other := naFrame(t, na)
 	other[14+40] = 128 // echo request
@@ -116,7 +116,7 @@ func mustDisassemble(t *testing.T, raw []bpf.RawInstruction) []bpf.Instruction {
 
 func FuzzParseClaim(f *testing.F) {
 	req, rep, _ := GratuitousARP(claimMAC, claimV4)
-	na, _ := UnsolicitedNA(claimMAC, claimV6)
+	na, _ := UnsolicitedNA(claimMAC, claimV6, false)
 	f.Add(req)
 	f.Add(rep)
 	f.Add(naFrame(f, na))

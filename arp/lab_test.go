@@ -386,6 +386,49 @@ func TestLabAnnounce(t *testing.T) {
 	t.Logf("stats: %+v", a.Stats())
 }
 
+// A node that forwards IPv6 on the interface (a gateway VIP) announces with
+// the Router flag set; read from the sysctl at announcement time.
+func TestLabRouterFlagFollowsForwarding(t *testing.T) {
+	l := newLab(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	frames := l.capture(t, ctx)
+	isNA := func(f []byte) bool {
+		_, _, _, _, na, ok := parseNA(f)
+		return ok && na.TargetAddress == labVIP6
+	}
+	for _, forwarding := range []bool{false, true} {
+		val := "0"
+		if forwarding {
+			val = "1"
+		}
+		run(t, "ip", "netns", "exec", l.a, "sysctl", "-q", "-w", "net.ipv6.conf."+labIfA+".forwarding="+val)
+		var err error
+		inNS(t, l.a, func() {
+			ifi, ierr := net.InterfaceByName(labIfA)
+			if ierr != nil {
+				err = ierr
+				return
+			}
+			s, oerr := Open(ifi)
+			if oerr != nil {
+				err = oerr
+				return
+			}
+			defer s.Close()
+			err = s.Announce(labVIP6)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := next(t, frames, "NA with forwarding="+val, isNA)
+		_, _, _, _, na, _ := parseNA(f.frame)
+		if na.Router != forwarding {
+			t.Errorf("forwarding=%s: NA Router flag = %v, want %v", val, na.Router, forwarding)
+		}
+	}
+}
+
 func checkLabARP(t *testing.T, name string, eth *ethernet.Frame, p *marp.Packet, op marp.Operation, tha, macA net.HardwareAddr) {
 	t.Helper()
 	if !bytes.Equal(eth.Destination, Broadcast) || !bytes.Equal(eth.Source, macA) {

@@ -101,12 +101,15 @@ func arpFrame(op marp.Operation, mac net.HardwareAddr, ip netip.Addr, tha net.Ha
 
 // UnsolicitedNA builds the Neighbour Advertisement of an IPv6 announcement
 // (RFC 4861 7.2.6): Override=1 so receivers replace a cached MAC,
-// Solicited=0 (Linux drops solicited NAs sent to multicast), Router=0 (a VIP
-// is not a router; R=1 would flip hosts' IsRouter flag), target = ip and a
-// Target Link-Layer Address option carrying mac. The IPv6 header (hop limit
-// 255, source = link-local, destination ff02::1) and the checksum are
-// supplied by the ndp connection / kernel.
-func UnsolicitedNA(mac net.HardwareAddr, ip netip.Addr) (*ndp.NeighborAdvertisement, error) {
+// Solicited=0 (Linux drops solicited NAs sent to multicast), target = ip and
+// a Target Link-Layer Address option carrying mac. Router must say whether
+// the node routes IPv6 on that interface (as keepalived derives it from the
+// forwarding sysctl): a host that uses the VIP as its default gateway drops
+// it from its default router list on an NA with R=0 (RFC 4861 7.2.5), and
+// R=1 from a non-router would wrongly make hosts treat it as one. The IPv6
+// header (hop limit 255, source = link-local, destination ff02::1) and the
+// checksum are supplied by the ndp connection / kernel.
+func UnsolicitedNA(mac net.HardwareAddr, ip netip.Addr, router bool) (*ndp.NeighborAdvertisement, error) {
 	if err := checkMAC(mac); err != nil {
 		return nil, err
 	}
@@ -120,6 +123,7 @@ func UnsolicitedNA(mac net.HardwareAddr, ip netip.Addr) (*ndp.NeighborAdvertisem
 		return nil, fmt.Errorf("%w: %s is link-local, not a VIP", ErrBadAddr, ip)
 	}
 	return &ndp.NeighborAdvertisement{
+		Router:        router,
 		Override:      true,
 		TargetAddress: ip.WithZone(""),
 		Options: []ndp.Option{&ndp.LinkLayerAddress{

@@ -63,7 +63,7 @@ func TestGratuitousARP(t *testing.T) {
 }
 
 func TestUnsolicitedNA(t *testing.T) {
-	na, err := UnsolicitedNA(testMAC, testV6)
+	na, err := UnsolicitedNA(testMAC, testV6, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +96,22 @@ func TestUnsolicitedNA(t *testing.T) {
 	}
 }
 
+// On a node that routes IPv6 on the interface the Router flag is set, so
+// hosts using the VIP as their gateway keep it in their router list.
+func TestUnsolicitedNARouter(t *testing.T) {
+	na, err := UnsolicitedNA(testMAC, testV6, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ndp.MarshalMessage(na)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[4] != 0xa0 { // R=1 (0x80), S=0, O=1 (0x20)
+		t.Errorf("flags = %#02x, want 0xa0 (R=1 S=0 O=1)", b[4])
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	bad := []struct {
 		name string
@@ -116,7 +132,7 @@ func TestBadInput(t *testing.T) {
 		if _, _, err := GratuitousARP(tc.mac, tc.ip); err == nil {
 			t.Errorf("GratuitousARP(%s): no error", tc.name)
 		}
-		if _, err := UnsolicitedNA(tc.mac, tc.ip); err == nil {
+		if _, err := UnsolicitedNA(tc.mac, tc.ip, false); err == nil {
 			t.Errorf("UnsolicitedNA(%s): no error", tc.name)
 		}
 	}
@@ -124,17 +140,17 @@ func TestBadInput(t *testing.T) {
 	if _, _, err := GratuitousARP(testMAC, testV6); !errors.Is(err, ErrBadAddr) {
 		t.Errorf("GratuitousARP(v6) err = %v, want ErrBadAddr", err)
 	}
-	if _, err := UnsolicitedNA(testMAC, testV4); !errors.Is(err, ErrBadAddr) {
+	if _, err := UnsolicitedNA(testMAC, testV4, false); !errors.Is(err, ErrBadAddr) {
 		t.Errorf("UnsolicitedNA(v4) err = %v, want ErrBadAddr", err)
 	}
-	if _, err := UnsolicitedNA(testMAC, netip.MustParseAddr("::ffff:198.51.100.10")); !errors.Is(err, ErrBadAddr) {
+	if _, err := UnsolicitedNA(testMAC, netip.MustParseAddr("::ffff:198.51.100.10"), false); !errors.Is(err, ErrBadAddr) {
 		t.Errorf("UnsolicitedNA(v4-mapped) err = %v, want ErrBadAddr", err)
 	}
-	if _, err := UnsolicitedNA(testMAC, netip.MustParseAddr("fe80::1")); !errors.Is(err, ErrBadAddr) {
+	if _, err := UnsolicitedNA(testMAC, netip.MustParseAddr("fe80::1"), false); !errors.Is(err, ErrBadAddr) {
 		t.Errorf("UnsolicitedNA(link-local) err = %v, want ErrBadAddr", err)
 	}
 	// Zoned addresses are fine; the zone is not part of the wire format.
-	if _, err := UnsolicitedNA(testMAC, netip.MustParseAddr("2001:db8::10%eth0")); err != nil {
+	if _, err := UnsolicitedNA(testMAC, netip.MustParseAddr("2001:db8::10%eth0"), false); err != nil {
 		t.Errorf("UnsolicitedNA(zoned): %v", err)
 	}
 }

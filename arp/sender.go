@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 
 	"github.com/mdlayher/ndp"
@@ -130,17 +131,28 @@ func (s *v4Sender) Close() error { return s.pc.Close() }
 // NewIPv6Sender returns a Sender that writes UnsolicitedNA to ff02::1 on c.
 // With an *ndp.Conn the control message defaults to hop limit 255 and the
 // link-local source the conn was opened with. IPv4 addresses are rejected.
+// The Router flag follows the interface's IPv6 forwarding setting, read at
+// every announcement (see UnsolicitedNA).
 func NewIPv6Sender(ifi *net.Interface, c NDPConn) Sender {
-	return &v6Sender{mac: ifi.HardwareAddr, c: c}
+	name := ifi.Name
+	return &v6Sender{mac: ifi.HardwareAddr, c: c, router: func() bool { return ipv6Forwarding(name) }}
 }
 
 type v6Sender struct {
-	mac net.HardwareAddr
-	c   NDPConn
+	mac    net.HardwareAddr
+	c      NDPConn
+	router func() bool
+}
+
+// ipv6Forwarding reports whether ifname forwards IPv6 in the caller's
+// network namespace (/proc/sys/net follows the calling thread's namespace).
+func ipv6Forwarding(ifname string) bool {
+	b, err := os.ReadFile("/proc/sys/net/ipv6/conf/" + ifname + "/forwarding")
+	return err == nil && len(b) > 0 && b[0] == '1'
 }
 
 func (s *v6Sender) Announce(ip netip.Addr) error {
-	na, err := UnsolicitedNA(s.mac, ip)
+	na, err := UnsolicitedNA(s.mac, ip, s.router())
 	if err != nil {
 		return err
 	}
