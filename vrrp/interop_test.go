@@ -123,13 +123,7 @@ func TestKeepalivedInterop(t *testing.T) {
 	// 1. vipd (200) is master; keepalived and the other vipd are backups.
 	waitProbes("node2", 15*time.Second)
 	waitVipdSees(t, n3, n2src, 200, 10*time.Second)
-	if err := ka.WaitLog("Entering BACKUP STATE", 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Second)
-	if strings.Contains(ka.Output(), "Entering MASTER STATE") {
-		t.Fatalf("keepalived became master next to a higher-priority vipd:\n%s", ka.Output())
-	}
+	waitKeepalivedBackup(t, ka)
 
 	// 2. vipd master stops gracefully: its priority-0 advert makes keepalived
 	// take over after Skew_Time rather than Master_Down_Interval.
@@ -288,13 +282,7 @@ func testKeepalivedUnicast(t *testing.T, fam int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ka.WaitLog("Entering BACKUP STATE", 5*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Second)
-	if strings.Contains(ka.Output(), "Entering MASTER STATE") {
-		t.Fatalf("keepalived became master next to a higher-priority vipd:\n%s", ka.Output())
-	}
+	waitKeepalivedBackup(t, ka)
 	// vipd stops: priority 0 by unicast; keepalived takes over.
 	at := time.Now()
 	v2.Signal(syscall.SIGTERM)
@@ -317,4 +305,17 @@ func testKeepalivedUnicast(t *testing.T, fam int) {
 	}
 	waitVipdSees(t, n2, []netip.Addr{src1}, 150, 10*time.Second)
 	checkTshark(t, stopPcap(), src2, src1)
+}
+
+// waitKeepalivedBackup checks keepalived enters BACKUP next to a
+// higher-priority vipd master and stays there for a second.
+func waitKeepalivedBackup(t *testing.T, ka *vrrplab.Keepalived) {
+	t.Helper()
+	if err := ka.WaitLog("Entering BACKUP STATE", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if strings.Contains(ka.Output(), "Entering MASTER STATE") {
+		t.Fatalf("keepalived became master next to a higher-priority vipd:\n%s", ka.Output())
+	}
 }

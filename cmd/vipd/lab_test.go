@@ -196,6 +196,17 @@ func parseAnnouncement(f []byte) (netip.Addr, announcement, bool) {
 	return netip.Addr{}, announcement{}, false
 }
 
+// startStatic runs vipd in static mode on h holding vips. (The lab logs
+// every process's output when a test fails.)
+func startStatic(t *testing.T, l *lab.Lab, h *lab.Host, bin string, vips ...netip.Addr) *lab.Process {
+	t.Helper()
+	p, err := l.StartVipd(h, bin, staticConfig(h.Name, vips...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -229,15 +240,7 @@ func TestLabStaticHoldsAnnouncesAndCleansUp(t *testing.T) {
 	events := watchAddrs(t, n)
 	stopCapture := captureAnnouncements(t, l.Client, v4, v6)
 
-	p, err := l.StartVipd(n, bin, staticConfig(n.Name, v4, v6))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("vipd output:\n%s", p.Output())
-		}
-	}()
+	p := startStatic(t, l, n, bin, v4, v6)
 
 	// Bound, and reachable from the client through the VIP, v4 and v6.
 	waitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, n, v4) && hasAddr(t, n, v6) })
@@ -334,10 +337,7 @@ func TestLabSIGKILLLeavesNoVIPBehind(t *testing.T) {
 	l := lab.New(t, lab.Options{Nodes: 1})
 	n := l.Nodes[0]
 	v4, v6 := l.VIPv4(2), l.VIPv6(2)
-	p, err := l.StartVipd(n, bin, staticConfig(n.Name, v4, v6))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := startStatic(t, l, n, bin, v4, v6)
 	waitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, n, v4) && hasAddr(t, n, v6) })
 	time.Sleep(1500 * time.Millisecond) // a refresh or two, as in steady state
 	if err := p.Kill(); err != nil {
@@ -369,10 +369,7 @@ func TestLabStaleVIPIsRemovedAtStart(t *testing.T) {
 		}
 	}
 	events := watchAddrs(t, n)
-	p, err := l.StartVipd(n, bin, staticConfig(n.Name, v4, v6))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := startStatic(t, l, n, bin, v4, v6)
 	waitFor(t, "stale VIPs removed", 10*time.Second, func() bool {
 		events.mu.Lock()
 		defer events.mu.Unlock()
@@ -390,10 +387,7 @@ func TestLabRefusesPermanentAddressAsStale(t *testing.T) {
 	n := l.Nodes[0]
 	// The node's own address configured as a VIP by mistake: vipd must not delete it.
 	own := n.IPv4.Addr()
-	p, err := l.StartVipd(n, bin, staticConfig(n.Name, own))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := startStatic(t, l, n, bin, own)
 	if exited, _ := p.Wait(10 * time.Second); !exited {
 		t.Fatal("vipd kept running with its node address configured as a VIP")
 	}
@@ -478,15 +472,7 @@ func TestLabLinkDownGivesUpAndStatusSaysWhy(t *testing.T) {
 	l := lab.New(t, lab.Options{Nodes: 1})
 	n := l.Nodes[0]
 	v4 := l.VIPv4(5)
-	p, err := l.StartVipd(n, bin, staticConfig(n.Name, v4))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("vipd output:\n%s", p.Output())
-		}
-	}()
+	p := startStatic(t, l, n, bin, v4)
 	waitFor(t, "owner in /status", 10*time.Second, func() bool {
 		st, code := getStatus(t, n)
 		return code == 200 && len(st.Groups) == 1 && st.Groups[0].Owner && st.Groups[0].VIPs[0].Bound
@@ -525,15 +511,7 @@ func TestLabConflictingClaimIsCountedAndAnswered(t *testing.T) {
 	l := lab.New(t, lab.Options{Nodes: 2})
 	owner, observer := l.Nodes[0], l.Nodes[1]
 	v4, v6 := l.VIPv4(6), l.VIPv6(6)
-	p, err := l.StartVipd(owner, bin, staticConfig(owner.Name, v4, v6))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("vipd output:\n%s", p.Output())
-		}
-	}()
+	p := startStatic(t, l, owner, bin, v4, v6)
 	waitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, owner, v4) && hasAddr(t, owner, v6) })
 	neighMAC := func(vip netip.Addr) string {
 		out, _ := observer.Command(context.Background(), "ip", "neigh", "show", vip.String()).CombinedOutput()

@@ -176,7 +176,14 @@ type node struct {
 
 func startNode(t *testing.T, f *rvFake, id, lease string, tm Timing, prio int) *node {
 	t.Helper()
-	e, err := New(Options{Client: f, Namespace: testNS, Identity: id, Groups: []Group{{Name: "g", Lease: lease}}, Timing: tm, Log: testLog(t, id)})
+	return runNode(t, Options{Client: f, Namespace: testNS, Identity: id, Groups: []Group{{Name: "g", Lease: lease}}, Timing: tm, Log: testLog(t, id)}, prio)
+}
+
+// runNode starts an elector for group "g" with the given options and
+// priority, recording its transitions; it is stopped at test cleanup.
+func runNode(t *testing.T, o Options, prio int) *node {
+	t.Helper()
+	e, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

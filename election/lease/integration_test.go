@@ -84,15 +84,7 @@ func startReal(t *testing.T, cp *kubetest.ControlPlane, id, lease string, tm Tim
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := New(Options{Client: cs, Namespace: realNS, Identity: id, Groups: []Group{{Name: "g", Lease: lease}}, Timing: tm, Log: testLog(t, id)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.SetInput("g", election.Input{Eligible: true, Priority: prio})
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &node{e: e, rec: newRecorder(), cancel: cancel, done: make(chan struct{})}
-	go func() { defer close(n.done); _ = e.Run(ctx, n.rec.report) }()
-	t.Cleanup(n.stop)
+	n := runNode(t, Options{Client: cs, Namespace: realNS, Identity: id, Groups: []Group{{Name: "g", Lease: lease}}, Timing: tm, Log: testLog(t, id)}, prio)
 	return &realNode{node: n, cut: cut}
 }
 
