@@ -364,10 +364,8 @@ func TestClusterQuorum(t *testing.T) {
 	waitOwners(t, w, expectedOwners([]string{"node-0", "node-2"}, groups), 10*time.Second)
 	nodes[2].crash(t, w)
 	waitOwners(t, w, map[string]string{}, 10*time.Second)
-	var reasons []string
 	for _, g := range groups {
 		ev := w.eventsFor(g.Name)
-		reasons = append(reasons, ev[len(ev)-1].Reason)
 		if r := ev[len(ev)-1].Reason; r != "lost-quorum" {
 			t.Errorf("group %s: last reason %q, want lost-quorum", g.Name, r)
 		}

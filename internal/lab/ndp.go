@@ -3,7 +3,6 @@ package lab
 import (
 	"net"
 	"net/netip"
-	"time"
 
 	"github.com/mdlayher/ndp"
 	"golang.org/x/net/icmp"
@@ -80,5 +79,4 @@ func (c *ndpConn) recv(buf []byte) (ndp.Message, netip.Addr, error) {
 	}
 }
 
-func (c *ndpConn) setReadDeadline(t time.Time) error { return c.pc.SetReadDeadline(t) }
-func (c *ndpConn) Close() error                      { return c.pc.Close() }
+func (c *ndpConn) Close() error { return c.pc.Close() }
