@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -43,10 +42,7 @@ func TestBenchOneRound(t *testing.T) {
 	lab.Require(t)
 	kubetest.Require(t)
 	if err := vrrplab.KeepalivedAvailable(); err != nil {
-		if os.Getenv("VIPD_REQUIRE_LAB") == "1" {
-			t.Fatalf("keepalived required (VIPD_REQUIRE_LAB=1): %v", err)
-		}
-		t.Skipf("no keepalived: %v", err)
+		lab.Unavailable(t, err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()

@@ -18,10 +18,7 @@ func requireKeepalived(t *testing.T) {
 	t.Helper()
 	lab.Require(t)
 	if err := vrrplab.KeepalivedAvailable(); err != nil {
-		if os.Getenv("VIPD_REQUIRE_LAB") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
+		lab.Unavailable(t, err)
 	}
 }
 
@@ -203,12 +200,7 @@ func startPcap(t *testing.T, l *lab.Lab, h *lab.Host) (stop func() string) {
 // every one must decode as VRRPv3 with a good checksum.
 func checkTshark(t *testing.T, pcap string, srcs ...netip.Addr) {
 	t.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		if os.Getenv("VIPD_REQUIRE_LAB") == "1" {
-			t.Fatal("tshark not installed (apt-get install tshark)")
-		}
-		t.Skip("tshark not installed")
-	}
+	lab.RequireTool(t, "tshark")
 	out, err := exec.Command("tshark", "-r", pcap, "-Y", "vrrp", "-T", "fields",
 		"-e", "ip.src", "-e", "ipv6.src", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "vrrp.version", "-e", "vrrp.checksum.status").Output()
 	if err != nil {

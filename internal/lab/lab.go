@@ -114,6 +114,24 @@ func Require(t TB) {
 	}
 }
 
+// Unavailable skips t because something a test needs is missing (err says
+// what), or fails it when VIPD_REQUIRE_LAB=1: in CI nothing may skip.
+func Unavailable(t TB, err error) {
+	t.Helper()
+	if os.Getenv("VIPD_REQUIRE_LAB") == "1" {
+		t.Fatalf("required (VIPD_REQUIRE_LAB=1) but unavailable: %v", err)
+	}
+	t.Skipf("skipping: %v (set VIPD_REQUIRE_LAB=1 to make this a failure)", err)
+}
+
+// RequireTool is Unavailable unless the command name is on the PATH.
+func RequireTool(t TB, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		Unavailable(t, fmt.Errorf("%s not installed: %w", name, err))
+	}
+}
+
 func available() error {
 	if os.Geteuid() != 0 {
 		return errors.New("not root")

@@ -99,9 +99,7 @@ func rootLinkNames(t *testing.T) map[string]bool {
 
 func TestPing(t *testing.T) {
 	l := New(t, Options{Nodes: 2})
-	if _, err := exec.LookPath("ping"); err != nil {
-		t.Skip("no ping binary")
-	}
+	RequireTool(t, "ping")
 	ctx := ctxT(t)
 	for _, pair := range [][2]*Host{{l.Client, l.Nodes[0]}, {l.Client, l.Nodes[1]}, {l.Nodes[0], l.Nodes[1]}} {
 		for _, dst := range []netip.Addr{pair[1].IPv4.Addr(), pair[1].IPv6.Addr()} {
@@ -420,9 +418,7 @@ func TestHTTPClientDialsInsideNamespace(t *testing.T) {
 
 func TestLinkControls(t *testing.T) {
 	l := New(t, Options{Nodes: 1})
-	if _, err := exec.LookPath("ping"); err != nil {
-		t.Skip("no ping binary")
-	}
+	RequireTool(t, "ping")
 	ctx := ctxT(t)
 	n := l.Nodes[0]
 	// A short reply timeout: the expected failures cost that much each.
@@ -590,9 +586,7 @@ func TestCrashLeavesNothingRunningAndIsSwept(t *testing.T) {
 
 func TestCapture(t *testing.T) {
 	l := New(t, Options{Nodes: 1})
-	if _, err := exec.LookPath("tcpdump"); err != nil {
-		t.Skip("tcpdump not installed")
-	}
+	RequireTool(t, "tcpdump")
 	c, err := l.Capture("arp")
 	if err != nil {
 		t.Fatal(err)
@@ -610,9 +604,7 @@ func TestCapture(t *testing.T) {
 
 func TestPartition(t *testing.T) {
 	l := New(t, Options{Nodes: 2})
-	if _, err := exec.LookPath("ping"); err != nil {
-		t.Skip("no ping binary")
-	}
+	RequireTool(t, "ping")
 	ctx := ctxT(t)
 	reach := func(from, to *Host) (v4, v6 bool) {
 		_, e4 := from.Run(ctx, "ping", "-c", "1", "-W", "0.3", to.IPv4.Addr().String())
