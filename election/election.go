@@ -43,7 +43,15 @@ type Transition struct {
 // announcement sent, or VIPs removed). Electors rely on this for ordering:
 // e.g. a Lease holder reports Owner=false and only then releases the Lease,
 // and a VRRP master reports Owner=false before its priority-0 advert.
-type Reporter func(Transition)
+//
+// A non-nil error on an Owner=true transition means the node could not take
+// the group (a VIP could not be bound): it has already removed whatever it
+// bound and made the group ineligible with SetInput (with the reason) before
+// returning. The elector must then treat the group as not owned and step
+// down exactly as for an ineligible input (VRRP: priority-0 advert; Lease:
+// release; gossip: withdraw the claim), so a node that could not bind never
+// claims the VIP. Owner=false transitions always return nil.
+type Reporter func(Transition) error
 
 // Elector takes part in the election for the configured groups.
 type Elector interface {
@@ -53,8 +61,17 @@ type Elector interface {
 	// release, memberlist leave), so a peer never binds a VIP this node still has.
 	Run(ctx context.Context, report Reporter) error
 	// SetInput updates this node's eligibility and priority for a group. It is
-	// safe to call concurrently with Run, before or after it starts.
+	// safe to call concurrently with Run, before or after it starts. Until
+	// the first SetInput a group is ineligible: the daemon is the only source
+	// of inputs, and it sets every group's before Run.
 	SetInput(group string, in Input)
+	// Ready reports whether the mode lets this node own VIPs, and if not,
+	// why (e.g. "Kubernetes API unreachable for 12s", "refused by gossip
+	// peers", "cannot send adverts on eth0"). It feeds /readyz.
+	Ready() (bool, string)
+	// Status is the mode's own state for /status (counters, peers, API
+	// reachability); it must not block on I/O.
+	Status() any
 }
 
 // Inputs is a small concurrency-safe store of per-group inputs with change
@@ -65,11 +82,15 @@ type Inputs struct {
 	changed chan struct{}
 }
 
-// NewInputs returns a store where every listed group starts with def.
-func NewInputs(groups []string, def Input) *Inputs {
+// AwaitingInput is the reason of a group's input before the daemon set it.
+const AwaitingInput = "awaiting the daemon's first input"
+
+// NewInputs returns a store where every listed group starts ineligible
+// (AwaitingInput) until Set: an elector never guesses a priority.
+func NewInputs(groups []string) *Inputs {
 	s := &Inputs{byGroup: make(map[string]Input, len(groups)), changed: make(chan struct{}, 1)}
 	for _, g := range groups {
-		s.byGroup[g] = def
+		s.byGroup[g] = Input{Reason: AwaitingInput}
 	}
 	return s
 }

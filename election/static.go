@@ -16,15 +16,17 @@ type Static struct {
 
 // NewStatic returns an elector that owns every listed group while eligible.
 func NewStatic(groups []string) *Static {
-	return &Static{
-		groups: groups,
-		inputs: NewInputs(groups, Input{Eligible: true, Priority: 100}),
-		now:    time.Now,
-	}
+	return &Static{groups: groups, inputs: NewInputs(groups), now: time.Now}
 }
 
 // SetInput implements Elector.
 func (s *Static) SetInput(group string, in Input) { s.inputs.Set(group, in) }
+
+// Ready implements Elector: static adds no condition of its own.
+func (s *Static) Ready() (bool, string) { return true, "" }
+
+// Status implements Elector: static has no state beyond the daemon's.
+func (s *Static) Status() any { return nil }
 
 // Run implements Elector.
 func (s *Static) Run(ctx context.Context, report Reporter) error {
@@ -43,14 +45,16 @@ func (s *Static) Run(ctx context.Context, report Reporter) error {
 					reason += ": " + in.Reason
 				}
 			}
-			report(Transition{Group: g, Owner: want, Reason: reason, At: s.now()})
-			owned[g] = want
+			// A failed take leaves the group unowned; the daemon has made
+			// it ineligible, and its next input wakes this loop again.
+			err := report(Transition{Group: g, Owner: want, Reason: reason, At: s.now()})
+			owned[g] = want && err == nil
 		}
 		select {
 		case <-ctx.Done():
 			for _, g := range s.groups {
 				if owned[g] {
-					report(Transition{Group: g, Owner: false, Reason: "shutdown", At: s.now()})
+					_ = report(Transition{Group: g, Owner: false, Reason: "shutdown", At: s.now()})
 				}
 			}
 			return nil

@@ -7,11 +7,11 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/vipd/vipd/election"
-	"github.com/vipd/vipd/internal/config"
 )
 
 // GroupSpec is one vipd group as VRRP sees it: one virtual router per
@@ -19,7 +19,6 @@ import (
 type GroupSpec struct {
 	Name         string
 	VRID         uint8
-	Priority     uint8
 	Interface    string
 	Interval     time.Duration
 	Preempt      bool
@@ -43,11 +42,12 @@ type Elector struct {
 	open   OpenFunc
 	now    func() time.Time
 
-	mu     sync.Mutex
-	drops  map[DropReason]uint64
-	rx, tx uint64
-	txErrs uint64
-	status []VRStatus
+	mu       sync.Mutex
+	drops    map[DropReason]uint64
+	rx, tx   uint64
+	txErrs   uint64
+	status   []VRStatus
+	notReady string // why a socket cannot send, empty when all can
 }
 
 // VRStatus is one virtual router in /status.
@@ -76,46 +76,13 @@ type Status struct {
 	Dropped map[string]uint64 `json:"dropped"`
 }
 
-// SpecsFromConfig turns a validated vrrp-mode config into group specs.
-func SpecsFromConfig(c *config.Config) ([]GroupSpec, error) {
-	specs := make([]GroupSpec, 0, len(c.Groups))
-	for _, g := range c.Groups {
-		v := g.VRRP
-		if v == nil {
-			return nil, fmt.Errorf("group %q has no vrrp settings", g.Name)
-		}
-		s := GroupSpec{
-			Name: g.Name, VRID: uint8(v.VRID), Priority: uint8(g.Priority), Interface: v.Interface,
-			Interval: v.AdvertInterval, Preempt: *v.Preempt, PreemptDelay: *v.PreemptDelay,
-			Peers: slices.Clone(v.Peers),
-		}
-		for _, vip := range g.VIPs {
-			s.VIPs = append(s.VIPs, vip.Addr)
-		}
-		specs = append(specs, s)
-	}
-	return specs, nil
-}
-
-// NewFromConfig builds the elector for a validated vrrp-mode config.
-func NewFromConfig(c *config.Config, log *slog.Logger) (*Elector, error) {
-	specs, err := SpecsFromConfig(c)
-	if err != nil {
-		return nil, err
-	}
-	return New(specs, log, Options{}), nil
-}
-
 // New returns an elector for groups.
 func New(groups []GroupSpec, log *slog.Logger, o Options) *Elector {
 	names := make([]string, len(groups))
 	for i, g := range groups {
 		names[i] = g.Name
 	}
-	in := election.NewInputs(names, election.Input{})
-	for _, g := range groups {
-		in.Set(g.Name, election.Input{Eligible: true, Priority: int(g.Priority)})
-	}
+	in := election.NewInputs(names)
 	if o.Open == nil {
 		o.Open = Open
 	}
@@ -137,6 +104,18 @@ func (e *Elector) Status() any {
 		s.Dropped[string(r)] = n
 	}
 	return s
+}
+
+// Ready implements election.Elector: false while a socket cannot send
+// adverts (no usable source address yet, interface gone), since a router
+// that cannot advertise must not own.
+func (e *Elector) Ready() (bool, string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.notReady != "" {
+		return false, e.notReady
+	}
+	return true, ""
 }
 
 func (e *Elector) drop(r DropReason) {
@@ -231,7 +210,8 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 					v.dsts = []netip.Addr{GroupV6}
 				}
 			}
-			v.m = NewMachine(Params{Interval: spec.Interval, Preempt: spec.Preempt, PreemptDelay: spec.PreemptDelay, Self: c.Source()}, spec.Priority, true)
+			// Priority and eligibility come from the daemon's input (applyInputs).
+			v.m = NewMachine(Params{Interval: spec.Interval, Preempt: spec.Preempt, PreemptDelay: spec.PreemptDelay, Self: c.Source()}, 0, false)
 			g.vrs = append(g.vrs, v)
 			r.byVRID[k][spec.VRID] = v
 		}
@@ -333,10 +313,7 @@ func (r *runner) nextDeadline() (time.Time, bool) {
 func (r *runner) applyInputs(now time.Time) {
 	for _, g := range r.groups {
 		in := r.e.inputs.Get(g.spec.Name)
-		prio := in.Priority
-		if prio < 1 || prio > 254 {
-			prio = int(g.spec.Priority)
-		}
+		prio := min(max(in.Priority, 0), 254)
 		// A router that cannot advertise must not be (or become) master:
 		// the group is ineligible while any of its sockets has no usable
 		// source address.
@@ -494,7 +471,16 @@ func (r *runner) reconcile(g *group, reason, peer string) {
 		return
 	}
 	g.owned = owner
-	r.report(election.Transition{Group: g.spec.Name, Owner: owner, Reason: reason, Peer: peer, At: time.Now()})
+	err := r.report(election.Transition{Group: g.spec.Name, Owner: owner, Reason: reason, Peer: peer, At: time.Now()})
+	if err != nil && owner {
+		// The node could not bind: it removed what it had and made the
+		// group ineligible, so applying the inputs steps every router of
+		// the group down with a priority-0 advert. Never a master without
+		// its VIPs.
+		g.owned = false
+		r.e.log.Warn("could not take the group's VIPs; stepping down", "group", g.spec.Name, "err", err)
+		r.applyInputs(r.e.now())
+	}
 }
 
 func (r *runner) send(v *vr, prio uint8) {
@@ -527,7 +513,7 @@ func (r *runner) shutdown() {
 	for _, g := range r.groups {
 		if g.owned {
 			g.owned = false
-			r.report(election.Transition{Group: g.spec.Name, Owner: false, Reason: ReasonShutdown, At: time.Now()})
+			_ = r.report(election.Transition{Group: g.spec.Name, Owner: false, Reason: ReasonShutdown, At: time.Now()})
 		}
 	}
 	now := r.e.now()
@@ -557,8 +543,14 @@ func (r *runner) publish() {
 			st = append(st, s)
 		}
 	}
+	var notReady []string
+	for k, err := range r.notReady {
+		notReady = append(notReady, fmt.Sprintf("cannot send VRRP adverts on %s (IPv%d): %v", k.ifname, k.family, err))
+	}
+	sort.Strings(notReady)
 	r.e.mu.Lock()
 	r.e.status = st
+	r.e.notReady = strings.Join(notReady, "; ")
 	r.e.mu.Unlock()
 }
 

@@ -113,7 +113,7 @@ func (n *testNode) stop() error {
 
 var testLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func newCluster(t *testing.T, specs [][]GroupSpec, before ...func(int, *testNode)) *cluster {
+func newCluster(t *testing.T, specs [][]testGroup, before ...func(int, *testNode)) *cluster {
 	c := &cluster{t: t, owner: map[int]bool{}}
 	if len(before) > 0 {
 		c.before = before[0]
@@ -127,16 +127,24 @@ func newCluster(t *testing.T, specs [][]GroupSpec, before ...func(int, *testNode
 		if c.before != nil {
 			c.before(i, n)
 		}
-		n.e = New(gs, testLog, Options{Open: func(_ context.Context, _ string, fam int) (Conn, error) { return n.conns[fam], nil }})
+		var groups []GroupSpec
+		for _, g := range gs {
+			groups = append(groups, g.GroupSpec)
+		}
+		n.e = New(groups, testLog, Options{Open: func(_ context.Context, _ string, fam int) (Conn, error) { return n.conns[fam], nil }})
+		for _, g := range gs { // as the daemon does before Run
+			n.e.SetInput(g.Name, election.Input{Eligible: true, Priority: int(g.prio)})
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		n.cancel, n.done = cancel, make(chan struct{})
 		go func() {
 			defer close(n.done)
-			n.err = n.e.Run(ctx, func(tr election.Transition) {
+			n.err = n.e.Run(ctx, func(tr election.Transition) error {
 				c.mu.Lock()
 				c.events = append(c.events, event{i, tr, tr.Owner})
 				c.owner[i] = tr.Owner
 				c.mu.Unlock()
+				return nil
 			})
 		}()
 		c.nodes = append(c.nodes, n)
@@ -183,16 +191,22 @@ func (c *cluster) waitOwner(node int, timeout time.Duration) {
 	}
 }
 
-func spec(prio uint8, vips ...string) []GroupSpec {
-	g := GroupSpec{Name: "web", VRID: 51, Priority: prio, Interface: "eth0", Interval: 20 * time.Millisecond, Preempt: true}
+// testGroup is a group spec with the priority the daemon would set.
+type testGroup struct {
+	GroupSpec
+	prio uint8
+}
+
+func spec(prio uint8, vips ...string) []testGroup {
+	g := GroupSpec{Name: "web", VRID: 51, Interface: "eth0", Interval: 20 * time.Millisecond, Preempt: true}
 	for _, v := range vips {
 		g.VIPs = append(g.VIPs, netip.MustParseAddr(v))
 	}
-	return []GroupSpec{g}
+	return []testGroup{{g, prio}}
 }
 
 func TestElectorFailover(t *testing.T) {
-	c := newCluster(t, [][]GroupSpec{spec(150, "198.51.100.100"), spec(100, "198.51.100.100"), spec(50, "198.51.100.100")})
+	c := newCluster(t, [][]testGroup{spec(150, "198.51.100.100"), spec(100, "198.51.100.100"), spec(50, "198.51.100.100")})
 	c.waitOwner(0, 5*time.Second)
 
 	// Crash of the master: no goodbye; the next best takes over after
@@ -224,7 +238,7 @@ func TestElectorFailover(t *testing.T) {
 }
 
 func TestElectorPriorityAndEligibility(t *testing.T) {
-	c := newCluster(t, [][]GroupSpec{spec(150, "198.51.100.100"), spec(100, "198.51.100.100")})
+	c := newCluster(t, [][]testGroup{spec(150, "198.51.100.100"), spec(100, "198.51.100.100")})
 	c.waitOwner(0, 5*time.Second)
 	// Lowered priority on the master: the backup preempts.
 	c.nodes[0].e.SetInput("web", election.Input{Eligible: true, Priority: 10})
@@ -250,7 +264,7 @@ func TestElectorPriorityAndEligibility(t *testing.T) {
 
 func TestElectorDualStackSync(t *testing.T) {
 	vips := []string{"198.51.100.100", "2001:db8::100"}
-	c := newCluster(t, [][]GroupSpec{spec(100, vips...), spec(200, vips...)})
+	c := newCluster(t, [][]testGroup{spec(100, vips...), spec(200, vips...)})
 	c.waitOwner(1, 5*time.Second)
 	for i, n := range c.nodes {
 		st := n.e.Status().(Status)
@@ -272,7 +286,7 @@ func TestElectorDualStackSync(t *testing.T) {
 }
 
 func TestElectorDropsCounted(t *testing.T) {
-	c := newCluster(t, [][]GroupSpec{spec(100, "198.51.100.100")})
+	c := newCluster(t, [][]testGroup{spec(100, "198.51.100.100")})
 	n := c.nodes[0]
 	good, _ := Encode(Advert{VRID: 51, Priority: 200, Interval: time.Second, Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.100")}}, v4b, GroupV4)
 	other, _ := Encode(Advert{VRID: 9, Priority: 200, Interval: time.Second, Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.100")}}, v4b, GroupV4)
@@ -298,7 +312,7 @@ func TestElectorDropsCounted(t *testing.T) {
 }
 
 func TestElectorDeafSocketStepsDown(t *testing.T) {
-	c := newCluster(t, [][]GroupSpec{spec(150, "198.51.100.100"), spec(100, "198.51.100.100")})
+	c := newCluster(t, [][]testGroup{spec(150, "198.51.100.100"), spec(100, "198.51.100.100")})
 	c.waitOwner(0, 5*time.Second)
 	// The master's socket breaks: it must give the group up and stop,
 	// rather than keep the VIPs while deaf.
@@ -315,13 +329,13 @@ func TestElectorDeafSocketStepsDown(t *testing.T) {
 }
 
 func TestElectorSeveralGroups(t *testing.T) {
-	two := func(pa, pb uint8) []GroupSpec {
+	two := func(pa, pb uint8) []testGroup {
 		a := spec(pa, "198.51.100.100")[0]
 		b := spec(pb, "198.51.100.101")[0]
 		b.Name, b.VRID = "api", 52
-		return []GroupSpec{a, b}
+		return []testGroup{a, b}
 	}
-	c := newCluster(t, [][]GroupSpec{two(150, 50), two(100, 200)})
+	c := newCluster(t, [][]testGroup{two(150, 50), two(100, 200)})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		s0 := c.nodes[0].e.Status().(Status)
@@ -352,7 +366,7 @@ func TestElectorSeveralGroups(t *testing.T) {
 // not take the group, even with the best priority; once it can, it preempts.
 func TestElectorWaitsForUsableSource(t *testing.T) {
 	vips := []string{"198.51.100.100", "2001:db8::100"}
-	c := newCluster(t, [][]GroupSpec{spec(200, vips...), spec(100, vips...)}, func(i int, n *testNode) {
+	c := newCluster(t, [][]testGroup{spec(200, vips...), spec(100, vips...)}, func(i int, n *testNode) {
 		if i == 0 {
 			n.conns[6].setReady(errors.New("no usable IPv6 link-local address"))
 		}

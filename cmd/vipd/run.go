@@ -16,6 +16,7 @@ import (
 	"github.com/vipd/vipd/internal/addr"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/httpapi"
+	"github.com/vipd/vipd/internal/modes"
 	"github.com/vipd/vipd/internal/node"
 )
 
@@ -87,10 +88,7 @@ func (d *daemon) Ready() (bool, string) {
 	if ok, why := d.manager.Ready(); !ok {
 		return false, why
 	}
-	if r, ok := d.elector.(interface{ Ready() (bool, string) }); ok {
-		return r.Ready()
-	}
-	return true, ""
+	return d.elector.Ready()
 }
 
 func (d *daemon) Status() any {
@@ -101,9 +99,7 @@ func (d *daemon) Status() any {
 		Groups:  d.manager.Groups(),
 		Binding: d.binder.Stats(),
 	}
-	if s, ok := d.elector.(interface{ Status() any }); ok {
-		st.Election = s.Status()
-	}
+	st.Election = d.elector.Status()
 	return st
 }
 
@@ -122,7 +118,7 @@ func interfacesOf(groups []node.Group) []string {
 
 func run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	groups := node.GroupsFromConfig(cfg)
-	elector, err := newElector(cfg, log)
+	elector, err := modes.NewElector(cfg, log)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}

@@ -36,11 +36,11 @@ func newWorld(t *testing.T) *world {
 }
 
 func (w *world) reporter(node string) election.Reporter {
-	return func(tr election.Transition) {
+	return func(tr election.Transition) error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if w.dead[node] {
-			return
+			return nil
 		}
 		w.history = append(w.history, event{node, tr})
 		cur := w.owner[tr.Group]
@@ -53,6 +53,7 @@ func (w *world) reporter(node string) election.Reporter {
 		case cur == node:
 			delete(w.owner, tr.Group)
 		}
+		return nil
 	}
 }
 
@@ -122,7 +123,7 @@ type testNode struct {
 func testGroups(n int) []GroupSpec {
 	gs := make([]GroupSpec, n)
 	for i := range gs {
-		gs[i] = GroupSpec{Name: fmt.Sprintf("g%02d", i), VIPs: []netip.Addr{netip.AddrFrom4([4]byte{198, 51, 100, byte(100 + i)})}, Priority: 100}
+		gs[i] = GroupSpec{Name: fmt.Sprintf("g%02d", i), VIPs: []netip.Addr{netip.AddrFrom4([4]byte{198, 51, 100, byte(100 + i)})}}
 	}
 	return gs
 }
@@ -152,6 +153,9 @@ func start(t *testing.T, w *world, opts Options) *testNode {
 	e, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, g := range opts.Groups { // as the daemon does before Run
+		e.SetInput(g.Name, election.Input{Eligible: true, Priority: 100})
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &testNode{name: opts.Node, e: e, cancel: cancel, done: make(chan error, 1)}
@@ -218,7 +222,7 @@ func expectedOwners(names []string, groups []GroupSpec) map[string]string {
 	for i, n := range names {
 		b := map[GroupID]int{}
 		for _, g := range groups {
-			b[IDOf(g.Name)] = g.Priority
+			b[IDOf(g.Name)] = 100
 		}
 		ms[i] = Member{Name: n, Bids: b}
 	}
@@ -455,7 +459,7 @@ func TestClusterConfigMismatchFlagged(t *testing.T) {
 	w := newWorld(t)
 	groups := testGroups(3)
 	other := append([]GroupSpec(nil), groups...)
-	other[1] = GroupSpec{Name: other[1].Name, VIPs: []netip.Addr{netip.MustParseAddr("198.51.100.200")}, Priority: 100}
+	other[1] = GroupSpec{Name: other[1].Name, VIPs: []netip.Addr{netip.MustParseAddr("198.51.100.200")}}
 	nodes := cluster(t, w, 2, groups, func(o *Options) {
 		if o.Node == "node-1" {
 			o.Groups = other

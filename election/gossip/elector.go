@@ -80,7 +80,6 @@ type Elector struct {
 	log    *slog.Logger
 	inputs *election.Inputs
 	ids    map[string]GroupID
-	prio   map[string]int
 	vipH   map[string]uint32
 	fp     Fingerprint
 	now    func() time.Time
@@ -158,7 +157,6 @@ func New(opts Options) (*Elector, error) {
 		opts:    opts,
 		log:     opts.Log.With("election", "gossip"),
 		ids:     map[string]GroupID{},
-		prio:    map[string]int{},
 		vipH:    map[string]uint32{},
 		fp:      ConfigFingerprint(opts.Groups),
 		now:     time.Now,
@@ -182,16 +180,8 @@ func New(opts Options) (*Elector, error) {
 		names[i] = g.Name
 		e.ids[g.Name] = id
 		e.vipH[g.Name] = VIPHash(g.VIPs)
-		p := g.Priority
-		if p == 0 {
-			p = 100
-		}
-		e.prio[g.Name] = p
 	}
-	e.inputs = election.NewInputs(names, election.Input{Eligible: true})
-	for _, g := range opts.Groups {
-		e.inputs.Set(g.Name, election.Input{Eligible: true, Priority: e.prio[g.Name]})
-	}
+	e.inputs = election.NewInputs(names)
 	return e, nil
 }
 
@@ -505,9 +495,11 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 				t.Peer = ""
 			}
 			e.log.Debug("gossip transition", "group", g.Name, "owner", want, "reason", t.Reason, "peer", t.Peer)
-			report(t)
+			// A failed take is no claim: the daemon made the group
+			// ineligible, so our next meta withdraws the bid too.
+			err := report(t)
 			e.mu.Lock()
-			e.owned[g.Name] = want
+			e.owned[g.Name] = want && err == nil
 			e.mu.Unlock()
 			delete(ev.waitedOn, g.Name)
 			signal(e.dirty)
@@ -539,7 +531,7 @@ func (e *Elector) shutdown(report election.Reporter) {
 		had := e.owned[g.Name]
 		e.mu.Unlock()
 		if had {
-			report(election.Transition{Group: g.Name, Owner: false, Reason: "shutdown", At: e.now()})
+			_ = report(election.Transition{Group: g.Name, Owner: false, Reason: "shutdown", At: e.now()})
 			e.mu.Lock()
 			e.owned[g.Name] = false
 			e.mu.Unlock()

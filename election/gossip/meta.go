@@ -142,9 +142,6 @@ func DecodeMeta(b []byte) (Meta, error) {
 type GroupSpec struct {
 	Name string
 	VIPs []netip.Addr
-	// Priority is the configured default (1..254; 0 means 100) until
-	// SetInput says otherwise.
-	Priority int
 }
 
 // VIPHash hashes a group's VIP set (order-insensitive).

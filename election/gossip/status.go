@@ -92,3 +92,20 @@ func (e *Elector) mismatchLocked(m *member) (Mismatch, bool) {
 	}
 	return mm, true
 }
+
+// Ready implements election.Elector: false while this node cannot take
+// part in the election as a full member: peers refuse it (another key),
+// peers do not acknowledge it, or it is in a minority without quorum.
+func (e *Elector) Ready() (bool, string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.refused:
+		return false, "gossip peers refuse this node: " + e.joinErr
+	case e.unacked:
+		return false, "gossip peers do not acknowledge this node yet"
+	case e.opts.Quorum && e.settled && !e.quorumOK:
+		return false, "gossip quorum lost: fewer than a majority of the expected members are alive"
+	}
+	return true, ""
+}

@@ -123,13 +123,14 @@ func newRecorder() *recorder {
 	return &recorder{now: map[string]bool{}, ch: make(chan election.Transition, 100)}
 }
 
-func (r *recorder) report(t election.Transition) {
+func (r *recorder) report(t election.Transition) error {
 	t.At = time.Now()
 	r.mu.Lock()
 	r.ts = append(r.ts, t)
 	r.now[t.Group] = t.Owner
 	r.mu.Unlock()
 	r.ch <- t
+	return nil
 }
 
 func (r *recorder) owner(g string) bool {
@@ -261,7 +262,7 @@ func TestFakeRaceForExpiredLease(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cs[j] = &campaign{e: e, g: e.groups[0], report: func(election.Transition) {}, log: e.o.Log}
+			cs[j] = &campaign{e: e, g: e.groups[0], report: func(election.Transition) error { return nil }, log: e.o.Log}
 			cs[j].view = view{unknown: true}
 			cs[j].refresh(context.Background())
 		}
@@ -469,6 +470,7 @@ func TestFakeTwoGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.SetInput("g1", election.Input{Eligible: true, Priority: 100})
 	e.SetInput("g2", election.Input{Eligible: false, Priority: 100})
 	rec := newRecorder()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -539,15 +541,16 @@ func TestFakePauseFencesBeforeRenewing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.SetInput("g", election.Input{Eligible: true, Priority: 100})
 	rec := newRecorder()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	var writesAtDrop atomic.Int64
-	report := func(tr election.Transition) {
+	report := func(tr election.Transition) error {
 		if !tr.Owner {
 			writesAtDrop.Store(f.writes.Load())
 		}
-		rec.report(tr)
+		return rec.report(tr)
 	}
 	go func() { defer close(done); _ = e.Run(ctx, report) }()
 	defer func() { cancel(); <-done }()

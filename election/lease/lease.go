@@ -93,8 +93,8 @@ type GroupStatus struct {
 	APIErrorSince time.Time `json:"apiErrorSince,omitzero"`
 }
 
-// New validates o and returns an Elector. Every group starts eligible with
-// priority 100 until SetInput says otherwise.
+// New validates o and returns an Elector. Every group is ineligible until
+// the daemon's first SetInput.
 func New(o Options) (*Elector, error) {
 	switch {
 	case o.Client == nil:
@@ -117,7 +117,7 @@ func New(o Options) (*Elector, error) {
 		e.groups = append(e.groups, &group{Group: g, wake: make(chan struct{}, 1),
 			status: GroupStatus{Group: g.Name, Lease: g.Lease}})
 	}
-	e.inputs = election.NewInputs(names, election.Input{Eligible: true, Priority: 100})
+	e.inputs = election.NewInputs(names)
 	return e, nil
 }
 
@@ -186,10 +186,10 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 	return nil
 }
 
-func (e *Elector) doReport(t election.Transition, report election.Reporter) {
+func (e *Elector) doReport(t election.Transition, report election.Reporter) error {
 	e.reportMu.Lock()
 	defer e.reportMu.Unlock()
-	report(t)
+	return report(t)
 }
 
 // campaign is one group's state machine, driven by one goroutine.
@@ -450,7 +450,16 @@ func (c *campaign) acquire(ctx context.Context) {
 		c.retryAt = time.Time{}
 		c.setStatus()
 		c.log.Info("lease acquired", "after", c.now().Sub(sent))
-		c.e.doReport(election.Transition{Group: c.g.Name, Owner: true, Reason: "lease-acquired", Peer: self, At: c.now()}, c.report)
+		if err := c.e.doReport(election.Transition{Group: c.g.Name, Owner: true, Reason: "lease-acquired", Peer: self, At: c.now()}, c.report); err != nil {
+			// The node could not bind (and made the group ineligible):
+			// hand the Lease straight back so a node that can takes it.
+			c.owner = false
+			c.setStatus()
+			c.log.Warn("could not take the VIPs; releasing the Lease", "err", err)
+			c.event(corev1.EventTypeWarning, "BindFailed", fmt.Sprintf("%s took the Lease but could not bind the VIPs of group %s: %v", self, c.g.Name, err))
+			c.release()
+			return
+		}
 		c.event(corev1.EventTypeNormal, "Acquired", fmt.Sprintf("%s took the Lease and holds the VIPs of group %s", self, c.g.Name))
 	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err):
 		// Someone wrote it after we looked: see what they wrote.
@@ -508,7 +517,7 @@ func (c *campaign) stepDown(reason, peer string) {
 	c.owner = false
 	c.setStatus()
 	held := c.now().Sub(c.sentAt)
-	c.e.doReport(election.Transition{Group: c.g.Name, Owner: false, Reason: reason, Peer: peer, At: c.now()}, c.report)
+	_ = c.e.doReport(election.Transition{Group: c.g.Name, Owner: false, Reason: reason, Peer: peer, At: c.now()}, c.report)
 	c.log.Info("lease given up, VIPs dropped", "reason", reason, "peer", peer, "sinceLastRenewal", held,
 		"dropped", c.now().Sub(c.sentAt))
 	typ := corev1.EventTypeNormal

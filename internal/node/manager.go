@@ -122,13 +122,13 @@ func NewManager(ctx context.Context, log *slog.Logger, groups []Group, b Binder,
 
 // Report implements election.Reporter: it returns once the VIPs are bound
 // and their first announcement is sent, or once they are removed.
-func (m *Manager) Report(t election.Transition) {
+func (m *Manager) Report(t election.Transition) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st, ok := m.groups[t.Group]
 	if !ok {
 		m.log.Error("transition for an unknown group", "group", t.Group)
-		return
+		return nil
 	}
 	log := m.log.With("group", t.Group, "reason", t.Reason)
 	if t.Peer != "" {
@@ -166,6 +166,7 @@ func (m *Manager) Report(t election.Transition) {
 	} else {
 		log.Info("not owning VIPs")
 	}
+	return nil
 }
 
 // conflictReactionGap bounds how often a conflict on one VIP is logged and

@@ -1,4 +1,4 @@
-package main
+package modes
 
 import (
 	"fmt"
@@ -12,8 +12,8 @@ import (
 	"github.com/vipd/vipd/internal/config"
 )
 
-// newGossipElector translates the validated gossip config into the elector.
-func newGossipElector(cfg *config.Config, log *slog.Logger) (election.Elector, error) {
+// newGossip translates the validated gossip config into the elector.
+func newGossip(cfg *config.Config, log *slog.Logger) (election.Elector, error) {
 	g := cfg.Gossip
 	bindHost, bindPort, err := net.SplitHostPort(g.Bind)
 	if err != nil {
@@ -53,7 +53,7 @@ func newGossipElector(cfg *config.Config, log *slog.Logger) (election.Elector, e
 		}
 	}
 	for _, grp := range cfg.Groups {
-		spec := gossip.GroupSpec{Name: grp.Name, Priority: grp.Priority}
+		spec := gossip.GroupSpec{Name: grp.Name}
 		for _, v := range grp.VIPs {
 			spec.VIPs = append(spec.VIPs, v.Addr)
 		}

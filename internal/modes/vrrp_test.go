@@ -1,4 +1,4 @@
-package vrrp
+package modes
 
 import (
 	"net/netip"
@@ -30,12 +30,12 @@ groups:
 	if err := c.Validate(eth0Host{}); err != nil {
 		t.Fatal(err)
 	}
-	specs, err := SpecsFromConfig(c)
+	specs, err := VRRPSpecs(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := specs[0]
-	if s.Name != "web" || s.VRID != 51 || s.Priority != 120 || s.Interface != "eth0" || s.Interval != 200*time.Millisecond ||
+	if s.Name != "web" || s.VRID != 51 || s.Interface != "eth0" || s.Interval != 200*time.Millisecond ||
 		s.Preempt || s.PreemptDelay != 3*time.Second || len(s.VIPs) != 2 || len(s.Peers) != 2 {
 		t.Fatalf("spec %+v", s)
 	}

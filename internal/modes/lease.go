@@ -1,4 +1,4 @@
-package lease
+package modes
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/vipd/vipd/election"
+	"github.com/vipd/vipd/election/lease"
 	"github.com/vipd/vipd/internal/config"
 )
 
@@ -41,8 +43,8 @@ func RESTConfig(l *config.Lease) (*rest.Config, error) {
 	return rc, nil
 }
 
-// NewFromConfig builds the Lease elector for a validated config.
-func NewFromConfig(cfg *config.Config, log *slog.Logger) (*Elector, error) {
+// newLease builds the Lease elector for a validated config.
+func newLease(cfg *config.Config, log *slog.Logger) (election.Elector, error) {
 	rc, err := RESTConfig(cfg.Lease)
 	if err != nil {
 		return nil, err
@@ -51,15 +53,15 @@ func NewFromConfig(cfg *config.Config, log *slog.Logger) (*Elector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lease: %w", err)
 	}
-	groups := make([]Group, len(cfg.Groups))
+	groups := make([]lease.Group, len(cfg.Groups))
 	for i, g := range cfg.Groups {
-		groups[i] = Group{Name: g.Name, Lease: g.Lease.Name}
+		groups[i] = lease.Group{Name: g.Name, Lease: g.Lease.Name}
 	}
 	log.Info("lease mode", "server", rc.Host, "namespace", cfg.Lease.Namespace,
 		"leaseDuration", cfg.Lease.LeaseDuration, "renewDeadline", cfg.Lease.RenewDeadline, "retryPeriod", cfg.Lease.RetryPeriod)
-	return New(Options{
+	return lease.New(lease.Options{
 		Client: cs, Namespace: cfg.Lease.Namespace, Identity: cfg.Node, Groups: groups,
-		Timing: Timing{LeaseDuration: cfg.Lease.LeaseDuration, RenewDeadline: cfg.Lease.RenewDeadline, RetryPeriod: cfg.Lease.RetryPeriod},
+		Timing: lease.Timing{LeaseDuration: cfg.Lease.LeaseDuration, RenewDeadline: cfg.Lease.RenewDeadline, RetryPeriod: cfg.Lease.RetryPeriod},
 		Log:    log.With("mode", "lease"),
 	})
 }

@@ -1,0 +1,40 @@
+package modes
+
+import (
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/vipd/vipd/election"
+	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/vrrp"
+)
+
+// VRRPSpecs turns a validated vrrp-mode config into group specs.
+func VRRPSpecs(c *config.Config) ([]vrrp.GroupSpec, error) {
+	specs := make([]vrrp.GroupSpec, 0, len(c.Groups))
+	for _, g := range c.Groups {
+		v := g.VRRP
+		if v == nil {
+			return nil, fmt.Errorf("group %q has no vrrp settings", g.Name)
+		}
+		s := vrrp.GroupSpec{
+			Name: g.Name, VRID: uint8(v.VRID), Interface: v.Interface,
+			Interval: v.AdvertInterval, Preempt: *v.Preempt, PreemptDelay: *v.PreemptDelay,
+			Peers: slices.Clone(v.Peers),
+		}
+		for _, vip := range g.VIPs {
+			s.VIPs = append(s.VIPs, vip.Addr)
+		}
+		specs = append(specs, s)
+	}
+	return specs, nil
+}
+
+func newVRRP(c *config.Config, log *slog.Logger) (election.Elector, error) {
+	specs, err := VRRPSpecs(c)
+	if err != nil {
+		return nil, err
+	}
+	return vrrp.New(specs, log, vrrp.Options{}), nil
+}
