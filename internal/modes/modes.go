@@ -10,8 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/vipd/vipd/arp"
 	"github.com/vipd/vipd/election"
+	"github.com/vipd/vipd/internal/addr"
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/node"
 )
 
 // Mode is one election mode as the daemon needs it.
@@ -62,4 +65,24 @@ func NewElector(c *config.Config, log *slog.Logger) (election.Elector, error) {
 
 func newStatic(c *config.Config, _ *slog.Logger) (election.Elector, error) {
 	return election.NewStatic(c.GroupNames()), nil
+}
+
+// NodeSpec translates the daemon's part of a validated config.
+func NodeSpec(c *config.Config, version string) node.Spec {
+	s := node.Spec{
+		Node: c.Node, Mode: c.Mode, Version: version, HTTPListen: c.HTTP.Listen,
+		Lifetime: c.Binding.Lifetime, Refresh: c.Binding.Refresh,
+		Announce: arp.Schedule{Count: c.Announce.Count, Interval: c.Announce.Interval},
+	}
+	if c.Announce.Refresh != nil {
+		s.Announce.Refresh = *c.Announce.Refresh
+	}
+	for _, g := range c.Groups {
+		ng := node.Group{Name: g.Name, Priority: g.Priority}
+		for _, v := range g.VIPs {
+			ng.VIPs = append(ng.VIPs, addr.VIP{Interface: v.Interface, Addr: v.Addr})
+		}
+		s.Groups = append(s.Groups, ng)
+	}
+	return s
 }

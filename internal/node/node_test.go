@@ -6,12 +6,16 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/vipd/vipd/election"
 	"github.com/vipd/vipd/internal/addr"
 )
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func TestEligibility(t *testing.T) {
 	g := Group{Name: "web", Priority: 150, VIPs: []addr.VIP{
@@ -23,16 +27,20 @@ func TestEligibility(t *testing.T) {
 	tests := []struct {
 		name  string
 		links map[string]LinkState
+		hold  string
 		want  election.Input
 	}{
-		{"all up", map[string]LinkState{"eth0": up, "bond0": up}, election.Input{Eligible: true, Priority: 150}},
-		{"one down", map[string]LinkState{"eth0": up, "bond0": {Exists: true}}, election.Input{Priority: 150, Reason: "link bond0 down"}},
-		{"one missing", map[string]LinkState{"bond0": up}, election.Input{Priority: 150, Reason: "link eth0 missing"}},
-		{"both bad, sorted, each once", map[string]LinkState{"eth0": {Exists: true}}, election.Input{Priority: 150, Reason: "link bond0 missing, link eth0 down"}},
+		{"all up", map[string]LinkState{"eth0": up, "bond0": up}, "", election.Input{Eligible: true, Priority: 150}},
+		{"one down", map[string]LinkState{"eth0": up, "bond0": {Exists: true}}, "", election.Input{Priority: 150, Reason: "link bond0 down"}},
+		{"one missing", map[string]LinkState{"bond0": up}, "", election.Input{Priority: 150, Reason: "link eth0 missing"}},
+		{"both bad, sorted, each once", map[string]LinkState{"eth0": {Exists: true}}, "", election.Input{Priority: 150, Reason: "link bond0 missing, link eth0 down"}},
+		{"links not known yet", nil, "", election.Input{Priority: 150, Reason: "link state not known yet"}},
+		{"bind hold", map[string]LinkState{"eth0": up, "bond0": up}, "bind failed", election.Input{Priority: 150, Reason: "bind failed"}},
+		{"link and hold", map[string]LinkState{"eth0": up}, "bind failed", election.Input{Priority: 150, Reason: "link bond0 missing, bind failed"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := Eligibility(g, tc.links); got != tc.want {
+			if got := Eligibility(g, tc.links, tc.hold); got != tc.want {
 				t.Fatalf("got %+v, want %+v", got, tc.want)
 			}
 		})
@@ -44,77 +52,38 @@ type call struct {
 	vip netip.Addr
 }
 
+// recorder is a Binder and an Announcer that records calls in order.
 type recorder struct {
+	mu      sync.Mutex
 	calls   []call
-	bindErr error
+	bindErr map[netip.Addr]error
+}
+
+func (r *recorder) add(op string, a netip.Addr) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, call{op, a})
 }
 
 func (r *recorder) Bind(v addr.VIP) error {
-	r.calls = append(r.calls, call{"bind", v.Addr})
-	return r.bindErr
+	r.add("bind", v.Addr)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bindErr[v.Addr]
 }
-func (r *recorder) Unbind(v addr.VIP) error {
-	r.calls = append(r.calls, call{"unbind", v.Addr})
-	return nil
-}
+func (r *recorder) Unbind(v addr.VIP) error { r.add("unbind", v.Addr); return nil }
 func (r *recorder) Start(_ context.Context, _ string, ip netip.Addr) error {
-	r.calls = append(r.calls, call{"announce", ip})
+	r.add("announce", ip)
 	return nil
 }
-func (r *recorder) Stop(ip netip.Addr) { r.calls = append(r.calls, call{"silence", ip}) }
+func (r *recorder) Stop(ip netip.Addr) { r.add("silence", ip) }
 
-func TestReportBindsAnnouncesAndReleasesInOrder(t *testing.T) {
-	a := netip.MustParseAddr("198.51.100.100")
-	b := netip.MustParseAddr("2001:db8::100")
-	r := &recorder{}
-	m := NewManager(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)),
-		[]Group{{Name: "web", Priority: 100, VIPs: []addr.VIP{{Interface: "eth0", Addr: a}, {Interface: "eth0", Addr: b}}}}, r, r)
-	at := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
-	m.Report(election.Transition{Group: "web", Owner: true, Reason: "elected", Peer: "n2", At: at})
-	want := []call{{"bind", a}, {"announce", a}, {"bind", b}, {"announce", b}}
-	if !equalCalls(r.calls, want) {
-		t.Fatalf("owner: calls %v, want %v", r.calls, want)
-	}
-	g := m.Groups()[0]
-	if !g.Owner || g.Reason != "elected" || g.Peer != "n2" || !g.Since.Equal(at) || !g.VIPs[0].Bound || !g.VIPs[1].Bound {
-		t.Fatalf("status after owning: %+v", g)
-	}
+func (r *recorder) take() []call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := r.calls
 	r.calls = nil
-	m.Report(election.Transition{Group: "web", Owner: false, Reason: "shutdown", At: at.Add(time.Second)})
-	want = []call{{"silence", a}, {"unbind", a}, {"silence", b}, {"unbind", b}}
-	if !equalCalls(r.calls, want) {
-		t.Fatalf("release: calls %v, want %v", r.calls, want)
-	}
-	if g := m.Groups()[0]; g.Owner || g.VIPs[0].Bound || g.Reason != "shutdown" {
-		t.Fatalf("status after release: %+v", g)
-	}
-	// A failed bind is shown per VIP and nothing is announced for it.
-	r.calls, r.bindErr = nil, errors.New("no such device")
-	m.Report(election.Transition{Group: "web", Owner: true, Reason: "elected", At: at})
-	if g := m.Groups()[0]; g.VIPs[0].Error != "no such device" || g.VIPs[0].Bound {
-		t.Fatalf("status after failed bind: %+v", g)
-	}
-	for _, c := range r.calls {
-		if c.op == "announce" {
-			t.Fatalf("announced a VIP that failed to bind: %v", r.calls)
-		}
-	}
-	// Unknown groups are ignored, not a crash.
-	m.Report(election.Transition{Group: "nope", Owner: true})
-}
-
-func TestReady(t *testing.T) {
-	m := NewManager(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)),
-		[]Group{{Name: "a"}, {Name: "b"}}, &recorder{}, &recorder{})
-	if ok, _ := m.Ready(); !ok {
-		t.Fatal("not ready at start")
-	}
-	m.SetEligibility("b", election.Input{Priority: 100, Reason: "link eth1 down"})
-	m.SetEligibility("a", election.Input{Priority: 100, Reason: "link eth0 down"})
-	ok, why := m.Ready()
-	if ok || why != "not eligible: a: link eth0 down; b: link eth1 down" {
-		t.Fatalf("Ready() = %v, %q", ok, why)
-	}
+	return c
 }
 
 func equalCalls(a, b []call) bool {
@@ -129,33 +98,186 @@ func equalCalls(a, b []call) bool {
 	return true
 }
 
-func TestConflictIsCountedAndAnsweredRateLimited(t *testing.T) {
-	a := netip.MustParseAddr("198.51.100.100")
+var (
+	vipA = netip.MustParseAddr("198.51.100.100")
+	vipB = netip.MustParseAddr("2001:db8::100")
+	web  = Group{Name: "web", Priority: 100, VIPs: []addr.VIP{{Interface: "eth0", Addr: vipA}, {Interface: "eth0", Addr: vipB}}}
+)
+
+func TestReportBindsAnnouncesAndReleasesInOrder(t *testing.T) {
 	r := &recorder{}
-	m := NewManager(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)),
-		[]Group{{Name: "web", VIPs: []addr.VIP{{Interface: "eth0", Addr: a}}}}, r, r)
-	now := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
-	m.now = func() time.Time { return now }
-	m.Report(election.Transition{Group: "web", Owner: true, Reason: "elected", At: now})
-	r.calls = nil
-	m.Conflict(a, "02:00:00:00:00:99")
-	m.Conflict(a, "02:00:00:00:00:99") // within the gap: counted, not answered
-	now = now.Add(2 * conflictReactionGap)
-	m.Conflict(a, "02:00:00:00:00:98")
-	want := []call{{"announce", a}, {"announce", a}}
-	if !equalCalls(r.calls, want) {
-		t.Fatalf("calls %v, want %v", r.calls, want)
+	m := NewManager(context.Background(), quiet, []Group{web}, r, r)
+	at := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
+	if err := m.Report(election.Transition{Group: "web", Owner: true, Reason: "elected", Peer: "n2", At: at}); err != nil {
+		t.Fatal(err)
 	}
-	v := m.Groups()[0].VIPs[0]
-	if v.Conflicts != 3 || v.LastConflict != "02:00:00:00:00:98" {
-		t.Fatalf("status %+v, want 3 conflicts, last 02:00:00:00:00:98", v)
+	// Every VIP is bound before any is announced: a group is taken whole or not at all.
+	want := []call{{"bind", vipA}, {"bind", vipB}, {"announce", vipA}, {"announce", vipB}}
+	if got := r.take(); !equalCalls(got, want) {
+		t.Fatalf("owner: calls %v, want %v", got, want)
 	}
-	// Not owning: counted only.
-	m.Report(election.Transition{Group: "web", Owner: false, Reason: "lost", At: now})
-	r.calls = nil
-	now = now.Add(2 * conflictReactionGap)
-	m.Conflict(a, "02:00:00:00:00:97")
-	if len(r.calls) != 0 {
-		t.Fatalf("a non-owner re-announced: %v", r.calls)
+	g := m.Groups()[0]
+	if !g.Owner || g.Reason != "elected" || g.Peer != "n2" || !g.Since.Equal(at) || !g.VIPs[0].Bound || !g.VIPs[1].Bound {
+		t.Fatalf("status after owning: %+v", g)
+	}
+	if err := m.Report(election.Transition{Group: "web", Owner: false, Reason: "shutdown", At: at.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	want = []call{{"silence", vipA}, {"unbind", vipA}, {"silence", vipB}, {"unbind", vipB}}
+	if got := r.take(); !equalCalls(got, want) {
+		t.Fatalf("release: calls %v, want %v", got, want)
+	}
+	if g := m.Groups()[0]; g.Owner || g.VIPs[0].Bound || g.Reason != "shutdown" {
+		t.Fatalf("status after release: %+v", g)
+	}
+	// Unknown groups are ignored, not a crash.
+	if err := m.Report(election.Transition{Group: "nope", Owner: true}); err != nil {
+		t.Fatal(err)
 	}
 }
+
+// A failed bind undoes the take, announces nothing, makes the group
+// ineligible before Report returns, and returns the error.
+func TestReportFailedBindStepsDown(t *testing.T) {
+	r := &recorder{bindErr: map[netip.Addr]error{vipB: errors.New("no such device")}}
+	m := NewManager(context.Background(), quiet, []Group{web}, r, r)
+	var failed []string
+	m.onBindFailure = func(g string, err error) { failed = append(failed, g+": "+err.Error()) }
+	err := m.Report(election.Transition{Group: "web", Owner: true, Reason: "elected", At: time.Now()})
+	if !errors.Is(err, ErrBind) {
+		t.Fatalf("Report = %v, want ErrBind", err)
+	}
+	want := []call{{"bind", vipA}, {"bind", vipB}, {"unbind", vipA}}
+	if got := r.take(); !equalCalls(got, want) {
+		t.Fatalf("calls %v, want %v (no announcement, the bound VIP removed again)", got, want)
+	}
+	if len(failed) != 1 || failed[0] != "web: "+err.Error() {
+		t.Fatalf("onBindFailure calls %q", failed)
+	}
+	g := m.Groups()[0]
+	if g.Owner || g.VIPs[0].Bound || g.VIPs[1].Bound || g.VIPs[1].Error != "no such device" || g.BindFailures != 1 {
+		t.Fatalf("status after failed take: %+v", g)
+	}
+}
+
+func TestReady(t *testing.T) {
+	m := NewManager(context.Background(), quiet, []Group{{Name: "a"}, {Name: "b"}}, &recorder{}, &recorder{})
+	if ok, why := m.Ready(); ok || why != "not eligible: a: "+election.AwaitingInput+"; b: "+election.AwaitingInput {
+		t.Fatalf("before any input: Ready() = %v, %q", ok, why)
+	}
+	m.SetEligibility("a", election.Input{Eligible: true, Priority: 100})
+	m.SetEligibility("b", election.Input{Eligible: true, Priority: 100})
+	if ok, _ := m.Ready(); !ok {
+		t.Fatal("not ready with every group eligible")
+	}
+	m.SetEligibility("b", election.Input{Priority: 100, Reason: "link eth1 down"})
+	m.SetEligibility("a", election.Input{Priority: 100, Reason: "link eth0 down"})
+	ok, why := m.Ready()
+	if ok || why != "not eligible: a: link eth0 down; b: link eth1 down" {
+		t.Fatalf("Ready() = %v, %q", ok, why)
+	}
+}
+
+func TestConflictIsCountedAndAnsweredRateLimitedAfterTheHold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &recorder{}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		one := Group{Name: "web", VIPs: web.VIPs[:1]}
+		m := NewManager(ctx, quiet, []Group{one}, r, r)
+		_ = m.Report(election.Transition{Group: "web", Owner: true, Reason: "elected", At: time.Now()})
+		r.take()
+		m.Conflict(vipA, "02:00:00:00:00:99")
+		m.Conflict(vipA, "02:00:00:00:00:99") // within the gap: counted, not answered
+		synctest.Wait()
+		if got := r.take(); len(got) != 0 {
+			t.Fatalf("answered before the hold: %v", got)
+		}
+		time.Sleep(DefaultConflictHold)
+		synctest.Wait()
+		if got := r.take(); !equalCalls(got, []call{{"announce", vipA}}) {
+			t.Fatalf("after the hold: calls %v, want one announcement", got)
+		}
+		time.Sleep(2 * conflictReactionGap)
+		m.Conflict(vipA, "02:00:00:00:00:98")
+		time.Sleep(DefaultConflictHold)
+		synctest.Wait()
+		if got := r.take(); !equalCalls(got, []call{{"announce", vipA}}) {
+			t.Fatalf("after the gap: calls %v, want one announcement", got)
+		}
+		v := m.Groups()[0].VIPs[0]
+		if v.Conflicts != 3 || v.LastConflict != "02:00:00:00:00:98" {
+			t.Fatalf("status %+v, want 3 conflicts, last 02:00:00:00:00:98", v)
+		}
+		// Not owning: counted only.
+		_ = m.Report(election.Transition{Group: "web", Owner: false, Reason: "lost", At: time.Now()})
+		r.take()
+		time.Sleep(2 * conflictReactionGap)
+		m.Conflict(vipA, "02:00:00:00:00:97")
+		time.Sleep(2 * DefaultConflictHold)
+		synctest.Wait()
+		if got := r.take(); len(got) != 0 {
+			t.Fatalf("a non-owner re-announced: %v", got)
+		}
+		cancel()
+		m.Wait()
+	})
+}
+
+// Issue #11, defect 1: a legitimate new master (keepalived preempting) sends
+// its advert and its gratuitous ARPs at once. The conflict arrives while this
+// node still owns; the election then makes it step down within the hold. It
+// must not re-announce over the new master, then or ever.
+func TestConflictNeverReannouncesAfterSteppingDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &recorder{}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		m := NewManager(ctx, quiet, []Group{web}, r, r)
+		_ = m.Report(election.Transition{Group: "web", Owner: true, Reason: "elected", At: time.Now()})
+		m.Conflict(vipA, "02:00:00:00:00:99") // the new master's GARP
+		time.Sleep(time.Millisecond)
+		_ = m.Report(election.Transition{Group: "web", Owner: false, Reason: "higher-priority-advert", At: time.Now()})
+		// ...and even if it takes the group back at once (a new epoch), the
+		// old reaction stays cancelled.
+		_ = m.Report(election.Transition{Group: "web", Owner: true, Reason: "preempt", At: time.Now()})
+		r.take()
+		time.Sleep(10 * DefaultConflictHold)
+		synctest.Wait()
+		if got := r.take(); len(got) != 0 {
+			t.Fatalf("re-announced after stepping down: %v", got)
+		}
+		cancel()
+		m.Wait()
+	})
+}
+
+// Reading the status never waits for a transition's netlink calls.
+func TestStatusDoesNotWaitForTheKernel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		b := &blockingBinder{release: release}
+		m := NewManager(context.Background(), quiet, []Group{web}, b, &recorder{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = m.Report(election.Transition{Group: "web", Owner: true, Reason: "elected", At: time.Now()})
+		}()
+		synctest.Wait() // Report is blocked inside Bind
+		got := make(chan []GroupStatus)
+		go func() { got <- m.Groups() }()
+		synctest.Wait()
+		select {
+		case <-got:
+		default:
+			t.Fatal("Groups() blocked while a bind was in progress")
+		}
+		close(release)
+		<-done
+	})
+}
+
+type blockingBinder struct{ release chan struct{} }
+
+func (b *blockingBinder) Bind(addr.VIP) error   { <-b.release; return nil }
+func (b *blockingBinder) Unbind(addr.VIP) error { return nil }

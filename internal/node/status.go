@@ -1,17 +1,65 @@
 package node
 
-import "github.com/vipd/vipd/internal/addr"
+import (
+	"time"
+
+	"github.com/vipd/vipd/internal/addr"
+)
 
 // Status is the document served on /status and printed by `vipd status`.
 type Status struct {
-	Node     string        `json:"node"`
-	Mode     string        `json:"mode"`
-	Version  string        `json:"version"`
-	Ready    bool          `json:"ready"`
-	NotReady string        `json:"notReady,omitempty"`
-	Groups   []GroupStatus `json:"groups"`
-	Binding  addr.Stats    `json:"binding"`
+	Node      string        `json:"node"`
+	Mode      string        `json:"mode"`
+	Version   string        `json:"version"`
+	Healthy   bool          `json:"healthy"`
+	Unhealthy string        `json:"unhealthy,omitempty"`
+	Ready     bool          `json:"ready"`
+	NotReady  string        `json:"notReady,omitempty"`
+	Groups    []GroupStatus `json:"groups"`
+	Binding   addr.Stats    `json:"binding"`
+	// Watchers are the daemon's long-running watches (link state, address
+	// deletions, conflicts per interface) and whether they run.
+	Watchers []WatcherStatus `json:"watchers"`
 	// Election is the mode's own state (counters, peers, API server
-	// reachability) when the elector offers one.
+	// reachability).
 	Election any `json:"election,omitempty"`
+}
+
+// GroupStatus is one group as shown on /status.
+type GroupStatus struct {
+	Name     string      `json:"name"`
+	Owner    bool        `json:"owner"`
+	Since    time.Time   `json:"since"`
+	Reason   string      `json:"reason"`
+	Peer     string      `json:"peer,omitempty"`
+	Eligible bool        `json:"eligible"`
+	Priority int         `json:"priority"`
+	Why      string      `json:"why,omitempty"` // why the node is not eligible
+	VIPs     []VIPStatus `json:"vips"`
+	// BindFailures counts takes that failed because a VIP could not be bound.
+	BindFailures uint64 `json:"bindFailures,omitempty"`
+}
+
+// VIPStatus is one VIP as shown on /status.
+type VIPStatus struct {
+	Address   string `json:"address"`
+	Interface string `json:"interface"`
+	Bound     bool   `json:"bound"`
+	Error     string `json:"error,omitempty"`
+	// Conflicts counts frames in which another MAC claimed this VIP while
+	// this node held it; LastConflict names that MAC.
+	Conflicts    uint64    `json:"conflicts,omitempty"`
+	LastConflict string    `json:"lastConflict,omitempty"`
+	conflictAt   time.Time // last reaction, for rate limiting
+}
+
+// WatcherStatus is one supervised watch.
+type WatcherStatus struct {
+	Name     string `json:"name"`
+	Running  bool   `json:"running"`
+	Restarts int    `json:"restarts,omitempty"`
+	// LastError is why it last stopped; FailingSince is set while it is
+	// waiting to be restarted.
+	LastError    string    `json:"lastError,omitempty"`
+	FailingSince time.Time `json:"failingSince,omitzero"`
 }

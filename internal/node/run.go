@@ -1,0 +1,323 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vipd/vipd/arp"
+	"github.com/vipd/vipd/election"
+	"github.com/vipd/vipd/internal/addr"
+	"github.com/vipd/vipd/internal/httpapi"
+)
+
+// ConflictSource watches ifname for other hosts claiming an address for
+// which held is true and calls report for each claim, until ctx is done
+// (nil) or the watch breaks (the error; the daemon restarts it).
+type ConflictSource func(ctx context.Context, ifname string, held func(netip.Addr) bool, report func(ip netip.Addr, mac string)) error
+
+// Deps is everything Run talks to; RunSystem fills it with the real kernel,
+// sockets and listener, unit tests with fakes.
+type Deps struct {
+	Log       *slog.Logger
+	Elector   election.Elector
+	Kernel    addr.Kernel
+	Announcer Announcer
+	Links     LinkSource
+	Conflicts ConflictSource
+	// Listener serves /healthz, /readyz and /status; nil serves nothing.
+	Listener net.Listener
+	// Hooks are tuning knobs, zero for the defaults.
+	StopTimeout  time.Duration // how long the elector may take to stop (default 10s)
+	ConflictHold time.Duration // DefaultConflictHold
+	// Restart backoff of a failed watcher: doubles from RestartMin up to
+	// RestartMax (defaults 100ms and 30s).
+	RestartMin, RestartMax time.Duration
+}
+
+// Run is the daemon: it removes VIPs left by an earlier run, starts the
+// binder, the link and conflict watchers and the endpoints, runs the
+// election until ctx is done or the elector fails, and shuts down in order:
+// the elector first (it removes the VIPs, then tells its peers), then
+// everything else. Every goroutine it starts has ended when it returns, and
+// no VIP is left bound.
+func Run(ctx context.Context, spec Spec, d Deps) error {
+	d.defaults()
+	log := d.Log
+	binder := addr.NewBinder(log, d.Kernel, spec.Lifetime, spec.Refresh)
+	removed, err := binder.RemoveStale(AllVIPs(spec.Groups))
+	if err != nil {
+		return err
+	}
+	for _, v := range removed {
+		log.Warn("removed a stale VIP left by an earlier run", "vip", v)
+	}
+	// The watchers outlive the election: while the elector shuts down, the
+	// binder still refreshes and the endpoints still answer.
+	watchCtx, stopWatchers := context.WithCancel(context.WithoutCancel(ctx))
+	electCtx, stopElection := context.WithCancel(ctx)
+	manager := NewManager(watchCtx, log, spec.Groups, binder, d.Announcer)
+	manager.conflictHold = d.ConflictHold
+	sup := &supervisor{log: log, min: d.RestartMin, max: d.RestartMax}
+	var wg sync.WaitGroup
+	var srv *http.Server
+	// The one way out, in order: the election is stopped (by now it has
+	// removed its VIPs and said goodbye, see below), the endpoints, the
+	// watchers and the conflict reactions end and are waited for, and
+	// whatever is still bound is released: vipd never leaves a VIP behind
+	// when it exits (and the kernel lifetime covers a crash).
+	defer func() {
+		stopElection()
+		if srv != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = srv.Shutdown(sctx)
+			cancel()
+		}
+		stopWatchers()
+		sup.wg.Wait()
+		manager.Wait()
+		wg.Wait()
+		binder.ReleaseAll()
+	}()
+
+	tracker := newEligibilityTracker(spec.Groups, time.Now, func(group string, in election.Input) {
+		manager.SetEligibility(group, in)
+		d.Elector.SetInput(group, in)
+		if in.Eligible {
+			log.Info("eligible", "group", group, "priority", in.Priority)
+		} else {
+			log.Warn("not eligible", "group", group, "why", in.Reason)
+		}
+	})
+	manager.onBindFailure = tracker.bindFailed
+	manager.onBound = tracker.bound
+	tracker.start()
+	wg.Go(func() { tracker.run(watchCtx) })
+
+	sup.Go(watchCtx, "binder", binder.Run)
+	ifnames := Interfaces(spec.Groups)
+	sup.Go(watchCtx, "links", func(ctx context.Context) error { return d.Links.Watch(ctx, ifnames, tracker.setLinks) })
+	for _, ifname := range ifnames {
+		sup.Go(watchCtx, "conflicts "+ifname, func(ctx context.Context) error {
+			return d.Conflicts(ctx, ifname, binder.Held, manager.Conflict)
+		})
+	}
+
+	dm := &daemon{spec: spec, binder: binder, manager: manager, elector: d.Elector, sup: sup}
+	if d.Listener != nil {
+		srv = &http.Server{Handler: httpapi.Handler(dm), ReadHeaderTimeout: 5 * time.Second}
+		wg.Go(func() {
+			if err := srv.Serve(d.Listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server", "err", err)
+			}
+		})
+	}
+
+	log.Info("vipd started", "mode", spec.Mode, "groups", len(spec.Groups), "version", spec.Version)
+	electErr := make(chan error, 1)
+	go func() { electErr <- d.Elector.Run(electCtx, manager.Report) }()
+
+	select {
+	case err = <-electErr:
+		if ctx.Err() == nil {
+			if err == nil {
+				err = errors.New("election stopped unexpectedly")
+			}
+			err = fmt.Errorf("election: %w", err)
+		}
+	case <-ctx.Done():
+		stopElection()
+		// The elector reports "shutdown" (VIPs removed) and then says
+		// goodbye to its peers (priority-0 advert, Lease release,
+		// memberlist leave).
+		t := time.NewTimer(d.StopTimeout)
+		select {
+		case err = <-electErr:
+		case <-t.C:
+			log.Error("election did not stop in time; removing the VIPs without it", "after", d.StopTimeout)
+			binder.ReleaseAll()
+			err = <-electErr
+		}
+		t.Stop()
+	}
+	if err != nil {
+		log.Error("vipd stopping on error", "err", err)
+		return err
+	}
+	log.Info("vipd stopped")
+	return nil
+}
+
+func (d *Deps) defaults() {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.StopTimeout <= 0 {
+		d.StopTimeout = 10 * time.Second
+	}
+	if d.ConflictHold <= 0 {
+		d.ConflictHold = DefaultConflictHold
+	}
+	if d.RestartMin <= 0 {
+		d.RestartMin = 100 * time.Millisecond
+	}
+	if d.RestartMax <= 0 {
+		d.RestartMax = 30 * time.Second
+	}
+}
+
+// RunSystem runs the daemon on this host: HTTP listener, netlink, raw
+// sockets. The listener is opened first, so a busy port ends vipd before it
+// touches any interface.
+func RunSystem(ctx context.Context, spec Spec, elector election.Elector, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", spec.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("http.listen: %w", err)
+	}
+	defer ln.Close()
+	kernel, err := addr.NewNetlink()
+	if err != nil {
+		return err
+	}
+	defer kernel.Close()
+	announcer := arp.NewAnnouncer(log.With("component", "announce"), spec.Announce, arp.Open)
+	defer announcer.Close()
+	log.Info("serving /healthz, /readyz, /status", "http", ln.Addr().String())
+	return Run(ctx, spec, Deps{
+		Log: log, Elector: elector, Kernel: kernel, Announcer: announcer,
+		Links: NetlinkLinks{}, Conflicts: WatchConflicts, Listener: ln,
+	})
+}
+
+// WatchConflicts is the ConflictSource of this host (arp.WatchConflicts on
+// the interface as it exists now; a re-created interface is picked up when
+// the daemon restarts the watch).
+func WatchConflicts(ctx context.Context, ifname string, held func(netip.Addr) bool, report func(netip.Addr, string)) error {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return fmt.Errorf("interface %s: %w", ifname, err)
+	}
+	return arp.WatchConflicts(ctx, ifi, held, func(c arp.Claim) { report(c.IP, c.MAC.String()) })
+}
+
+// supervisor runs watchers, restarting a failed one with backoff, and keeps
+// their state for /healthz and /status.
+type supervisor struct {
+	log      *slog.Logger
+	min, max time.Duration
+	wg       sync.WaitGroup
+
+	mu       sync.Mutex
+	watchers []*WatcherStatus
+}
+
+// Go runs fn until ctx is done, restarting it whenever it returns early.
+func (s *supervisor) Go(ctx context.Context, name string, fn func(context.Context) error) {
+	st := &WatcherStatus{Name: name, Running: true}
+	s.mu.Lock()
+	s.watchers = append(s.watchers, st)
+	s.mu.Unlock()
+	s.wg.Go(func() {
+		backoff := s.min
+		for {
+			started := time.Now()
+			err := fn(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				err = errors.New("stopped unexpectedly")
+			}
+			if time.Since(started) > s.max {
+				backoff = s.min // it ran well for a while: start over
+			}
+			s.mu.Lock()
+			st.Running, st.LastError, st.FailingSince = false, err.Error(), time.Now()
+			s.mu.Unlock()
+			s.log.Error("watch failed; restarting it", "watch", name, "err", err, "in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			backoff = min(2*backoff, s.max)
+			s.mu.Lock()
+			st.Running, st.FailingSince = true, time.Time{}
+			st.Restarts++
+			s.mu.Unlock()
+		}
+	})
+}
+
+// Status returns every watcher's state.
+func (s *supervisor) Status() []WatcherStatus {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]WatcherStatus, len(s.watchers))
+	for i, w := range s.watchers {
+		out[i] = *w
+	}
+	return out
+}
+
+// daemon is what the endpoints report on.
+type daemon struct {
+	spec    Spec
+	binder  *addr.Binder
+	manager *Manager
+	elector election.Elector
+	sup     *supervisor
+}
+
+// Healthy: the process works: the VIP refresh loop runs and every watcher
+// runs (a failed one is being restarted, and says why).
+func (d *daemon) Healthy() (bool, string) {
+	var why []string
+	if !d.binder.Healthy() {
+		why = append(why, "VIP refresh loop is stuck")
+	}
+	for _, w := range d.sup.Status() {
+		if !w.Running {
+			why = append(why, fmt.Sprintf("%s watch failing since %s (restarts %d): %s",
+				w.Name, w.FailingSince.Format(time.RFC3339), w.Restarts, w.LastError))
+		}
+	}
+	sort.Strings(why)
+	return len(why) == 0, strings.Join(why, "; ")
+}
+
+// Ready: eligible to own. The daemon's eligibility (links, bind holds) and
+// the mode's own condition (Lease: API reachable; gossip: accepted by peers;
+// VRRP: can send adverts).
+func (d *daemon) Ready() (bool, string) {
+	if ok, why := d.manager.Ready(); !ok {
+		return false, why
+	}
+	if ok, why := d.elector.Ready(); !ok {
+		return false, d.spec.Mode + ": " + why
+	}
+	return true, ""
+}
+
+func (d *daemon) Status() any {
+	healthy, unhealthy := d.Healthy()
+	ready, why := d.Ready()
+	return Status{
+		Node: d.spec.Node, Mode: d.spec.Mode, Version: d.spec.Version,
+		Healthy: healthy, Unhealthy: unhealthy, Ready: ready, NotReady: why,
+		Groups:   d.manager.Groups(),
+		Binding:  d.binder.Stats(),
+		Watchers: d.sup.Status(),
+		Election: d.elector.Status(),
+	}
+}
