@@ -74,20 +74,14 @@ func (c *Config) Validate(host Host) error {
 	} else if len(c.Node) > 253 {
 		errs.add("node", c.Node, "must be at most 253 characters")
 	}
-	switch c.Mode {
-	case ModeStatic, ModeVRRP, ModeLease, ModeGossip:
-	case "":
-		errs.add("mode", nil, "is required: one of static, vrrp, lease, gossip")
-	default:
-		errs.add("mode", c.Mode, "must be one of static, vrrp, lease, gossip")
-	}
+	c.validateModeName(&errs)
 	if _, _, err := net.SplitHostPort(c.HTTP.Listen); err != nil {
 		errs.add("http.listen", c.HTTP.Listen, "must be host:port")
 	}
 	c.validateBinding(&errs)
 	c.validateAnnounce(&errs)
 	c.validateGroups(host, &errs)
-	c.validateModes(host, &errs)
+	c.validateMode(host, &errs)
 	if len(errs) > 0 {
 		return errs
 	}
