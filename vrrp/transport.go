@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -288,7 +289,10 @@ func (c *conn6) Send(p []byte, dst netip.Addr) error {
 	cm := &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifi.Index, HopLimit: TTL}
 	to := &net.IPAddr{IP: dst.AsSlice()}
 	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() {
-		to.Zone = c.ifi.Name
+		// The index, not the name: Go resolves zone names through a
+		// process-wide cache that does not know network namespaces (and
+		// may be up to a minute old).
+		to.Zone = strconv.Itoa(c.ifi.Index)
 	}
 	_, err := c.pc.WriteTo(p, cm, to)
 	if err != nil {
