@@ -61,11 +61,14 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func printStatus(w io.Writer, st node.Status, now time.Time) {
-	ready := "yes"
+	healthy, ready := "yes", "yes"
+	if !st.Healthy {
+		healthy = "no (" + st.Unhealthy + ")"
+	}
 	if !st.Ready {
 		ready = "no (" + st.NotReady + ")"
 	}
-	fmt.Fprintf(w, "node %s, mode %s, vipd %s, ready: %s\n\n", st.Node, st.Mode, st.Version, ready)
+	fmt.Fprintf(w, "node %s, mode %s, vipd %s\nhealthy: %s\nready: %s\n\n", st.Node, st.Mode, st.Version, healthy, ready)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "GROUP\tOWNER\tSINCE\tREASON\tVIPS")
 	for _, g := range st.Groups {
