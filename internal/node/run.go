@@ -13,6 +13,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
 	"github.com/vipd/vipd/arp"
 	"github.com/vipd/vipd/election"
 	"github.com/vipd/vipd/internal/addr"
@@ -197,15 +200,50 @@ func RunSystem(ctx context.Context, spec Spec, elector election.Elector, log *sl
 	})
 }
 
-// WatchConflicts is the ConflictSource of this host (arp.WatchConflicts on
-// the interface as it exists now; a re-created interface is picked up when
-// the daemon restarts the watch).
+// WatchConflicts is the ConflictSource of this host: arp.WatchConflicts on
+// the interface as it exists now. Its packet sockets are bound to that
+// interface's index, and a deleted interface only makes them report
+// ENETDOWN, so the watch also ends, with an error, when the interface is
+// deleted: the daemon restarts it, and it binds to the re-created one.
 func WatchConflicts(ctx context.Context, ifname string, held func(netip.Addr) bool, report func(netip.Addr, string)) error {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return fmt.Errorf("interface %s: %w", ifname, err)
 	}
-	return arp.WatchConflicts(ctx, ifi, held, func(c arp.Claim) { report(c.IP, c.MAC.String()) })
+	updates := make(chan netlink.LinkUpdate, 16)
+	done := make(chan struct{})
+	if err := netlink.LinkSubscribe(updates, done); err != nil {
+		return fmt.Errorf("subscribing to link updates: %w", err)
+	}
+	wctx, cancel := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	defer func() {
+		cancel(nil)
+		close(done)
+		wg.Wait()
+	}()
+	wg.Go(func() {
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case u, ok := <-updates:
+				if !ok {
+					cancel(errors.New("link updates: subscription closed"))
+					return
+				}
+				if u.Header.Type == unix.RTM_DELLINK && int(u.Index) == ifi.Index {
+					cancel(fmt.Errorf("interface %s (index %d) was deleted", ifname, ifi.Index))
+					return
+				}
+			}
+		}
+	})
+	err = arp.WatchConflicts(wctx, ifi, held, func(c arp.Claim) { report(c.IP, c.MAC.String()) })
+	if cause := context.Cause(wctx); err == nil && ctx.Err() == nil && cause != nil {
+		err = cause
+	}
+	return err
 }
 
 // supervisor runs watchers, restarting a failed one with backoff, and keeps
