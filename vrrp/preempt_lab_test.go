@@ -32,22 +32,8 @@ func TestLabKeepalivedPreemptsVipd(t *testing.T) {
 	if _, err := l.StartVipd(n2, bin, vrrplab.VipdConfig(n2, 100, r, nil)); err != nil {
 		t.Fatal(err)
 	}
-	var probes []*lab.Probe
-	for _, vip := range r.VIPs {
-		p, err := l.StartProbe(ctxFor(t), vip, port, 10*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		probes = append(probes, p)
-	}
-	waitAll := func(node string, timeout time.Duration) {
-		t.Helper()
-		for _, p := range probes {
-			if err := p.WaitOwner(node, timeout); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	probes := startProbes(t, l, r.VIPs, port)
+	waitAll := func(node string, timeout time.Duration) { t.Helper(); waitOwners(t, probes, node, timeout) }
 	waitAll("node2", 15*time.Second)
 	// A clean preemption costs the clients a few probes (tens of ms); the
 	// defect cost seconds. The bound is generous on a loaded machine and
@@ -108,17 +94,8 @@ func TestLabConflictBeforeAdvertIsNotAnswered(t *testing.T) {
 	if _, err := l.StartVipd(n1, bin, vrrplab.VipdConfig(n1, 100, r, nil)); err != nil {
 		t.Fatal(err)
 	}
-	var probes []*lab.Probe
-	for _, vip := range r.VIPs {
-		p, err := l.StartProbe(ctxFor(t), vip, port, 10*time.Millisecond)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.WaitOwner("node1", 15*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		probes = append(probes, p)
-	}
+	probes := startProbes(t, l, r.VIPs, port)
+	waitOwners(t, probes, "node1", 15*time.Second)
 	// The other router's sockets, opened before the event.
 	conns := map[int]vrrp.Conn{}
 	for _, fam := range []int{4, 6} {
@@ -195,8 +172,28 @@ func TestLabConflictBeforeAdvertIsNotAnswered(t *testing.T) {
 		}
 	}
 	// The other router fell silent: vipd takes the VIPs back.
+	waitOwners(t, probes, "node1", 10*time.Second)
+}
+
+// startProbes probes each VIP on port from the client every 10 ms.
+func startProbes(t *testing.T, l *lab.Lab, vips []netip.Addr, port int) []*lab.Probe {
+	t.Helper()
+	var probes []*lab.Probe
+	for _, vip := range vips {
+		p, err := l.StartProbe(ctxFor(t), vip, port, 10*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		probes = append(probes, p)
+	}
+	return probes
+}
+
+// waitOwners waits until node answers every probe.
+func waitOwners(t *testing.T, probes []*lab.Probe, node string, timeout time.Duration) {
+	t.Helper()
 	for _, p := range probes {
-		if err := p.WaitOwner("node1", 10*time.Second); err != nil {
+		if err := p.WaitOwner(node, timeout); err != nil {
 			t.Fatal(err)
 		}
 	}

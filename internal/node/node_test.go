@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -86,18 +87,6 @@ func (r *recorder) take() []call {
 	return c
 }
 
-func equalCalls(a, b []call) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 var (
 	vipA = netip.MustParseAddr("198.51.100.100")
 	vipB = netip.MustParseAddr("2001:db8::100")
@@ -113,7 +102,7 @@ func TestReportBindsAnnouncesAndReleasesInOrder(t *testing.T) {
 	}
 	// Every VIP is bound before any is announced: a group is taken whole or not at all.
 	want := []call{{"bind", vipA}, {"bind", vipB}, {"announce", vipA}, {"announce", vipB}}
-	if got := r.take(); !equalCalls(got, want) {
+	if got := r.take(); !slices.Equal(got, want) {
 		t.Fatalf("owner: calls %v, want %v", got, want)
 	}
 	g := m.Groups()[0]
@@ -124,7 +113,7 @@ func TestReportBindsAnnouncesAndReleasesInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = []call{{"silence", vipA}, {"unbind", vipA}, {"silence", vipB}, {"unbind", vipB}}
-	if got := r.take(); !equalCalls(got, want) {
+	if got := r.take(); !slices.Equal(got, want) {
 		t.Fatalf("release: calls %v, want %v", got, want)
 	}
 	if g := m.Groups()[0]; g.Owner || g.VIPs[0].Bound || g.Reason != "shutdown" {
@@ -148,7 +137,7 @@ func TestReportFailedBindStepsDown(t *testing.T) {
 		t.Fatalf("Report = %v, want ErrBind", err)
 	}
 	want := []call{{"bind", vipA}, {"bind", vipB}, {"unbind", vipA}}
-	if got := r.take(); !equalCalls(got, want) {
+	if got := r.take(); !slices.Equal(got, want) {
 		t.Fatalf("calls %v, want %v (no announcement, the bound VIP removed again)", got, want)
 	}
 	if len(failed) != 1 || failed[0] != "web: "+err.Error() {
@@ -195,14 +184,14 @@ func TestConflictIsCountedAndAnsweredRateLimitedAfterTheHold(t *testing.T) {
 		}
 		time.Sleep(DefaultConflictHold)
 		synctest.Wait()
-		if got := r.take(); !equalCalls(got, []call{{"announce", vipA}}) {
+		if got := r.take(); !slices.Equal(got, []call{{"announce", vipA}}) {
 			t.Fatalf("after the hold: calls %v, want one announcement", got)
 		}
 		time.Sleep(2 * conflictReactionGap)
 		m.Conflict(vipA, "02:00:00:00:00:98")
 		time.Sleep(DefaultConflictHold)
 		synctest.Wait()
-		if got := r.take(); !equalCalls(got, []call{{"announce", vipA}}) {
+		if got := r.take(); !slices.Equal(got, []call{{"announce", vipA}}) {
 			t.Fatalf("after the gap: calls %v, want one announcement", got)
 		}
 		v := m.Groups()[0].VIPs[0]
