@@ -19,11 +19,11 @@ const (
 // group's vrrp section (see docs/vrrp.md).
 type VRRP struct {
 	// AdvertInterval is the default advertisement interval. Default 1s.
-	AdvertInterval time.Duration `yaml:"advertInterval"`
+	AdvertInterval time.Duration `yaml:"advertInterval,omitempty"`
 	// Preempt is the default preemption mode. Default true.
-	Preempt *bool `yaml:"preempt"`
+	Preempt *bool `yaml:"preempt,omitempty"`
 	// PreemptDelay is the default preempt delay. Default 0.
-	PreemptDelay time.Duration `yaml:"preemptDelay"`
+	PreemptDelay time.Duration `yaml:"preemptDelay,omitempty"`
 }
 
 // GroupVRRP is one group's virtual-router settings in mode "vrrp". A group
@@ -32,23 +32,23 @@ type VRRP struct {
 type GroupVRRP struct {
 	// VRID is the virtual router ID, 1..255, required; unique per interface
 	// and address family, and equal on every node (and keepalived) of the group.
-	VRID int `yaml:"vrid"`
+	VRID int `yaml:"vrid,omitempty"`
 	// AdvertInterval is how often the master advertises: 10ms..40.95s in
 	// steps of 10ms. Default: vrrp.advertInterval (1s).
-	AdvertInterval time.Duration `yaml:"advertInterval"`
+	AdvertInterval time.Duration `yaml:"advertInterval,omitempty"`
 	// Preempt: a higher-priority backup takes over from a lower-priority
 	// master. false is keepalived's nopreempt. Default: vrrp.preempt (true).
-	Preempt *bool `yaml:"preempt"`
+	Preempt *bool `yaml:"preempt,omitempty"`
 	// PreemptDelay postpones preemption until a lower-priority master has
 	// been seen this long (keepalived preempt_delay), 0..1h.
-	PreemptDelay *time.Duration `yaml:"preemptDelay"`
+	PreemptDelay *time.Duration `yaml:"preemptDelay,omitempty"`
 	// Interface adverts are sent and received on. Default: the interface of
 	// the group's first VIP.
-	Interface string `yaml:"interface"`
+	Interface string `yaml:"interface,omitempty"`
 	// UnicastPeers, if set, replace multicast: adverts go to each peer
 	// (keepalived unicast_peer) and are accepted only from them. Every
 	// address family of the group's VIPs needs at least one peer.
-	UnicastPeers []string `yaml:"unicastPeers"`
+	UnicastPeers []string `yaml:"unicastPeers,omitempty"`
 
 	// Peers is UnicastPeers parsed, filled in by validation.
 	Peers []netip.Addr `yaml:"-"`
