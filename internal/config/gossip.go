@@ -12,21 +12,25 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/vipd/vipd/election/gossip"
 )
 
 // Gossip defaults, documented in docs/gossip.md.
 const (
 	DefaultGossipBind           = "0.0.0.0:7946"
 	DefaultGossipPort           = 7946
-	DefaultGossipProfile        = "fast"
+	DefaultGossipProfile        = gossip.ProfileFast
 	DefaultGossipRejoinInterval = time.Second
 	// GossipMaxGroups is how many groups fit in a member's gossiped meta
-	// (512 bytes; 10 bytes per group).
-	GossipMaxGroups = 50
+	// (512 bytes; 10 bytes per group): the elector's own limit.
+	GossipMaxGroups = gossip.MaxGroups
 )
 
 // gossipProfiles returns the failure-detection timing profiles.
-func gossipProfiles() []string { return []string{"fast", "lan", "wan"} }
+func gossipProfiles() []string {
+	return []string{gossip.ProfileFast, gossip.ProfileLAN, gossip.ProfileWAN}
+}
 
 // Gossip holds the mode-wide settings of mode "gossip" (see docs/gossip.md).
 type Gossip struct {

@@ -1,17 +1,20 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/vipd/vipd/vrrp"
 )
 
 // VRRP defaults (docs/vrrp.md). The advert interval matches keepalived's
 // advert_int default so a mixed cluster agrees out of the box.
 const (
 	DefaultVRRPAdvertInterval = time.Second
-	MinVRRPAdvertInterval     = 10 * time.Millisecond
-	MaxVRRPAdvertInterval     = 40950 * time.Millisecond // 12 bits of centiseconds
+	MinVRRPAdvertInterval     = vrrp.MinInterval // 10ms, the unit on the wire
+	MaxVRRPAdvertInterval     = vrrp.MaxInterval // 40.95s: 12 bits of centiseconds
 	MaxVRRPPreemptDelay       = time.Hour
 )
 
@@ -113,10 +116,11 @@ func validAdvertInterval(d time.Duration) bool {
 // validateVRRP runs after validateGroups, so VIP addresses and interfaces
 // are known; it fills a missing vrrp.interface and Peers.
 func (c *Config) validateVRRP(host Host, errs *Errors) {
-	const ivRule = "must be between 10ms and 40.95s in steps of 10ms (VRRPv3 carries centiseconds in 12 bits)"
+	ivRule := fmt.Sprintf("must be between %s and %s in steps of %s (VRRPv3 carries centiseconds in 12 bits)",
+		MinVRRPAdvertInterval, MaxVRRPAdvertInterval, MinVRRPAdvertInterval)
 	if m := c.VRRP; m != nil {
 		if !validAdvertInterval(m.AdvertInterval) {
-			errs.add("vrrp.advertInterval", m.AdvertInterval, ivRule)
+			errs.add("vrrp.advertInterval", m.AdvertInterval, "%s", ivRule)
 		}
 		if m.PreemptDelay < 0 || m.PreemptDelay > MaxVRRPPreemptDelay {
 			errs.add("vrrp.preemptDelay", m.PreemptDelay, "must be between 0 and 1h")
@@ -144,7 +148,7 @@ func (c *Config) validateVRRP(host Host, errs *Errors) {
 			}
 		}
 		if !validAdvertInterval(v.AdvertInterval) {
-			errs.add(gk+".advertInterval", v.AdvertInterval, ivRule)
+			errs.add(gk+".advertInterval", v.AdvertInterval, "%s", ivRule)
 		}
 		if d := *v.PreemptDelay; d < 0 || d > MaxVRRPPreemptDelay {
 			errs.add(gk+".preemptDelay", d, "must be between 0 and 1h")
