@@ -28,7 +28,7 @@ import (
 
 	"github.com/vipd/vipd/internal/kubetest"
 	"github.com/vipd/vipd/internal/lab"
-	"github.com/vipd/vipd/vrrp/vrrplab"
+	"github.com/vipd/vipd/internal/vrrplab"
 )
 
 func main() {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/lab"
-	"github.com/vipd/vipd/vrrp/vrrplab"
+	"github.com/vipd/vipd/internal/vrrplab"
 )
 
 // Mode is one HA implementation under test on the lab's nodes: the VRRP

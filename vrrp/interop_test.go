@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/lab"
-	"github.com/vipd/vipd/vrrp/vrrplab"
+	"github.com/vipd/vipd/internal/vrrplab"
 )
 
 func requireKeepalived(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/lab"
-	"github.com/vipd/vipd/vrrp/vrrplab"
+	"github.com/vipd/vipd/internal/vrrplab"
 )
 
 // demoCmd runs `vipd demo`: three vipd nodes in VRRP mode in a throw-away
