@@ -13,6 +13,7 @@ import (
 	"github.com/vipd/vipd/election/lease"
 	"github.com/vipd/vipd/internal/kubetest"
 	"github.com/vipd/vipd/internal/lab"
+	"github.com/vipd/vipd/internal/testutil"
 )
 
 // apiHost is the lab's extra namespace running etcd + kube-apiserver.
@@ -118,7 +119,7 @@ func (m *leaseMode) Reclaim(ctx context.Context, l *lab.Lab, vip netip.Addr) err
 	for handbacks := 0; ; {
 		var holders []string
 		// Someone holds it once a takeover in progress is done.
-		if err := waitFor(ctx, 30*time.Second, "a single VIP holder", func() bool {
+		if _, err := testutil.Until(ctx, "a single VIP holder", 30*time.Second, 50*time.Millisecond, func() bool {
 			holders, _ = l.AddressHolders(vip)
 			return len(holders) == 1
 		}); err != nil {
@@ -132,7 +133,7 @@ func (m *leaseMode) Reclaim(ctx context.Context, l *lab.Lab, vip netip.Addr) err
 		}
 		handbacks++
 		holder := slices.IndexFunc(l.Nodes, func(h *lab.Host) bool { return h.Name == holders[0] })
-		if err := waitFor(ctx, 30*time.Second, "node1 ready as a Lease follower", func() bool { return leaseFollower(l.Nodes[0]) }); err != nil {
+		if _, err := testutil.Until(ctx, "node1 ready as a Lease follower", 30*time.Second, 50*time.Millisecond, func() bool { return leaseFollower(l.Nodes[0]) }); err != nil {
 			return err
 		}
 		if err := m.Stop(holder); err != nil {
@@ -142,7 +143,7 @@ func (m *leaseMode) Reclaim(ctx context.Context, l *lab.Lab, vip netip.Addr) err
 			return err
 		}
 		// Ready before the next round, or it could not take over first.
-		if err := waitFor(ctx, 30*time.Second, holders[0]+" ready as a Lease follower", func() bool { return leaseFollower(l.Nodes[holder]) }); err != nil {
+		if _, err := testutil.Until(ctx, holders[0]+" ready as a Lease follower", 30*time.Second, 50*time.Millisecond, func() bool { return leaseFollower(l.Nodes[holder]) }); err != nil {
 			return err
 		}
 	}
@@ -174,18 +175,4 @@ func leaseFollower(h *lab.Host) bool {
 	}
 	g := st.Election[0]
 	return g.APIError == "" && g.Holder != "" && g.Holder != h.Name
-}
-
-// waitFor polls cond every 50ms until it holds or timeout passes.
-func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
-		}
-		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/vipd/vipd/internal/kubetest"
 	"github.com/vipd/vipd/internal/lab"
+	"github.com/vipd/vipd/internal/testutil"
 	"github.com/vipd/vipd/internal/vrrplab"
 )
 
@@ -230,10 +231,11 @@ func waitOwner(ctx context.Context, p *lab.Probe, node string, timeout time.Dura
 
 // waitNewOwner waits until a node other than old answers after at.
 func waitNewOwner(ctx context.Context, p *lab.Probe, old string, at time.Time, timeout time.Duration) error {
-	return waitFor(ctx, timeout, "a reply from a node other than "+old, func() bool {
+	_, err := testutil.Until(ctx, "a reply from a node other than "+old, timeout, 50*time.Millisecond, func() bool {
 		r, ok := p.Latest()
 		return ok && r.Node != old && r.At.After(at)
 	})
+	return err
 }
 
 // runMode starts the mode on all nodes, measures idle usage, then runs every
@@ -328,7 +330,7 @@ func runMode(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip netip.A
 			}
 			// Preemption: the previous owner may let go a moment after
 			// node1 answers.
-			_ = waitFor(ctx, 5*time.Second, "one owner", func() bool {
+			_, _ = testutil.Until(ctx, "one owner", 5*time.Second, 50*time.Millisecond, func() bool {
 				r.restored, _ = l.AddressHolders(vip)
 				return len(r.restored) == 1
 			})

@@ -23,6 +23,7 @@ import (
 
 	"github.com/vipd/vipd/internal/lab"
 	"github.com/vipd/vipd/internal/node"
+	"github.com/vipd/vipd/internal/testutil"
 )
 
 // These tests run the real vipd binary in static mode inside the network
@@ -207,18 +208,6 @@ func startStatic(t *testing.T, l *lab.Lab, h *lab.Host, bin string, vips ...neti
 	return p
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 func hasAddr(t *testing.T, h *lab.Host, a netip.Addr) bool {
 	t.Helper()
 	ok, err := h.HasAddress(a)
@@ -243,7 +232,7 @@ func TestLabStaticHoldsAnnouncesAndCleansUp(t *testing.T) {
 	p := startStatic(t, l, n, bin, v4, v6)
 
 	// Bound, and reachable from the client through the VIP, v4 and v6.
-	waitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, n, v4) && hasAddr(t, n, v6) })
+	testutil.WaitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, n, v4) && hasAddr(t, n, v6) })
 	for _, vip := range []netip.Addr{v4, v6} {
 		probe, err := l.StartProbe(context.Background(), vip, probePort, 10*time.Millisecond)
 		if err != nil {
@@ -312,7 +301,7 @@ func TestLabStaticHoldsAnnouncesAndCleansUp(t *testing.T) {
 		if err := n.DelAddress(netip.PrefixFrom(vip, vip.BitLen())); err != nil {
 			t.Fatal(err)
 		}
-		took := waitFor(t, vip.String()+" restored", time.Second, func() bool { return hasAddr(t, n, vip) })
+		took := testutil.WaitFor(t, vip.String()+" restored", time.Second, func() bool { return hasAddr(t, n, vip) })
 		t.Logf("%s deleted by hand, restored after %s", vip, took)
 	}
 
@@ -338,7 +327,7 @@ func TestLabSIGKILLLeavesNoVIPBehind(t *testing.T) {
 	n := l.Nodes[0]
 	v4, v6 := l.VIPv4(2), l.VIPv6(2)
 	p := startStatic(t, l, n, bin, v4, v6)
-	waitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, n, v4) && hasAddr(t, n, v6) })
+	testutil.WaitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, n, v4) && hasAddr(t, n, v6) })
 	time.Sleep(1500 * time.Millisecond) // a refresh or two, as in steady state
 	if err := p.Kill(); err != nil {
 		t.Fatal(err)
@@ -347,7 +336,7 @@ func TestLabSIGKILLLeavesNoVIPBehind(t *testing.T) {
 	p.Wait(5 * time.Second)
 	const lifetime = 3 * time.Second
 	for _, vip := range []netip.Addr{v4, v6} {
-		waitFor(t, vip.String()+" removed by the kernel", lifetime+2*time.Second, func() bool { return !hasAddr(t, n, vip) })
+		testutil.WaitFor(t, vip.String()+" removed by the kernel", lifetime+2*time.Second, func() bool { return !hasAddr(t, n, vip) })
 		t.Logf("%s: SIGKILL -> removed by the kernel after %s (lifetime %s)", vip, time.Since(killed).Round(10*time.Millisecond), lifetime)
 	}
 }
@@ -370,12 +359,12 @@ func TestLabStaleVIPIsRemovedAtStart(t *testing.T) {
 	}
 	events := watchAddrs(t, n)
 	p := startStatic(t, l, n, bin, v4, v6)
-	waitFor(t, "stale VIPs removed", 10*time.Second, func() bool {
+	testutil.WaitFor(t, "stale VIPs removed", 10*time.Second, func() bool {
 		events.mu.Lock()
 		defer events.mu.Unlock()
 		return len(events.gone[v4]) > 0 && len(events.gone[v6]) > 0
 	})
-	waitFor(t, "vipd logs the removal", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "vipd logs the removal", 5*time.Second, func() bool {
 		return strings.Count(p.Output(), "removed a stale VIP") == 2
 	})
 }
@@ -473,14 +462,14 @@ func TestLabLinkDownGivesUpAndStatusSaysWhy(t *testing.T) {
 	n := l.Nodes[0]
 	v4 := l.VIPv4(5)
 	p := startStatic(t, l, n, bin, v4)
-	waitFor(t, "owner in /status", 10*time.Second, func() bool {
+	testutil.WaitFor(t, "owner in /status", 10*time.Second, func() bool {
 		st, code := getStatus(t, n)
 		return code == 200 && len(st.Groups) == 1 && st.Groups[0].Owner && st.Groups[0].VIPs[0].Bound
 	})
 	if err := n.SetLinkUp(false); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "VIP released on link down", 5*time.Second, func() bool { return !hasAddr(t, n, v4) })
+	testutil.WaitFor(t, "VIP released on link down", 5*time.Second, func() bool { return !hasAddr(t, n, v4) })
 	st, code := getStatus(t, n)
 	if code != 503 || st.Ready || st.Groups[0].Owner || !strings.Contains(st.Groups[0].Reason, "link eth0 down") {
 		t.Fatalf("after link down: readyz %d, status %+v", code, st)
@@ -488,13 +477,13 @@ func TestLabLinkDownGivesUpAndStatusSaysWhy(t *testing.T) {
 	if err := n.SetLinkUp(true); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "VIP back on link up", 10*time.Second, func() bool { return hasAddr(t, n, v4) })
-	waitFor(t, "ready again", 5*time.Second, func() bool { _, code := getStatus(t, n); return code == 200 })
+	testutil.WaitFor(t, "VIP back on link up", 10*time.Second, func() bool { return hasAddr(t, n, v4) })
+	testutil.WaitFor(t, "ready again", 5*time.Second, func() bool { _, code := getStatus(t, n); return code == 200 })
 	// Conflict detection survived the link flap (its sockets saw "network is down").
 	if err := l.Client.Announce(v4); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "conflict counted after the link flap", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "conflict counted after the link flap", 5*time.Second, func() bool {
 		st, _ := getStatus(t, n)
 		return len(st.Groups) == 1 && st.Groups[0].VIPs[0].Conflicts > 0
 	})
@@ -512,7 +501,7 @@ func TestLabConflictingClaimIsCountedAndAnswered(t *testing.T) {
 	owner, observer := l.Nodes[0], l.Nodes[1]
 	v4, v6 := l.VIPv4(6), l.VIPv6(6)
 	p := startStatic(t, l, owner, bin, v4, v6)
-	waitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, owner, v4) && hasAddr(t, owner, v6) })
+	testutil.WaitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, owner, v4) && hasAddr(t, owner, v6) })
 	neighMAC := func(vip netip.Addr) string {
 		out, _ := observer.Command(context.Background(), "ip", "neigh", "show", vip.String()).CombinedOutput()
 		f := strings.Fields(string(out))
@@ -540,7 +529,7 @@ func TestLabConflictingClaimIsCountedAndAnswered(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "conflicts in /status", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "conflicts in /status", 5*time.Second, func() bool {
 		st, _ := getStatus(t, owner)
 		if len(st.Groups) == 0 {
 			return false
@@ -553,7 +542,7 @@ func TestLabConflictingClaimIsCountedAndAnswered(t *testing.T) {
 		return true
 	})
 	for _, vip := range []netip.Addr{v4, v6} {
-		waitFor(t, "observer back on the owner's MAC for "+vip.String(), 5*time.Second, func() bool {
+		testutil.WaitFor(t, "observer back on the owner's MAC for "+vip.String(), 5*time.Second, func() bool {
 			return neighMAC(vip) == owner.MAC.String()
 		})
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/vipd/vipd/election/gossip"
 	"github.com/vipd/vipd/internal/lab"
 	"github.com/vipd/vipd/internal/node"
+	"github.com/vipd/vipd/internal/testutil"
 )
 
 // These tests run real vipd processes in gossip mode in the network lab: one
@@ -343,7 +344,7 @@ func TestLabGossipCluster(t *testing.T) {
 		}
 		rest := without(all, victim)
 		g.waitOneOwnerEach("majority side of the partition", rest, 10*time.Second)
-		waitFor(t, "isolated node owning every group alone", 10*time.Second, func() bool {
+		testutil.WaitForEvery(t, "isolated node owning every group alone", 10*time.Second, 50*time.Millisecond, func() bool {
 			o, ok := g.owners([]*lab.Host{victim})
 			return ok && len(o) == groups
 		})
@@ -366,7 +367,7 @@ func TestLabGossipCluster(t *testing.T) {
 		intruder := g.l.Nodes[members]
 		bad := g.writeKey("bad.key", []byte("0123456789abcdef"))
 		p := g.start(intruder, bad)
-		waitFor(t, "intruder reporting the refusal", 15*time.Second, func() bool {
+		testutil.WaitForEvery(t, "intruder reporting the refusal", 15*time.Second, 50*time.Millisecond, func() bool {
 			st, ok := status(intruder)
 			return ok && st.Election.Refused && st.Election.JoinError != ""
 		})
@@ -384,7 +385,7 @@ func TestLabGossipCluster(t *testing.T) {
 			t.Errorf("wrong-key node's log does not say it is refused:\n%s", tail(p.Output(), 20))
 		}
 		t.Logf("wrong-key node: joinError %q", st.Election.JoinError)
-		waitFor(t, "a member counting undecryptable traffic", 10*time.Second, func() bool {
+		testutil.WaitForEvery(t, "a member counting undecryptable traffic", 10*time.Second, 50*time.Millisecond, func() bool {
 			for _, h := range all {
 				if st, ok := status(h); ok && st.Election.KeyErrors > 0 {
 					t.Logf("%s: keyErrors %d, last %q", h.Name, st.Election.KeyErrors, st.Election.LastKeyError)
@@ -406,7 +407,7 @@ func TestLabGossipCluster(t *testing.T) {
 // member gets back what rendezvous gives it).
 func waitAssignment(t *testing.T, g *gossipLab, hosts []*lab.Host, want map[string]string, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, "original assignment", timeout, func() bool {
+	testutil.WaitForEvery(t, "original assignment", timeout, 50*time.Millisecond, func() bool {
 		o, ok := g.owners(hosts)
 		if !ok {
 			return false
@@ -418,17 +419,6 @@ func waitAssignment(t *testing.T, g *gossipLab, hosts []*lab.Host, want map[stri
 		}
 		return true
 	})
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // With quorum (expect 3), an isolated member loses its majority and releases
@@ -462,7 +452,7 @@ func TestLabGossipQuorumPartition(t *testing.T) {
 	t.Logf("isolating %s (quorum on): client served by %s %s later (%s)", victim.Name, f.To, f.FirstTo.Sub(at).Round(time.Millisecond), f)
 	rest := without(all, victim)
 	g.waitOneOwnerEach("majority side", rest, 10*time.Second)
-	waitFor(t, "isolated minority releasing everything (lost-quorum)", 10*time.Second, func() bool {
+	testutil.WaitForEvery(t, "isolated minority releasing everything (lost-quorum)", 10*time.Second, 50*time.Millisecond, func() bool {
 		st, ok := status(victim)
 		if !ok || st.Election.Quorum == nil || *st.Election.Quorum {
 			return false

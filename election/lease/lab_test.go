@@ -24,6 +24,7 @@ import (
 
 	"github.com/vipd/vipd/internal/kubetest"
 	"github.com/vipd/vipd/internal/lab"
+	"github.com/vipd/vipd/internal/testutil"
 )
 
 const labPort = 7788
@@ -462,7 +463,7 @@ func TestLabLease(t *testing.T) {
 		stopped := time.Since(at)
 		// Without the API server nobody can prove ownership: the owner drops
 		// the VIP at its renew deadline and nobody takes it.
-		waitUntil(t, "owner drops the VIP", 10*time.Second, func() bool { return len(c.held.holders()) == 0 })
+		testutil.WaitForEvery(t, "owner drops the VIP", 10*time.Second, 10*time.Millisecond, func() bool { return len(c.held.holders()) == 0 })
 		dropAt := time.Now()
 		time.Sleep(6 * time.Second)
 		if hs := c.held.holders(); len(hs) != 0 {
@@ -513,17 +514,6 @@ func (c *labCluster) waitNewOwner(old string, timeout time.Duration) string {
 	}
 	c.t.Fatalf("no new owner within %s (holders %v)", timeout, c.held.holders())
 	return ""
-}
-
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func fmtHoldings(iv []interval) string {

@@ -4,6 +4,7 @@
 package vrrplab
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/lab"
+	"github.com/vipd/vipd/internal/testutil"
 	"github.com/vipd/vipd/vrrp"
 )
 
@@ -166,12 +168,10 @@ func (k *Keepalived) Stop(timeout time.Duration) error {
 
 // WaitLog waits until keepalived's output contains s.
 func (k *Keepalived) WaitLog(s string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for !strings.Contains(k.Output(), s) {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("keepalived on %s did not log %q within %s", k.Host.Name, s, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if _, err := testutil.Poll(context.Background(), timeout, 20*time.Millisecond, func() bool {
+		return strings.Contains(k.Output(), s)
+	}); err != nil {
+		return fmt.Errorf("keepalived on %s did not log %q within %s", k.Host.Name, s, timeout)
 	}
 	return nil
 }
