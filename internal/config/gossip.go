@@ -12,25 +12,23 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/vipd/vipd/election/gossip"
 )
 
 // Gossip defaults, documented in docs/gossip.md.
 const (
 	DefaultGossipBind           = "0.0.0.0:7946"
 	DefaultGossipPort           = 7946
-	DefaultGossipProfile        = gossip.ProfileFast
+	DefaultGossipProfile        = "fast"
 	DefaultGossipRejoinInterval = time.Second
 	// GossipMaxGroups is how many groups fit in a member's gossiped meta
-	// (512 bytes; 10 bytes per group): the elector's own limit.
-	GossipMaxGroups = gossip.MaxGroups
+	// (512 bytes; 10 bytes per group): gossip.MaxGroups, which
+	// TestLimitsMatchModePackages holds it to.
+	GossipMaxGroups = 50
 )
 
-// gossipProfiles returns the failure-detection timing profiles.
-func gossipProfiles() []string {
-	return []string{gossip.ProfileFast, gossip.ProfileLAN, gossip.ProfileWAN}
-}
+// gossipProfiles returns the failure-detection timing profiles (gossip's
+// Profile* constants, held to them by TestLimitsMatchModePackages).
+func gossipProfiles() []string { return []string{"fast", "lan", "wan"} }
 
 // Gossip holds the mode-wide settings of mode "gossip" (see docs/gossip.md).
 type Gossip struct {

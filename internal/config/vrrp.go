@@ -5,17 +5,17 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
-
-	"github.com/vipd/vipd/vrrp"
 )
 
 // VRRP defaults (docs/vrrp.md). The advert interval matches keepalived's
 // advert_int default so a mixed cluster agrees out of the box.
 const (
 	DefaultVRRPAdvertInterval = time.Second
-	MinVRRPAdvertInterval     = vrrp.MinInterval // 10ms, the unit on the wire
-	MaxVRRPAdvertInterval     = vrrp.MaxInterval // 40.95s: 12 bits of centiseconds
-	MaxVRRPPreemptDelay       = time.Hour
+	// The advert interval's limits on the wire (vrrp.MinInterval and
+	// vrrp.MaxInterval, held to them by TestLimitsMatchModePackages).
+	MinVRRPAdvertInterval = 10 * time.Millisecond
+	MaxVRRPAdvertInterval = 40950 * time.Millisecond // 12 bits of centiseconds
+	MaxVRRPPreemptDelay   = time.Hour
 )
 
 // VRRP holds the mode-wide settings of mode "vrrp": defaults for every
