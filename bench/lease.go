@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/election/lease"
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/kubetest"
 	"github.com/vipd/vipd/internal/lab"
 	"github.com/vipd/vipd/internal/testutil"
@@ -54,24 +55,14 @@ func newLeaseMode(bin string, vip netip.Addr) *leaseMode {
 	return m
 }
 
-func (m *leaseMode) configFor(h *lab.Host, prio int) string {
-	return fmt.Sprintf(`apiVersion: vipd.io/v1alpha1
-kind: Config
-node: %s
-mode: lease
-lease:
-  kubeconfig: %s
-  namespace: kube-system
-  leaseDuration: %s
-  renewDeadline: %s
-  retryPeriod: %s
-binding: {lifetime: %s, refresh: 1s}
-groups:
-- name: web
-  priority: %d
-  lease: {name: vipd-bench-web}
-  vips: [{address: %s, interface: eth0}]
-`, h.Name, m.cp.VipdKubeconfig, leaseDuration, renewDeadline, retryPeriod, leaseLifetime, prio, m.vip)
+func (m *leaseMode) configFor(h *lab.Host, prio int) *config.Config {
+	return &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Node: h.Name, Mode: config.ModeLease,
+		Lease: &config.Lease{Kubeconfig: m.cp.VipdKubeconfig, Namespace: "kube-system",
+			LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod},
+		Binding: config.Binding{Lifetime: leaseLifetime, Refresh: time.Second},
+		Groups: []config.Group{{Name: "web", Priority: prio, Lease: &config.GroupLease{Name: "vipd-bench-web"},
+			VIPs: []config.VIP{{Address: m.vip.String(), Interface: "eth0"}}}},
+	}
 }
 
 // Setup starts etcd + kube-apiserver in the lab's api namespace and applies

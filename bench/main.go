@@ -26,6 +26,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/kubetest"
 	"github.com/vipd/vipd/internal/lab"
 	"github.com/vipd/vipd/internal/testutil"
@@ -179,7 +180,7 @@ func runBench(ctx context.Context, o options) (*outcome, error) {
 			return newVipdMode("vipd-vrrp", bin,
 				fmt.Sprintf("VRRPv3 advert %s, priorities 150/100/50, preempt, binding.lifetime 3s (default)", o.advert),
 				vrrpPrios, 3*time.Second,
-				func(h *lab.Host, prio int) string { return vrrplab.VipdConfig(h, prio, router, nil) })
+				func(h *lab.Host, prio int) *config.Config { return vrrplab.VipdConfig(h, prio, router, nil) })
 		},
 		"keepalived":  func() Mode { return &keepalivedMode{router: router, procs: map[int]*vrrplab.Keepalived{}} },
 		"vipd-lease":  func() Mode { return newLeaseMode(bin, vip) },

@@ -21,6 +21,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/lab"
 	"github.com/vipd/vipd/internal/node"
 	"github.com/vipd/vipd/internal/testutil"
@@ -32,14 +33,16 @@ import (
 
 const probePort = 7777
 
-func staticConfig(node string, vips ...netip.Addr) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: vipd.io/v1alpha1\nkind: Config\nnode: %s\nmode: static\n", node)
-	b.WriteString("binding:\n  lifetime: 3s\n  refresh: 1s\nannounce:\n  count: 3\n  interval: 100ms\ngroups:\n  - name: web\n    vips:\n")
-	for _, v := range vips {
-		fmt.Fprintf(&b, "      - address: %s\n        interface: eth0\n", v)
+func staticConfig(node string, vips ...netip.Addr) *config.Config {
+	c := &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Node: node, Mode: config.ModeStatic,
+		Binding:  config.Binding{Lifetime: 3 * time.Second, Refresh: time.Second},
+		Announce: config.Announce{Count: 3, Interval: 100 * time.Millisecond},
+		Groups:   []config.Group{{Name: "web"}},
 	}
-	return b.String()
+	for _, v := range vips {
+		c.Groups[0].VIPs = append(c.Groups[0].VIPs, config.VIP{Address: v.String(), Interface: "eth0"})
+	}
+	return c
 }
 
 // addrEvents records, from the test process, when addresses appear on and
@@ -201,7 +204,7 @@ func parseAnnouncement(f []byte) (netip.Addr, announcement, bool) {
 // every process's output when a test fails.)
 func startStatic(t *testing.T, l *lab.Lab, h *lab.Host, bin string, vips ...netip.Addr) *lab.Process {
 	t.Helper()
-	p, err := l.StartVipd(h, bin, staticConfig(h.Name, vips...))
+	p, err := l.StartVipdConfig(h, bin, staticConfig(h.Name, vips...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,9 +400,13 @@ func TestLabInvalidConfigTouchesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad := strings.Replace(staticConfig(n.Name, l.VIPv4(4), l.VIPv6(4)), "lifetime: 3s", "lifetime: 3s\n  colour: blue", 1)
-	bad = strings.Replace(bad, "interface: eth0\n", "interface: eth7\n", 1)
-	p, err := l.StartVipd(n, bin, bad)
+	c := staticConfig(n.Name, l.VIPv4(4), l.VIPv6(4))
+	c.Groups[0].VIPs[0].Interface = "eth7"
+	wrongIfc, err := config.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.StartVipd(n, bin, string(wrongIfc)+"colour: blue\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,8 +422,7 @@ func TestLabInvalidConfigTouchesNothing(t *testing.T) {
 		t.Fatalf("output does not name the unknown key:\n%s", p.Output())
 	}
 	// With the unknown key fixed, the next problem is named the same way.
-	bad = strings.Replace(bad, "\n  colour: blue", "", 1)
-	p, err = l.StartVipd(n, bin, bad)
+	p, err = l.StartVipd(n, bin, string(wrongIfc))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/election/gossip"
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/lab"
 	"github.com/vipd/vipd/internal/node"
 	"github.com/vipd/vipd/internal/testutil"
@@ -31,11 +32,11 @@ type gossipLab struct {
 	nodes  []*lab.Host // the cluster's members (peers of each other)
 	groups int
 	procs  map[string]*lab.Process
-	key    string // key file path
-	extra  string // appended to every node's gossip section
+	key    string        // key file path
+	extra  config.Gossip // every node's gossip section, before peers and keyFile
 }
 
-func newGossipLab(t *testing.T, nodes, members, groups int, extra string) *gossipLab {
+func newGossipLab(t *testing.T, nodes, members, groups int, extra config.Gossip) *gossipLab {
 	lab.Require(t)
 	bin := lab.BuildVipd(t)
 	l := lab.New(t, lab.Options{Nodes: nodes})
@@ -72,28 +73,27 @@ func (g *gossipLab) writeKey(name string, key []byte) string {
 
 func groupName(i int) string { return fmt.Sprintf("vip-%02d", i) }
 
-func (g *gossipLab) config(h *lab.Host, keyFile string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: vipd.io/v1alpha1\nkind: Config\nnode: %s\nmode: gossip\n", h.Name)
-	b.WriteString("binding: {lifetime: 3s, refresh: 1s}\nannounce: {count: 3, interval: 100ms}\n")
-	b.WriteString("gossip:\n  peers: [")
-	for i, n := range g.nodes {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(n.IPv4.Addr().String())
+func (g *gossipLab) config(h *lab.Host, keyFile string) *config.Config {
+	gs := g.extra
+	gs.Peers, gs.KeyFile = nil, keyFile
+	for _, n := range g.nodes {
+		gs.Peers = append(gs.Peers, n.IPv4.Addr().String())
 	}
-	fmt.Fprintf(&b, "]\n  keyFile: %s\n%s", keyFile, g.extra)
-	b.WriteString("groups:\n")
+	c := &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Node: h.Name, Mode: config.ModeGossip,
+		Binding:  config.Binding{Lifetime: 3 * time.Second, Refresh: time.Second},
+		Announce: config.Announce{Count: 3, Interval: 100 * time.Millisecond},
+		Gossip:   &gs,
+	}
 	for i := 0; i < g.groups; i++ {
-		fmt.Fprintf(&b, "  - name: %s\n    vips: [{address: %s, interface: eth0}]\n", groupName(i), g.l.VIPv4(i+1))
+		c.Groups = append(c.Groups, config.Group{Name: groupName(i),
+			VIPs: []config.VIP{{Address: g.l.VIPv4(i + 1).String(), Interface: "eth0"}}})
 	}
-	return b.String()
+	return c
 }
 
 func (g *gossipLab) start(h *lab.Host, keyFile string) *lab.Process {
 	g.t.Helper()
-	p, err := g.l.StartVipd(h, g.bin, g.config(h, keyFile))
+	p, err := g.l.StartVipdConfig(h, g.bin, g.config(h, keyFile))
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -239,7 +239,7 @@ func TestLabGossipCluster(t *testing.T) {
 		profile = "fast"
 	}
 	fast := profile == "fast"
-	g := newGossipLab(t, members+1, members, groups, "  profile: "+profile+"\n")
+	g := newGossipLab(t, members+1, members, groups, config.Gossip{Profile: profile})
 	all := g.nodes
 	for _, h := range all {
 		g.start(h, g.key)
@@ -426,7 +426,7 @@ func waitAssignment(t *testing.T, g *gossipLab, hosts []*lab.Host, want map[stri
 // restores the original assignment.
 func TestLabGossipQuorumPartition(t *testing.T) {
 	const members, groups = 3, 6
-	g := newGossipLab(t, members, members, groups, "  expect: 3\n  quorum: true\n")
+	g := newGossipLab(t, members, members, groups, config.Gossip{Expect: 3, Quorum: true})
 	all := g.nodes
 	for _, h := range all {
 		g.start(h, g.key)
@@ -489,7 +489,7 @@ func TestLabGossipSoak(t *testing.T) {
 		profile = "fast"
 	}
 	const members, groups = 4, 20
-	g := newGossipLab(t, members, members, groups, "  profile: "+profile+"\n")
+	g := newGossipLab(t, members, members, groups, config.Gossip{Profile: profile})
 	for _, h := range g.nodes {
 		g.start(h, g.key)
 	}
@@ -526,7 +526,7 @@ func TestLabGossipSoak(t *testing.T) {
 // cluster always returns to one owner per group.
 func TestLabGossipStall(t *testing.T) {
 	const members, groups = 3, 6
-	g := newGossipLab(t, members, members, groups, "")
+	g := newGossipLab(t, members, members, groups, config.Gossip{})
 	for _, h := range g.nodes {
 		g.start(h, g.key)
 	}
