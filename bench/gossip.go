@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"encoding/base64"
-	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
+	"github.com/vipd/vipd/election/gossip"
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/lab"
 )
 
@@ -20,7 +20,7 @@ type gossipMode struct {
 	*vipdMode
 	vip   netip.Addr
 	key   string // key file
-	peers string
+	peers []string
 }
 
 func newGossipMode(bin string, vip netip.Addr) *gossipMode {
@@ -32,29 +32,20 @@ func newGossipMode(bin string, vip netip.Addr) *gossipMode {
 }
 
 func (m *gossipMode) Setup(_ context.Context, l *lab.Lab) error {
-	var peers []string
+	m.peers = nil
 	for _, n := range l.Nodes {
-		peers = append(peers, n.IPv4.Addr().String())
+		m.peers = append(m.peers, n.IPv4.Addr().String())
 	}
-	m.peers = strings.Join(peers, ", ")
 	m.key = filepath.Join(l.TempDir(), "bench-gossip.key")
 	// A fixed 32-byte lab key (AES-256); only these namespaces use it.
 	return os.WriteFile(m.key, []byte(base64.StdEncoding.EncodeToString([]byte("vipd-bench-key-0123456789abcdefg"))+"\n"), 0o600)
 }
 
-func (m *gossipMode) configFor(h *lab.Host, prio int) string {
-	return fmt.Sprintf(`apiVersion: vipd.io/v1alpha1
-kind: Config
-node: %s
-mode: gossip
-gossip:
-  peers: [%s]
-  keyFile: %s
-  profile: fast
-binding: {lifetime: 3s, refresh: 1s}
-groups:
-- name: web
-  priority: %d
-  vips: [{address: %s, interface: eth0}]
-`, h.Name, m.peers, m.key, prio, m.vip)
+func (m *gossipMode) configFor(h *lab.Host, prio int) *config.Config {
+	return &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Node: h.Name, Mode: config.ModeGossip,
+		Gossip:  &config.Gossip{Peers: m.peers, KeyFile: m.key, Profile: gossip.ProfileFast},
+		Binding: config.Binding{Lifetime: 3 * time.Second, Refresh: time.Second},
+		Groups: []config.Group{{Name: "web", Priority: prio,
+			VIPs: []config.VIP{{Address: m.vip.String(), Interface: "eth0"}}}},
+	}
 }

@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/election/lease"
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/kubetest"
 	"github.com/vipd/vipd/internal/lab"
+	"github.com/vipd/vipd/internal/testutil"
 )
 
 // apiHost is the lab's extra namespace running etcd + kube-apiserver.
@@ -53,24 +55,14 @@ func newLeaseMode(bin string, vip netip.Addr) *leaseMode {
 	return m
 }
 
-func (m *leaseMode) configFor(h *lab.Host, prio int) string {
-	return fmt.Sprintf(`apiVersion: vipd.io/v1alpha1
-kind: Config
-node: %s
-mode: lease
-lease:
-  kubeconfig: %s
-  namespace: kube-system
-  leaseDuration: %s
-  renewDeadline: %s
-  retryPeriod: %s
-binding: {lifetime: %s, refresh: 1s}
-groups:
-- name: web
-  priority: %d
-  lease: {name: vipd-bench-web}
-  vips: [{address: %s, interface: eth0}]
-`, h.Name, m.cp.VipdKubeconfig, leaseDuration, renewDeadline, retryPeriod, leaseLifetime, prio, m.vip)
+func (m *leaseMode) configFor(h *lab.Host, prio int) *config.Config {
+	return &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Node: h.Name, Mode: config.ModeLease,
+		Lease: &config.Lease{Kubeconfig: m.cp.VipdKubeconfig, Namespace: "kube-system",
+			LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod},
+		Binding: config.Binding{Lifetime: leaseLifetime, Refresh: time.Second},
+		Groups: []config.Group{{Name: "web", Priority: prio, Lease: &config.GroupLease{Name: "vipd-bench-web"},
+			VIPs: []config.VIP{{Address: m.vip.String(), Interface: "eth0"}}}},
+	}
 }
 
 // Setup starts etcd + kube-apiserver in the lab's api namespace and applies
@@ -118,7 +110,7 @@ func (m *leaseMode) Reclaim(ctx context.Context, l *lab.Lab, vip netip.Addr) err
 	for handbacks := 0; ; {
 		var holders []string
 		// Someone holds it once a takeover in progress is done.
-		if err := waitFor(ctx, 30*time.Second, "a single VIP holder", func() bool {
+		if _, err := testutil.Until(ctx, "a single VIP holder", 30*time.Second, 50*time.Millisecond, func() bool {
 			holders, _ = l.AddressHolders(vip)
 			return len(holders) == 1
 		}); err != nil {
@@ -132,7 +124,7 @@ func (m *leaseMode) Reclaim(ctx context.Context, l *lab.Lab, vip netip.Addr) err
 		}
 		handbacks++
 		holder := slices.IndexFunc(l.Nodes, func(h *lab.Host) bool { return h.Name == holders[0] })
-		if err := waitFor(ctx, 30*time.Second, "node1 ready as a Lease follower", func() bool { return leaseFollower(l.Nodes[0]) }); err != nil {
+		if _, err := testutil.Until(ctx, "node1 ready as a Lease follower", 30*time.Second, 50*time.Millisecond, func() bool { return leaseFollower(l.Nodes[0]) }); err != nil {
 			return err
 		}
 		if err := m.Stop(holder); err != nil {
@@ -142,7 +134,7 @@ func (m *leaseMode) Reclaim(ctx context.Context, l *lab.Lab, vip netip.Addr) err
 			return err
 		}
 		// Ready before the next round, or it could not take over first.
-		if err := waitFor(ctx, 30*time.Second, holders[0]+" ready as a Lease follower", func() bool { return leaseFollower(l.Nodes[holder]) }); err != nil {
+		if _, err := testutil.Until(ctx, holders[0]+" ready as a Lease follower", 30*time.Second, 50*time.Millisecond, func() bool { return leaseFollower(l.Nodes[holder]) }); err != nil {
 			return err
 		}
 	}
@@ -174,18 +166,4 @@ func leaseFollower(h *lab.Host) bool {
 	}
 	g := st.Election[0]
 	return g.APIError == "" && g.Holder != "" && g.Holder != h.Name
-}
-
-// waitFor polls cond every 50ms until it holds or timeout passes.
-func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
-		}
-		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -26,9 +26,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/kubetest"
 	"github.com/vipd/vipd/internal/lab"
-	"github.com/vipd/vipd/vrrp/vrrplab"
+	"github.com/vipd/vipd/internal/testutil"
+	"github.com/vipd/vipd/internal/vrrplab"
 )
 
 func main() {
@@ -178,7 +180,7 @@ func runBench(ctx context.Context, o options) (*outcome, error) {
 			return newVipdMode("vipd-vrrp", bin,
 				fmt.Sprintf("VRRPv3 advert %s, priorities 150/100/50, preempt, binding.lifetime 3s (default)", o.advert),
 				vrrpPrios, 3*time.Second,
-				func(h *lab.Host, prio int) string { return vrrplab.VipdConfig(h, prio, router, nil) })
+				func(h *lab.Host, prio int) *config.Config { return vrrplab.VipdConfig(h, prio, router, nil) })
 		},
 		"keepalived":  func() Mode { return &keepalivedMode{router: router, procs: map[int]*vrrplab.Keepalived{}} },
 		"vipd-lease":  func() Mode { return newLeaseMode(bin, vip) },
@@ -230,10 +232,11 @@ func waitOwner(ctx context.Context, p *lab.Probe, node string, timeout time.Dura
 
 // waitNewOwner waits until a node other than old answers after at.
 func waitNewOwner(ctx context.Context, p *lab.Probe, old string, at time.Time, timeout time.Duration) error {
-	return waitFor(ctx, timeout, "a reply from a node other than "+old, func() bool {
+	_, err := testutil.Until(ctx, "a reply from a node other than "+old, timeout, 50*time.Millisecond, func() bool {
 		r, ok := p.Latest()
 		return ok && r.Node != old && r.At.After(at)
 	})
+	return err
 }
 
 // runMode starts the mode on all nodes, measures idle usage, then runs every
@@ -328,7 +331,7 @@ func runMode(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip netip.A
 			}
 			// Preemption: the previous owner may let go a moment after
 			// node1 answers.
-			_ = waitFor(ctx, 5*time.Second, "one owner", func() bool {
+			_, _ = testutil.Until(ctx, "one owner", 5*time.Second, 50*time.Millisecond, func() bool {
 				r.restored, _ = l.AddressHolders(vip)
 				return len(r.restored) == 1
 			})

@@ -11,8 +11,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/lab"
-	"github.com/vipd/vipd/vrrp/vrrplab"
+	"github.com/vipd/vipd/internal/vrrplab"
 )
 
 // Mode is one HA implementation under test on the lab's nodes: the VRRP
@@ -55,11 +56,11 @@ type vipdMode struct {
 	settings string
 	prios    []int
 	lifetime time.Duration
-	config   func(h *lab.Host, prio int) string
+	config   func(h *lab.Host, prio int) *config.Config
 	procs    map[int]*lab.Process
 }
 
-func newVipdMode(name, bin, settings string, prios []int, lifetime time.Duration, config func(h *lab.Host, prio int) string) *vipdMode {
+func newVipdMode(name, bin, settings string, prios []int, lifetime time.Duration, config func(h *lab.Host, prio int) *config.Config) *vipdMode {
 	return &vipdMode{name: name, bin: bin, settings: settings, prios: prios, lifetime: lifetime, config: config, procs: map[int]*lab.Process{}}
 }
 
@@ -73,7 +74,7 @@ func (m *vipdMode) Reclaim(context.Context, *lab.Lab, netip.Addr) error { return
 func (m *vipdMode) AfterCrash(*lab.Lab, int)                            {}
 
 func (m *vipdMode) Start(l *lab.Lab, i, prio int) error {
-	p, err := l.StartVipd(l.Nodes[i], m.bin, m.config(l.Nodes[i], prio))
+	p, err := l.StartVipdConfig(l.Nodes[i], m.bin, m.config(l.Nodes[i], prio))
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/lab"
-	"github.com/vipd/vipd/vrrp/vrrplab"
+	"github.com/vipd/vipd/internal/vrrplab"
 )
 
 func requireKeepalived(t *testing.T) {
@@ -89,7 +89,7 @@ func TestKeepalivedInterop(t *testing.T) {
 	}
 	startVipd := func(h *lab.Host, prio int) *lab.Process {
 		t.Helper()
-		p, err := l.StartVipd(h, bin, vrrplab.VipdConfig(h, prio, r, nil))
+		p, err := l.StartVipdConfig(h, bin, vrrplab.VipdConfig(h, prio, r, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +259,7 @@ func testKeepalivedUnicast(t *testing.T, fam int) {
 	stopPcap := startPcap(t, l, n1)
 	// vipd first: keepalived then joins next to a higher-priority master
 	// and must never become master itself.
-	v2, err := l.StartVipd(n2, bin, vrrplab.VipdConfig(n2, 200, r, []netip.Addr{a1}))
+	v2, err := l.StartVipdConfig(n2, bin, vrrplab.VipdConfig(n2, 200, r, []netip.Addr{a1}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func testKeepalivedUnicast(t *testing.T, fam int) {
 	}
 	logFailover(t, "unicast: vipd SIGTERM -> keepalived", at, p)
 	// vipd (lower priority now) sees keepalived as master by unicast.
-	if _, err := l.StartVipd(n2, bin, vrrplab.VipdConfig(n2, 100, r, []netip.Addr{a1})); err != nil {
+	if _, err := l.StartVipdConfig(n2, bin, vrrplab.VipdConfig(n2, 100, r, []netip.Addr{a1})); err != nil {
 		t.Fatal(err)
 	}
 	src1, src2 := n1.IPv4.Addr(), n2.IPv4.Addr()

@@ -2,30 +2,25 @@ package vrrp_test
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/lab"
 )
 
 // vipdConfig is a vrrp-mode config for one lab node: one group with an IPv4
 // and an IPv6 VIP (two virtual routers kept in sync), advert every 100ms.
-func vipdConfig(node string, prio int, vip4, vip6 netip.Addr, extra string) string {
-	return fmt.Sprintf(`apiVersion: vipd.io/v1alpha1
-kind: Config
-node: %s
-mode: vrrp
-vrrp: {advertInterval: 100ms}
-groups:
-- name: web
-  priority: %d
-  vips: [{address: %s}, {address: "%s"}]
-  vrrp: {vrid: 51%s}
-`, node, prio, vip4, vip6, extra)
+func vipdConfig(node string, prio int, vip4, vip6 netip.Addr) *config.Config {
+	return &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Node: node, Mode: config.ModeVRRP,
+		VRRP: &config.VRRP{AdvertInterval: 100 * time.Millisecond},
+		Groups: []config.Group{{Name: "web", Priority: prio,
+			VIPs: []config.VIP{{Address: vip4.String()}, {Address: vip6.String()}},
+			VRRP: &config.GroupVRRP{VRID: 51}}},
+	}
 }
 
 type labCluster struct {
@@ -40,7 +35,7 @@ type labCluster struct {
 func (c *labCluster) start(i, prio int) {
 	c.t.Helper()
 	h := c.l.Nodes[i]
-	p, err := c.l.StartVipd(h, c.bin, vipdConfig(h.Name, prio, c.vip4, c.vip6, ""))
+	p, err := c.l.StartVipdConfig(h, c.bin, vipdConfig(h.Name, prio, c.vip4, c.vip6))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -260,24 +255,18 @@ func TestLabUnicastIPv6(t *testing.T) {
 	if err := l.StartResponders(port); err != nil {
 		t.Fatal(err)
 	}
-	cfg := func(i, prio int) string {
+	cfg := func(i, prio int) *config.Config {
 		peer := l.Nodes[1-i].IPv6.Addr()
-		return fmt.Sprintf(`apiVersion: vipd.io/v1alpha1
-kind: Config
-node: %s
-mode: vrrp
-groups:
-- name: web
-  priority: %d
-  vips: [{address: "%s"}]
-  vrrp: {vrid: 54, advertInterval: 100ms, unicastPeers: ["%s"]}
-`, l.Nodes[i].Name, prio, vip, peer)
+		return &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Node: l.Nodes[i].Name, Mode: config.ModeVRRP,
+			Groups: []config.Group{{Name: "web", Priority: prio, VIPs: []config.VIP{{Address: vip.String()}},
+				VRRP: &config.GroupVRRP{VRID: 54, AdvertInterval: 100 * time.Millisecond, UnicastPeers: []string{peer.String()}}}},
+		}
 	}
-	p1, err := l.StartVipd(l.Nodes[0], bin, cfg(0, 150))
+	p1, err := l.StartVipdConfig(l.Nodes[0], bin, cfg(0, 150))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.StartVipd(l.Nodes[1], bin, cfg(1, 100)); err != nil {
+	if _, err := l.StartVipdConfig(l.Nodes[1], bin, cfg(1, 100)); err != nil {
 		t.Fatal(err)
 	}
 	probe, err := l.StartProbe(ctxFor(t), vip, port, 10*time.Millisecond)

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/lab"
-	"github.com/vipd/vipd/vrrp/vrrplab"
+	"github.com/vipd/vipd/internal/vrrplab"
 )
 
 // demoCmd runs `vipd demo`: three vipd nodes in VRRP mode in a throw-away
@@ -83,7 +83,7 @@ func (d *demo) logf(format string, args ...any) {
 
 func (d *demo) startNode(i int) error {
 	h := d.lab.Nodes[i]
-	p, err := d.lab.StartVipd(h, d.bin, vrrplab.VipdConfig(h, d.prios[i], d.router, nil))
+	p, err := d.lab.StartVipdConfig(h, d.bin, vrrplab.VipdConfig(h, d.prios[i], d.router, nil))
 	if err != nil {
 		return err
 	}

@@ -21,8 +21,10 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/lab"
 	"github.com/vipd/vipd/internal/node"
+	"github.com/vipd/vipd/internal/testutil"
 )
 
 // These tests run the real vipd binary in static mode inside the network
@@ -31,14 +33,16 @@ import (
 
 const probePort = 7777
 
-func staticConfig(node string, vips ...netip.Addr) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: vipd.io/v1alpha1\nkind: Config\nnode: %s\nmode: static\n", node)
-	b.WriteString("binding:\n  lifetime: 3s\n  refresh: 1s\nannounce:\n  count: 3\n  interval: 100ms\ngroups:\n  - name: web\n    vips:\n")
-	for _, v := range vips {
-		fmt.Fprintf(&b, "      - address: %s\n        interface: eth0\n", v)
+func staticConfig(node string, vips ...netip.Addr) *config.Config {
+	c := &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Node: node, Mode: config.ModeStatic,
+		Binding:  config.Binding{Lifetime: 3 * time.Second, Refresh: time.Second},
+		Announce: config.Announce{Count: 3, Interval: 100 * time.Millisecond},
+		Groups:   []config.Group{{Name: "web"}},
 	}
-	return b.String()
+	for _, v := range vips {
+		c.Groups[0].VIPs = append(c.Groups[0].VIPs, config.VIP{Address: v.String(), Interface: "eth0"})
+	}
+	return c
 }
 
 // addrEvents records, from the test process, when addresses appear on and
@@ -200,23 +204,11 @@ func parseAnnouncement(f []byte) (netip.Addr, announcement, bool) {
 // every process's output when a test fails.)
 func startStatic(t *testing.T, l *lab.Lab, h *lab.Host, bin string, vips ...netip.Addr) *lab.Process {
 	t.Helper()
-	p, err := l.StartVipd(h, bin, staticConfig(h.Name, vips...))
+	p, err := l.StartVipdConfig(h, bin, staticConfig(h.Name, vips...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
-}
-
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > timeout {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return time.Since(start)
 }
 
 func hasAddr(t *testing.T, h *lab.Host, a netip.Addr) bool {
@@ -243,7 +235,7 @@ func TestLabStaticHoldsAnnouncesAndCleansUp(t *testing.T) {
 	p := startStatic(t, l, n, bin, v4, v6)
 
 	// Bound, and reachable from the client through the VIP, v4 and v6.
-	waitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, n, v4) && hasAddr(t, n, v6) })
+	testutil.WaitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, n, v4) && hasAddr(t, n, v6) })
 	for _, vip := range []netip.Addr{v4, v6} {
 		probe, err := l.StartProbe(context.Background(), vip, probePort, 10*time.Millisecond)
 		if err != nil {
@@ -312,7 +304,7 @@ func TestLabStaticHoldsAnnouncesAndCleansUp(t *testing.T) {
 		if err := n.DelAddress(netip.PrefixFrom(vip, vip.BitLen())); err != nil {
 			t.Fatal(err)
 		}
-		took := waitFor(t, vip.String()+" restored", time.Second, func() bool { return hasAddr(t, n, vip) })
+		took := testutil.WaitFor(t, vip.String()+" restored", time.Second, func() bool { return hasAddr(t, n, vip) })
 		t.Logf("%s deleted by hand, restored after %s", vip, took)
 	}
 
@@ -338,7 +330,7 @@ func TestLabSIGKILLLeavesNoVIPBehind(t *testing.T) {
 	n := l.Nodes[0]
 	v4, v6 := l.VIPv4(2), l.VIPv6(2)
 	p := startStatic(t, l, n, bin, v4, v6)
-	waitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, n, v4) && hasAddr(t, n, v6) })
+	testutil.WaitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, n, v4) && hasAddr(t, n, v6) })
 	time.Sleep(1500 * time.Millisecond) // a refresh or two, as in steady state
 	if err := p.Kill(); err != nil {
 		t.Fatal(err)
@@ -347,7 +339,7 @@ func TestLabSIGKILLLeavesNoVIPBehind(t *testing.T) {
 	p.Wait(5 * time.Second)
 	const lifetime = 3 * time.Second
 	for _, vip := range []netip.Addr{v4, v6} {
-		waitFor(t, vip.String()+" removed by the kernel", lifetime+2*time.Second, func() bool { return !hasAddr(t, n, vip) })
+		testutil.WaitFor(t, vip.String()+" removed by the kernel", lifetime+2*time.Second, func() bool { return !hasAddr(t, n, vip) })
 		t.Logf("%s: SIGKILL -> removed by the kernel after %s (lifetime %s)", vip, time.Since(killed).Round(10*time.Millisecond), lifetime)
 	}
 }
@@ -370,12 +362,12 @@ func TestLabStaleVIPIsRemovedAtStart(t *testing.T) {
 	}
 	events := watchAddrs(t, n)
 	p := startStatic(t, l, n, bin, v4, v6)
-	waitFor(t, "stale VIPs removed", 10*time.Second, func() bool {
+	testutil.WaitFor(t, "stale VIPs removed", 10*time.Second, func() bool {
 		events.mu.Lock()
 		defer events.mu.Unlock()
 		return len(events.gone[v4]) > 0 && len(events.gone[v6]) > 0
 	})
-	waitFor(t, "vipd logs the removal", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "vipd logs the removal", 5*time.Second, func() bool {
 		return strings.Count(p.Output(), "removed a stale VIP") == 2
 	})
 }
@@ -408,9 +400,13 @@ func TestLabInvalidConfigTouchesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad := strings.Replace(staticConfig(n.Name, l.VIPv4(4), l.VIPv6(4)), "lifetime: 3s", "lifetime: 3s\n  colour: blue", 1)
-	bad = strings.Replace(bad, "interface: eth0\n", "interface: eth7\n", 1)
-	p, err := l.StartVipd(n, bin, bad)
+	c := staticConfig(n.Name, l.VIPv4(4), l.VIPv6(4))
+	c.Groups[0].VIPs[0].Interface = "eth7"
+	wrongIfc, err := config.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := l.StartVipd(n, bin, string(wrongIfc)+"colour: blue\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,8 +422,7 @@ func TestLabInvalidConfigTouchesNothing(t *testing.T) {
 		t.Fatalf("output does not name the unknown key:\n%s", p.Output())
 	}
 	// With the unknown key fixed, the next problem is named the same way.
-	bad = strings.Replace(bad, "\n  colour: blue", "", 1)
-	p, err = l.StartVipd(n, bin, bad)
+	p, err = l.StartVipd(n, bin, string(wrongIfc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,14 +468,14 @@ func TestLabLinkDownGivesUpAndStatusSaysWhy(t *testing.T) {
 	n := l.Nodes[0]
 	v4 := l.VIPv4(5)
 	p := startStatic(t, l, n, bin, v4)
-	waitFor(t, "owner in /status", 10*time.Second, func() bool {
+	testutil.WaitFor(t, "owner in /status", 10*time.Second, func() bool {
 		st, code := getStatus(t, n)
 		return code == 200 && len(st.Groups) == 1 && st.Groups[0].Owner && st.Groups[0].VIPs[0].Bound
 	})
 	if err := n.SetLinkUp(false); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "VIP released on link down", 5*time.Second, func() bool { return !hasAddr(t, n, v4) })
+	testutil.WaitFor(t, "VIP released on link down", 5*time.Second, func() bool { return !hasAddr(t, n, v4) })
 	st, code := getStatus(t, n)
 	if code != 503 || st.Ready || st.Groups[0].Owner || !strings.Contains(st.Groups[0].Reason, "link eth0 down") {
 		t.Fatalf("after link down: readyz %d, status %+v", code, st)
@@ -488,13 +483,13 @@ func TestLabLinkDownGivesUpAndStatusSaysWhy(t *testing.T) {
 	if err := n.SetLinkUp(true); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "VIP back on link up", 10*time.Second, func() bool { return hasAddr(t, n, v4) })
-	waitFor(t, "ready again", 5*time.Second, func() bool { _, code := getStatus(t, n); return code == 200 })
+	testutil.WaitFor(t, "VIP back on link up", 10*time.Second, func() bool { return hasAddr(t, n, v4) })
+	testutil.WaitFor(t, "ready again", 5*time.Second, func() bool { _, code := getStatus(t, n); return code == 200 })
 	// Conflict detection survived the link flap (its sockets saw "network is down").
 	if err := l.Client.Announce(v4); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "conflict counted after the link flap", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "conflict counted after the link flap", 5*time.Second, func() bool {
 		st, _ := getStatus(t, n)
 		return len(st.Groups) == 1 && st.Groups[0].VIPs[0].Conflicts > 0
 	})
@@ -512,7 +507,7 @@ func TestLabConflictingClaimIsCountedAndAnswered(t *testing.T) {
 	owner, observer := l.Nodes[0], l.Nodes[1]
 	v4, v6 := l.VIPv4(6), l.VIPv6(6)
 	p := startStatic(t, l, owner, bin, v4, v6)
-	waitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, owner, v4) && hasAddr(t, owner, v6) })
+	testutil.WaitFor(t, "VIPs bound", 10*time.Second, func() bool { return hasAddr(t, owner, v4) && hasAddr(t, owner, v6) })
 	neighMAC := func(vip netip.Addr) string {
 		out, _ := observer.Command(context.Background(), "ip", "neigh", "show", vip.String()).CombinedOutput()
 		f := strings.Fields(string(out))
@@ -540,7 +535,7 @@ func TestLabConflictingClaimIsCountedAndAnswered(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "conflicts in /status", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "conflicts in /status", 5*time.Second, func() bool {
 		st, _ := getStatus(t, owner)
 		if len(st.Groups) == 0 {
 			return false
@@ -553,7 +548,7 @@ func TestLabConflictingClaimIsCountedAndAnswered(t *testing.T) {
 		return true
 	})
 	for _, vip := range []netip.Addr{v4, v6} {
-		waitFor(t, "observer back on the owner's MAC for "+vip.String(), 5*time.Second, func() bool {
+		testutil.WaitFor(t, "observer back on the owner's MAC for "+vip.String(), 5*time.Second, func() bool {
 			return neighMAC(vip) == owner.MAC.String()
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/election"
+	"github.com/vipd/vipd/internal/testutil"
 )
 
 // world records every node's reported ownership under one lock, so it can
@@ -100,17 +101,6 @@ func (w *world) check() {
 	}
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 type testNode struct {
 	once   sync.Once
 	name   string
@@ -160,7 +150,7 @@ func start(t *testing.T, w *world, opts Options) *testNode {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &testNode{name: opts.Node, e: e, cancel: cancel, done: make(chan error, 1)}
 	go func() { n.done <- e.Run(ctx, w.reporter(opts.Node)) }()
-	waitFor(t, opts.Node+" listening", 5*time.Second, func() bool {
+	testutil.WaitFor(t, opts.Node+" listening", 5*time.Second, func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		n.addr = e.selfAddr
@@ -206,7 +196,7 @@ func cluster(t *testing.T, w *world, size int, groups []GroupSpec, mod func(*Opt
 		}
 		nodes = append(nodes, start(t, w, o))
 	}
-	waitFor(t, "full membership", 10*time.Second, func() bool {
+	testutil.WaitFor(t, "full membership", 10*time.Second, func() bool {
 		for _, n := range nodes {
 			if n.members() != size || !n.e.Status().(Status).Settled {
 				return false
@@ -236,7 +226,7 @@ func expectedOwners(names []string, groups []GroupSpec) map[string]string {
 
 func waitOwners(t *testing.T, w *world, want map[string]string, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("owners %v", want), timeout, func() bool {
+	testutil.WaitFor(t, fmt.Sprintf("owners %v", want), timeout, func() bool {
 		return fmt.Sprint(w.snapshot()) == fmt.Sprint(want)
 	})
 }
@@ -346,7 +336,7 @@ func TestClusterSetInput(t *testing.T) {
 	}
 	// Ineligible: it gives the group up with the input's reason.
 	other.e.SetInput(g, election.Input{Eligible: false, Priority: 200, Reason: "link eth0 down"})
-	waitFor(t, "group moved off the ineligible node", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "group moved off the ineligible node", 5*time.Second, func() bool {
 		o := w.snapshot()[g]
 		return o != "" && o != other.name
 	})
@@ -422,7 +412,7 @@ func TestClusterWrongKeyRefused(t *testing.T) {
 	if n := nodes[0].members(); n != 2 {
 		t.Errorf("node-0 sees %d members, want 2", n)
 	}
-	waitFor(t, "node-0 counting key errors", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "node-0 counting key errors", 5*time.Second, func() bool {
 		return nodes[0].e.Status().(Status).KeyErrors > 0
 	})
 	t.Logf("node-0 status: %d key errors, last: %s", nodes[0].e.Status().(Status).KeyErrors, nodes[0].e.Status().(Status).LastKeyError)
@@ -448,7 +438,7 @@ func TestKeyRotation(t *testing.T) {
 		}
 	}
 	late := start(t, w, Options{Node: "late", Groups: groups, Keys: [][]byte{k2}, Peers: []string{nodes[1].addr}})
-	waitFor(t, "node with the new key joined", 5*time.Second, func() bool { return late.members() == 3 && nodes[0].members() == 3 })
+	testutil.WaitFor(t, "node with the new key joined", 5*time.Second, func() bool { return late.members() == 3 && nodes[0].members() == 3 })
 	w.check()
 }
 
@@ -559,7 +549,7 @@ func TestKeySourcePolled(t *testing.T) {
 	mu.Lock()
 	keys = [][]byte{k2, k1}
 	mu.Unlock()
-	waitFor(t, "keyrings switched to the new primary", 5*time.Second, func() bool {
+	testutil.WaitFor(t, "keyrings switched to the new primary", 5*time.Second, func() bool {
 		for _, n := range nodes {
 			if string(n.e.keyring.GetPrimaryKey()) != string(k2) {
 				return false
@@ -568,7 +558,7 @@ func TestKeySourcePolled(t *testing.T) {
 		return true
 	})
 	late := start(t, w, Options{Node: "late", Groups: groups, Keys: [][]byte{k2}, Peers: []string{nodes[0].addr}})
-	waitFor(t, "node with only the new key joined", 5*time.Second, func() bool { return late.members() == 3 })
+	testutil.WaitFor(t, "node with only the new key joined", 5*time.Second, func() bool { return late.members() == 3 })
 }
 
 // A killed member restarting with the same name on another address (a pod

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/election/gossip"
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/lab"
 	"github.com/vipd/vipd/internal/node"
+	"github.com/vipd/vipd/internal/testutil"
 )
 
 // These tests run real vipd processes in gossip mode in the network lab: one
@@ -30,11 +32,11 @@ type gossipLab struct {
 	nodes  []*lab.Host // the cluster's members (peers of each other)
 	groups int
 	procs  map[string]*lab.Process
-	key    string // key file path
-	extra  string // appended to every node's gossip section
+	key    string        // key file path
+	extra  config.Gossip // every node's gossip section, before peers and keyFile
 }
 
-func newGossipLab(t *testing.T, nodes, members, groups int, extra string) *gossipLab {
+func newGossipLab(t *testing.T, nodes, members, groups int, extra config.Gossip) *gossipLab {
 	lab.Require(t)
 	bin := lab.BuildVipd(t)
 	l := lab.New(t, lab.Options{Nodes: nodes})
@@ -71,28 +73,27 @@ func (g *gossipLab) writeKey(name string, key []byte) string {
 
 func groupName(i int) string { return fmt.Sprintf("vip-%02d", i) }
 
-func (g *gossipLab) config(h *lab.Host, keyFile string) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "apiVersion: vipd.io/v1alpha1\nkind: Config\nnode: %s\nmode: gossip\n", h.Name)
-	b.WriteString("binding: {lifetime: 3s, refresh: 1s}\nannounce: {count: 3, interval: 100ms}\n")
-	b.WriteString("gossip:\n  peers: [")
-	for i, n := range g.nodes {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(n.IPv4.Addr().String())
+func (g *gossipLab) config(h *lab.Host, keyFile string) *config.Config {
+	gs := g.extra
+	gs.Peers, gs.KeyFile = nil, keyFile
+	for _, n := range g.nodes {
+		gs.Peers = append(gs.Peers, n.IPv4.Addr().String())
 	}
-	fmt.Fprintf(&b, "]\n  keyFile: %s\n%s", keyFile, g.extra)
-	b.WriteString("groups:\n")
+	c := &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Node: h.Name, Mode: config.ModeGossip,
+		Binding:  config.Binding{Lifetime: 3 * time.Second, Refresh: time.Second},
+		Announce: config.Announce{Count: 3, Interval: 100 * time.Millisecond},
+		Gossip:   &gs,
+	}
 	for i := 0; i < g.groups; i++ {
-		fmt.Fprintf(&b, "  - name: %s\n    vips: [{address: %s, interface: eth0}]\n", groupName(i), g.l.VIPv4(i+1))
+		c.Groups = append(c.Groups, config.Group{Name: groupName(i),
+			VIPs: []config.VIP{{Address: g.l.VIPv4(i + 1).String(), Interface: "eth0"}}})
 	}
-	return b.String()
+	return c
 }
 
 func (g *gossipLab) start(h *lab.Host, keyFile string) *lab.Process {
 	g.t.Helper()
-	p, err := g.l.StartVipd(h, g.bin, g.config(h, keyFile))
+	p, err := g.l.StartVipdConfig(h, g.bin, g.config(h, keyFile))
 	if err != nil {
 		g.t.Fatal(err)
 	}
@@ -238,7 +239,7 @@ func TestLabGossipCluster(t *testing.T) {
 		profile = "fast"
 	}
 	fast := profile == "fast"
-	g := newGossipLab(t, members+1, members, groups, "  profile: "+profile+"\n")
+	g := newGossipLab(t, members+1, members, groups, config.Gossip{Profile: profile})
 	all := g.nodes
 	for _, h := range all {
 		g.start(h, g.key)
@@ -343,7 +344,7 @@ func TestLabGossipCluster(t *testing.T) {
 		}
 		rest := without(all, victim)
 		g.waitOneOwnerEach("majority side of the partition", rest, 10*time.Second)
-		waitFor(t, "isolated node owning every group alone", 10*time.Second, func() bool {
+		testutil.WaitForEvery(t, "isolated node owning every group alone", 10*time.Second, 50*time.Millisecond, func() bool {
 			o, ok := g.owners([]*lab.Host{victim})
 			return ok && len(o) == groups
 		})
@@ -366,7 +367,7 @@ func TestLabGossipCluster(t *testing.T) {
 		intruder := g.l.Nodes[members]
 		bad := g.writeKey("bad.key", []byte("0123456789abcdef"))
 		p := g.start(intruder, bad)
-		waitFor(t, "intruder reporting the refusal", 15*time.Second, func() bool {
+		testutil.WaitForEvery(t, "intruder reporting the refusal", 15*time.Second, 50*time.Millisecond, func() bool {
 			st, ok := status(intruder)
 			return ok && st.Election.Refused && st.Election.JoinError != ""
 		})
@@ -384,7 +385,7 @@ func TestLabGossipCluster(t *testing.T) {
 			t.Errorf("wrong-key node's log does not say it is refused:\n%s", tail(p.Output(), 20))
 		}
 		t.Logf("wrong-key node: joinError %q", st.Election.JoinError)
-		waitFor(t, "a member counting undecryptable traffic", 10*time.Second, func() bool {
+		testutil.WaitForEvery(t, "a member counting undecryptable traffic", 10*time.Second, 50*time.Millisecond, func() bool {
 			for _, h := range all {
 				if st, ok := status(h); ok && st.Election.KeyErrors > 0 {
 					t.Logf("%s: keyErrors %d, last %q", h.Name, st.Election.KeyErrors, st.Election.LastKeyError)
@@ -406,7 +407,7 @@ func TestLabGossipCluster(t *testing.T) {
 // member gets back what rendezvous gives it).
 func waitAssignment(t *testing.T, g *gossipLab, hosts []*lab.Host, want map[string]string, timeout time.Duration) {
 	t.Helper()
-	waitFor(t, "original assignment", timeout, func() bool {
+	testutil.WaitForEvery(t, "original assignment", timeout, 50*time.Millisecond, func() bool {
 		o, ok := g.owners(hosts)
 		if !ok {
 			return false
@@ -420,23 +421,12 @@ func waitAssignment(t *testing.T, g *gossipLab, hosts []*lab.Host, want map[stri
 	})
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // With quorum (expect 3), an isolated member loses its majority and releases
 // everything, so the partition never has two owners of a group; the heal
 // restores the original assignment.
 func TestLabGossipQuorumPartition(t *testing.T) {
 	const members, groups = 3, 6
-	g := newGossipLab(t, members, members, groups, "  expect: 3\n  quorum: true\n")
+	g := newGossipLab(t, members, members, groups, config.Gossip{Expect: 3, Quorum: true})
 	all := g.nodes
 	for _, h := range all {
 		g.start(h, g.key)
@@ -462,7 +452,7 @@ func TestLabGossipQuorumPartition(t *testing.T) {
 	t.Logf("isolating %s (quorum on): client served by %s %s later (%s)", victim.Name, f.To, f.FirstTo.Sub(at).Round(time.Millisecond), f)
 	rest := without(all, victim)
 	g.waitOneOwnerEach("majority side", rest, 10*time.Second)
-	waitFor(t, "isolated minority releasing everything (lost-quorum)", 10*time.Second, func() bool {
+	testutil.WaitForEvery(t, "isolated minority releasing everything (lost-quorum)", 10*time.Second, 50*time.Millisecond, func() bool {
 		st, ok := status(victim)
 		if !ok || st.Election.Quorum == nil || *st.Election.Quorum {
 			return false
@@ -499,7 +489,7 @@ func TestLabGossipSoak(t *testing.T) {
 		profile = "fast"
 	}
 	const members, groups = 4, 20
-	g := newGossipLab(t, members, members, groups, "  profile: "+profile+"\n")
+	g := newGossipLab(t, members, members, groups, config.Gossip{Profile: profile})
 	for _, h := range g.nodes {
 		g.start(h, g.key)
 	}
@@ -536,7 +526,7 @@ func TestLabGossipSoak(t *testing.T) {
 // cluster always returns to one owner per group.
 func TestLabGossipStall(t *testing.T) {
 	const members, groups = 3, 6
-	g := newGossipLab(t, members, members, groups, "")
+	g := newGossipLab(t, members, members, groups, config.Gossip{})
 	for _, h := range g.nodes {
 		g.start(h, g.key)
 	}

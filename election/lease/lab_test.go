@@ -22,8 +22,10 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/kubetest"
 	"github.com/vipd/vipd/internal/lab"
+	"github.com/vipd/vipd/internal/testutil"
 )
 
 const labPort = 7788
@@ -81,32 +83,22 @@ func newLabCluster(t *testing.T) *labCluster {
 	return c
 }
 
-func (c *labCluster) config(node string) string {
-	return fmt.Sprintf(`apiVersion: vipd.io/v1alpha1
-kind: Config
-node: %s
-mode: lease
-lease:
-  kubeconfig: %s
-  namespace: kube-system
-  leaseDuration: 4s
-  renewDeadline: 2s
-  retryPeriod: 500ms
-binding: {lifetime: 2s, refresh: 1s}
-announce: {count: 3, interval: 100ms}
-groups:
-- name: web
-  priority: %d
-  lease: {name: vipd-lab-web}
-  vips: [{address: %s, interface: eth0}]
-`, node, c.cp.VipdKubeconfig, c.prio[node], c.vip)
+func (c *labCluster) config(node string) *config.Config {
+	return &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Node: node, Mode: config.ModeLease,
+		Lease: &config.Lease{Kubeconfig: c.cp.VipdKubeconfig, Namespace: "kube-system",
+			LeaseDuration: 4 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 500 * time.Millisecond},
+		Binding:  config.Binding{Lifetime: 2 * time.Second, Refresh: time.Second},
+		Announce: config.Announce{Count: 3, Interval: 100 * time.Millisecond},
+		Groups: []config.Group{{Name: "web", Priority: c.prio[node], Lease: &config.GroupLease{Name: "vipd-lab-web"},
+			VIPs: []config.VIP{{Address: c.vip.String(), Interface: "eth0"}}}},
+	}
 }
 
 func (c *labCluster) start(i, prio int) {
 	c.t.Helper()
 	h := c.l.Nodes[i]
 	c.prio[h.Name] = prio
-	p, err := c.l.StartVipd(h, c.bin, c.config(h.Name))
+	p, err := c.l.StartVipdConfig(h, c.bin, c.config(h.Name))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -462,7 +454,7 @@ func TestLabLease(t *testing.T) {
 		stopped := time.Since(at)
 		// Without the API server nobody can prove ownership: the owner drops
 		// the VIP at its renew deadline and nobody takes it.
-		waitUntil(t, "owner drops the VIP", 10*time.Second, func() bool { return len(c.held.holders()) == 0 })
+		testutil.WaitForEvery(t, "owner drops the VIP", 10*time.Second, 10*time.Millisecond, func() bool { return len(c.held.holders()) == 0 })
 		dropAt := time.Now()
 		time.Sleep(6 * time.Second)
 		if hs := c.held.holders(); len(hs) != 0 {
@@ -513,17 +505,6 @@ func (c *labCluster) waitNewOwner(old string, timeout time.Duration) string {
 	}
 	c.t.Fatalf("no new owner within %s (holders %v)", timeout, c.held.holders())
 	return ""
-}
-
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func fmtHoldings(iv []interval) string {

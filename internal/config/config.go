@@ -21,6 +21,9 @@ import (
 // APIVersion is the only schema version this build reads.
 const APIVersion = "vipd.io/v1alpha1"
 
+// Kind is the only kind of document vipd reads.
+const Kind = "Config"
+
 // Election modes.
 const (
 	ModeStatic = "static"
@@ -42,27 +45,27 @@ const (
 
 // Config is the whole file.
 type Config struct {
-	APIVersion string `yaml:"apiVersion"`
-	Kind       string `yaml:"kind"`
+	APIVersion string `yaml:"apiVersion,omitempty"`
+	Kind       string `yaml:"kind,omitempty"`
 	// Node names this node in elections, Leases and status. Default: hostname.
-	Node string `yaml:"node"`
+	Node string `yaml:"node,omitempty"`
 	// Mode is the election: static, vrrp, lease or gossip.
-	Mode     string   `yaml:"mode"`
-	HTTP     HTTP     `yaml:"http"`
-	Binding  Binding  `yaml:"binding"`
-	Announce Announce `yaml:"announce"`
-	Groups   []Group  `yaml:"groups"`
+	Mode     string   `yaml:"mode,omitempty"`
+	HTTP     HTTP     `yaml:"http,omitempty"`
+	Binding  Binding  `yaml:"binding,omitempty"`
+	Announce Announce `yaml:"announce,omitempty"`
+	Groups   []Group  `yaml:"groups,omitempty"`
 
 	// Mode-wide settings; each is allowed only with its mode.
-	VRRP   *VRRP   `yaml:"vrrp"`
-	Lease  *Lease  `yaml:"lease"`
-	Gossip *Gossip `yaml:"gossip"`
+	VRRP   *VRRP   `yaml:"vrrp,omitempty"`
+	Lease  *Lease  `yaml:"lease,omitempty"`
+	Gossip *Gossip `yaml:"gossip,omitempty"`
 }
 
 // HTTP is the status/health endpoint.
 type HTTP struct {
 	// Listen is host:port for /healthz, /readyz, /status. Default 127.0.0.1:9610.
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen,omitempty"`
 }
 
 // Binding controls how VIPs are held on the interface.
@@ -70,34 +73,34 @@ type Binding struct {
 	// Lifetime is the kernel valid_lft given to each VIP: the dead-man's
 	// switch. If vipd stops refreshing (SIGKILL, OOM, hang) the kernel removes
 	// the VIP after this long. Whole seconds, 2s..1h. Default 3s.
-	Lifetime time.Duration `yaml:"lifetime"`
+	Lifetime time.Duration `yaml:"lifetime,omitempty"`
 	// Refresh is how often the owner renews the lifetime. Must leave at least
 	// two refreshes per lifetime. Default 1s.
-	Refresh time.Duration `yaml:"refresh"`
+	Refresh time.Duration `yaml:"refresh,omitempty"`
 }
 
 // Announce controls gratuitous ARP / unsolicited NA.
 type Announce struct {
 	// Count is how many announcements are sent on taking ownership (the first
 	// immediately). 1..100, default 5.
-	Count int `yaml:"count"`
+	Count int `yaml:"count,omitempty"`
 	// Interval is the spacing of that burst. 10ms..10s, default 200ms.
-	Interval time.Duration `yaml:"interval"`
+	Interval time.Duration `yaml:"interval,omitempty"`
 	// Refresh re-announces periodically while owning so switch FDBs and ARP
 	// caches never age out. 0 disables; otherwise 1s..1h. Default 10s.
-	Refresh *time.Duration `yaml:"refresh"`
+	Refresh *time.Duration `yaml:"refresh,omitempty"`
 }
 
 // Group is a set of VIPs that always move together and are owned by one node.
 type Group struct {
 	// Name identifies the group (Lease name suffix, metrics label): a DNS label.
-	Name string `yaml:"name"`
-	VIPs []VIP  `yaml:"vips"`
+	Name string `yaml:"name,omitempty"`
+	VIPs []VIP  `yaml:"vips,omitempty"`
 	// Priority of this node for this group, 1..254; higher wins. Default 100.
-	Priority int `yaml:"priority"`
+	Priority int `yaml:"priority,omitempty"`
 
-	VRRP  *GroupVRRP  `yaml:"vrrp"`
-	Lease *GroupLease `yaml:"lease"`
+	VRRP  *GroupVRRP  `yaml:"vrrp,omitempty"`
+	Lease *GroupLease `yaml:"lease,omitempty"`
 }
 
 // VIP is one virtual address.
@@ -105,9 +108,9 @@ type VIP struct {
 	// Address is an IPv4 or IPv6 address, optionally with a prefix length
 	// (accepted for keepalived compatibility; the VIP is always bound as a
 	// host address, /32 or /128, so it adds no route and is never a source).
-	Address string `yaml:"address"`
+	Address string `yaml:"address,omitempty"`
 	// Interface to bind on. Default: the interface whose subnet holds Address.
-	Interface string `yaml:"interface"`
+	Interface string `yaml:"interface,omitempty"`
 
 	// Addr is Address parsed, filled in by validation.
 	Addr netip.Addr `yaml:"-"`
@@ -135,11 +138,28 @@ func Parse(data []byte) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	c := &Config{}
-	if err := dec.Decode(c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("config is empty")
+	err := dec.Decode(c)
+	if errors.Is(err, io.EOF) {
+		return nil, errors.New("config is empty")
+	}
+	var typeErr *yaml.TypeError
+	if err != nil && !errors.As(err, &typeErr) {
+		return nil, fmt.Errorf("decoding: %s", friendlyYAMLError(err.Error()))
+	}
+	// Type errors (unknown keys, a word where a number belongs) and numbers
+	// that an integer key would silently truncate, in file order.
+	var msgs []string
+	if typeErr != nil {
+		for _, e := range typeErr.Errors {
+			if !floatIntoIntRE.MatchString(e) {
+				msgs = append(msgs, friendlyYAMLError(e))
+			}
 		}
-		return nil, fmt.Errorf("decoding: %s", friendlyYAMLError(err))
+	}
+	msgs = append(msgs, integerErrors(data)...)
+	if len(msgs) > 0 {
+		sortByLine(msgs)
+		return nil, fmt.Errorf("decoding: %s", strings.Join(msgs, "\n  "))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -188,11 +208,10 @@ var (
 	badTypeRE      = regexp.MustCompile("cannot unmarshal !!(\\w+) `([^`]*)` into (?:\\*?config\\.\\w+|\\[\\]config\\.\\w+|(\\w+))")
 )
 
-// friendlyYAMLError rewrites the YAML library's Go-flavoured messages into
-// the words of the config file, keeping the line numbers.
-func friendlyYAMLError(err error) string {
-	s := strings.TrimPrefix(err.Error(), "yaml: ")
-	s = strings.TrimPrefix(s, "unmarshal errors:\n  ")
+// friendlyYAMLError rewrites one of the YAML library's Go-flavoured messages
+// into the words of the config file, keeping the line number.
+func friendlyYAMLError(s string) string {
+	s = strings.TrimPrefix(s, "yaml: ")
 	s = unknownFieldRE.ReplaceAllString(s, `unknown key "$1"`)
 	s = badDurationRE.ReplaceAllString(s, "`$1` is not a duration (write e.g. 3s or 200ms)")
 	s = badTypeRE.ReplaceAllStringFunc(s, func(m string) string {

@@ -21,46 +21,48 @@ const (
 	DefaultGossipProfile        = "fast"
 	DefaultGossipRejoinInterval = time.Second
 	// GossipMaxGroups is how many groups fit in a member's gossiped meta
-	// (512 bytes; 10 bytes per group).
+	// (512 bytes; 10 bytes per group): gossip.MaxGroups, which
+	// TestLimitsMatchModePackages holds it to.
 	GossipMaxGroups = 50
 )
 
-// gossipProfiles returns the failure-detection timing profiles.
+// gossipProfiles returns the failure-detection timing profiles (gossip's
+// Profile* constants, held to them by TestLimitsMatchModePackages).
 func gossipProfiles() []string { return []string{"fast", "lan", "wan"} }
 
 // Gossip holds the mode-wide settings of mode "gossip" (see docs/gossip.md).
 type Gossip struct {
 	// Bind is host:port for memberlist's UDP and TCP. Default 0.0.0.0:7946.
-	Bind string `yaml:"bind"`
+	Bind string `yaml:"bind,omitempty"`
 	// Advertise is the IP (or IP:port) peers reach this node on. Default:
 	// the bind IP when it is specific, else memberlist's choice of a private
 	// (RFC 1918) address of this host; set it when the node has none.
-	Advertise string `yaml:"advertise"`
+	Advertise string `yaml:"advertise,omitempty"`
 	// Peers to join: "host" or "host:port" (port defaults to the bind port).
 	// This node's own address may be listed: it is skipped.
-	Peers []string `yaml:"peers"`
+	Peers []string `yaml:"peers,omitempty"`
 	// DNS is a name whose A/AAAA records are the peers, e.g. a headless
 	// Service selecting the DaemonSet's pods. Resolved again on every re-join.
-	DNS string `yaml:"dns"`
+	DNS string `yaml:"dns,omitempty"`
 	// Expect is the number of members the cluster should have, this node
 	// included. 0 (default): unknown. Needed by quorum; also makes re-joining
 	// contact every peer while fewer are alive.
-	Expect int `yaml:"expect"`
+	Expect int `yaml:"expect,omitempty"`
 	// Quorum: own groups only while a majority (expect/2+1) of members is
 	// alive, so a partitioned minority releases its VIPs. Default false
 	// (with two nodes a majority survives no failure).
-	Quorum bool `yaml:"quorum"`
+	Quorum bool `yaml:"quorum,omitempty"`
 	// Profile is the failure-detection timing: fast (default; a crashed
 	// node's groups move in well under a second), lan (memberlist's LAN
 	// defaults, ~5 s) or wan.
-	Profile string `yaml:"profile"`
+	Profile string `yaml:"profile,omitempty"`
 	// RejoinInterval is how often configured peers that are not members are
 	// joined again (healing partitions). 100ms..10m, default 1s.
-	RejoinInterval time.Duration `yaml:"rejoinInterval"`
+	RejoinInterval time.Duration `yaml:"rejoinInterval,omitempty"`
 	// KeyFile holds the gossip encryption keys, base64, one per line: the
 	// first encrypts, all decrypt (rotation). 16, 24 or 32 bytes each
 	// (AES-128/192/256). Re-read while running. Unset: no encryption.
-	KeyFile string `yaml:"keyFile"`
+	KeyFile string `yaml:"keyFile,omitempty"`
 
 	// Keys are KeyFile's keys, filled in by validation.
 	Keys [][]byte `yaml:"-"`

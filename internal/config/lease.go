@@ -35,24 +35,24 @@ const (
 // Lease holds the mode-wide settings of mode "lease" (see docs/lease.md).
 type Lease struct {
 	// Namespace holds the Lease objects (and the Events). Default kube-system.
-	Namespace string `yaml:"namespace"`
+	Namespace string `yaml:"namespace,omitempty"`
 	// Kubeconfig is a kubeconfig file path. Empty: the in-cluster service
 	// account (KUBERNETES_SERVICE_HOST/PORT and the mounted token).
-	Kubeconfig string `yaml:"kubeconfig"`
+	Kubeconfig string `yaml:"kubeconfig,omitempty"`
 	// Server overrides the API server URL of the kubeconfig or in-cluster
 	// config, e.g. https://127.0.0.1:6443 on control-plane nodes so the
 	// election never depends on the VIP it manages.
-	Server string `yaml:"server"`
+	Server string `yaml:"server,omitempty"`
 	// LeaseDuration is how long followers wait, after last seeing the Lease
 	// change, before they may take it. Whole seconds (the Lease field is
 	// leaseDurationSeconds). Default 4s.
-	LeaseDuration time.Duration `yaml:"leaseDuration"`
+	LeaseDuration time.Duration `yaml:"leaseDuration,omitempty"`
 	// RenewDeadline: an owner that has not renewed for this long (counted
 	// from sending its last successful renewal) drops its VIPs. Default 3s.
-	RenewDeadline time.Duration `yaml:"renewDeadline"`
+	RenewDeadline time.Duration `yaml:"renewDeadline,omitempty"`
 	// RetryPeriod is the interval between renewals and between attempts to
 	// acquire. Default 500ms.
-	RetryPeriod time.Duration `yaml:"retryPeriod"`
+	RetryPeriod time.Duration `yaml:"retryPeriod,omitempty"`
 }
 
 func (c *Config) applyLeaseDefaults() {
@@ -156,5 +156,5 @@ func (c *Config) validateLease(errs *Errors) {
 // GroupLease is one group's Lease settings in mode "lease".
 type GroupLease struct {
 	// Name of the group's Lease object. Default "vipd-<group name>".
-	Name string `yaml:"name"`
+	Name string `yaml:"name,omitempty"`
 }

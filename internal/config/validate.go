@@ -66,8 +66,8 @@ func (c *Config) Validate(host Host) error {
 	if c.APIVersion != APIVersion {
 		errs.add("apiVersion", c.APIVersion, "must be %q", APIVersion)
 	}
-	if c.Kind != "Config" {
-		errs.add("kind", c.Kind, `must be "Config"`)
+	if c.Kind != Kind {
+		errs.add("kind", c.Kind, "must be %q", Kind)
 	}
 	if c.Node == "" {
 		errs.add("node", c.Node, "must not be empty (and the hostname could not be read)")

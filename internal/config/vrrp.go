@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"strconv"
 	"time"
@@ -10,20 +11,22 @@ import (
 // advert_int default so a mixed cluster agrees out of the box.
 const (
 	DefaultVRRPAdvertInterval = time.Second
-	MinVRRPAdvertInterval     = 10 * time.Millisecond
-	MaxVRRPAdvertInterval     = 40950 * time.Millisecond // 12 bits of centiseconds
-	MaxVRRPPreemptDelay       = time.Hour
+	// The advert interval's limits on the wire (vrrp.MinInterval and
+	// vrrp.MaxInterval, held to them by TestLimitsMatchModePackages).
+	MinVRRPAdvertInterval = 10 * time.Millisecond
+	MaxVRRPAdvertInterval = 40950 * time.Millisecond // 12 bits of centiseconds
+	MaxVRRPPreemptDelay   = time.Hour
 )
 
 // VRRP holds the mode-wide settings of mode "vrrp": defaults for every
 // group's vrrp section (see docs/vrrp.md).
 type VRRP struct {
 	// AdvertInterval is the default advertisement interval. Default 1s.
-	AdvertInterval time.Duration `yaml:"advertInterval"`
+	AdvertInterval time.Duration `yaml:"advertInterval,omitempty"`
 	// Preempt is the default preemption mode. Default true.
-	Preempt *bool `yaml:"preempt"`
+	Preempt *bool `yaml:"preempt,omitempty"`
 	// PreemptDelay is the default preempt delay. Default 0.
-	PreemptDelay time.Duration `yaml:"preemptDelay"`
+	PreemptDelay time.Duration `yaml:"preemptDelay,omitempty"`
 }
 
 // GroupVRRP is one group's virtual-router settings in mode "vrrp". A group
@@ -32,23 +35,23 @@ type VRRP struct {
 type GroupVRRP struct {
 	// VRID is the virtual router ID, 1..255, required; unique per interface
 	// and address family, and equal on every node (and keepalived) of the group.
-	VRID int `yaml:"vrid"`
+	VRID int `yaml:"vrid,omitempty"`
 	// AdvertInterval is how often the master advertises: 10ms..40.95s in
 	// steps of 10ms. Default: vrrp.advertInterval (1s).
-	AdvertInterval time.Duration `yaml:"advertInterval"`
+	AdvertInterval time.Duration `yaml:"advertInterval,omitempty"`
 	// Preempt: a higher-priority backup takes over from a lower-priority
 	// master. false is keepalived's nopreempt. Default: vrrp.preempt (true).
-	Preempt *bool `yaml:"preempt"`
+	Preempt *bool `yaml:"preempt,omitempty"`
 	// PreemptDelay postpones preemption until a lower-priority master has
 	// been seen this long (keepalived preempt_delay), 0..1h.
-	PreemptDelay *time.Duration `yaml:"preemptDelay"`
+	PreemptDelay *time.Duration `yaml:"preemptDelay,omitempty"`
 	// Interface adverts are sent and received on. Default: the interface of
 	// the group's first VIP.
-	Interface string `yaml:"interface"`
+	Interface string `yaml:"interface,omitempty"`
 	// UnicastPeers, if set, replace multicast: adverts go to each peer
 	// (keepalived unicast_peer) and are accepted only from them. Every
 	// address family of the group's VIPs needs at least one peer.
-	UnicastPeers []string `yaml:"unicastPeers"`
+	UnicastPeers []string `yaml:"unicastPeers,omitempty"`
 
 	// Peers is UnicastPeers parsed, filled in by validation.
 	Peers []netip.Addr `yaml:"-"`
@@ -113,10 +116,11 @@ func validAdvertInterval(d time.Duration) bool {
 // validateVRRP runs after validateGroups, so VIP addresses and interfaces
 // are known; it fills a missing vrrp.interface and Peers.
 func (c *Config) validateVRRP(host Host, errs *Errors) {
-	const ivRule = "must be between 10ms and 40.95s in steps of 10ms (VRRPv3 carries centiseconds in 12 bits)"
+	ivRule := fmt.Sprintf("must be between %s and %s in steps of %s (VRRPv3 carries centiseconds in 12 bits)",
+		MinVRRPAdvertInterval, MaxVRRPAdvertInterval, MinVRRPAdvertInterval)
 	if m := c.VRRP; m != nil {
 		if !validAdvertInterval(m.AdvertInterval) {
-			errs.add("vrrp.advertInterval", m.AdvertInterval, ivRule)
+			errs.add("vrrp.advertInterval", m.AdvertInterval, "%s", ivRule)
 		}
 		if m.PreemptDelay < 0 || m.PreemptDelay > MaxVRRPPreemptDelay {
 			errs.add("vrrp.preemptDelay", m.PreemptDelay, "must be between 0 and 1h")
@@ -144,7 +148,7 @@ func (c *Config) validateVRRP(host Host, errs *Errors) {
 			}
 		}
 		if !validAdvertInterval(v.AdvertInterval) {
-			errs.add(gk+".advertInterval", v.AdvertInterval, ivRule)
+			errs.add(gk+".advertInterval", v.AdvertInterval, "%s", ivRule)
 		}
 		if d := *v.PreemptDelay; d < 0 || d > MaxVRRPPreemptDelay {
 			errs.add(gk+".preemptDelay", d, "must be between 0 and 1h")

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/vipd/vipd/internal/config"
 )
 
 func ctxT(t *testing.T) context.Context {
@@ -651,6 +653,22 @@ func TestStartVipdRunsConfig(t *testing.T) {
 	}
 	if out := p.Output(); !strings.Contains(out, "args: run --config "+l.TempDir()) || !strings.Contains(out, "marker: 42") {
 		t.Fatalf("output %q", out)
+	}
+	// A typed config is written as config.Marshal writes it.
+	c := &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Node: "marker-node", Mode: config.ModeStatic}
+	want, err := config.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err = l.StartVipdConfig(l.Nodes[0], fake, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitOutput("node: marker-node", 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if out := p.Output(); !strings.Contains(out, string(want)) {
+		t.Fatalf("output %q, want it to hold %q", out, want)
 	}
 }
 

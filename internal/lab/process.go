@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/vipd/vipd/internal/config"
 )
 
 // spawner forks lab processes from one dedicated, locked OS thread. Pdeathsig
@@ -274,6 +276,18 @@ func (l *Lab) StartVipd(h *Host, vipdPath, configYAML string) (*Process, error) 
 		return nil, err
 	}
 	return l.Start(h, vipdPath, "run", "--config", f.Name())
+}
+
+// StartVipdConfig is StartVipd with a typed config, written by
+// config.Marshal: what tests and tooling should use, so a schema change
+// breaks them when they compile. (StartVipd takes raw YAML, for configs
+// that are meant to be wrong.)
+func (l *Lab) StartVipdConfig(h *Host, vipdPath string, c *config.Config) (*Process, error) {
+	data, err := config.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("config for %s: %w", h.Name, err)
+	}
+	return l.StartVipd(h, vipdPath, string(data))
 }
 
 // WaitOutput waits until the process output contains substr (e.g. a log

@@ -4,6 +4,7 @@
 package vrrplab
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,7 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/lab"
+	"github.com/vipd/vipd/internal/testutil"
 	"github.com/vipd/vipd/vrrp"
 )
 
@@ -30,29 +33,18 @@ type Router struct {
 
 // VipdConfig is a vrrp-mode vipd config for node h with priority prio.
 // peers are used when r.Unicast.
-func VipdConfig(h *lab.Host, prio int, r Router, peers []netip.Addr) string {
-	var vips []string
+func VipdConfig(h *lab.Host, prio int, r Router, peers []netip.Addr) *config.Config {
+	g := config.Group{Name: "web", Priority: prio, VRRP: &config.GroupVRRP{VRID: r.VRID, AdvertInterval: r.Interval}}
 	for _, v := range r.VIPs {
-		vips = append(vips, fmt.Sprintf("{address: %q}", v.String()))
+		g.VIPs = append(g.VIPs, config.VIP{Address: v.String()})
 	}
-	extra := ""
 	if r.Unicast {
-		var ps []string
 		for _, p := range peers {
-			ps = append(ps, fmt.Sprintf("%q", p.String()))
+			g.VRRP.UnicastPeers = append(g.VRRP.UnicastPeers, p.String())
 		}
-		extra = ", unicastPeers: [" + strings.Join(ps, ", ") + "]"
 	}
-	return fmt.Sprintf(`apiVersion: vipd.io/v1alpha1
-kind: Config
-node: %s
-mode: vrrp
-groups:
-- name: web
-  priority: %d
-  vips: [%s]
-  vrrp: {vrid: %d, advertInterval: %s%s}
-`, h.Name, prio, strings.Join(vips, ", "), r.VRID, r.Interval, extra)
+	return &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Node: h.Name, Mode: config.ModeVRRP,
+		Groups: []config.Group{g}}
 }
 
 // KeepalivedConfig is a keepalived.conf (VRRPv3) for node h: one instance
@@ -166,12 +158,10 @@ func (k *Keepalived) Stop(timeout time.Duration) error {
 
 // WaitLog waits until keepalived's output contains s.
 func (k *Keepalived) WaitLog(s string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for !strings.Contains(k.Output(), s) {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("keepalived on %s did not log %q within %s", k.Host.Name, s, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if _, err := testutil.Poll(context.Background(), timeout, 20*time.Millisecond, func() bool {
+		return strings.Contains(k.Output(), s)
+	}); err != nil {
+		return fmt.Errorf("keepalived on %s did not log %q within %s", k.Host.Name, s, timeout)
 	}
 	return nil
 }
