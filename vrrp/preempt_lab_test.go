@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/lab"
+	"github.com/vipd/vipd/internal/vrrplab"
 	"github.com/vipd/vipd/vrrp"
-	"github.com/vipd/vipd/vrrp/vrrplab"
 )
 
 // TestLabKeepalivedPreemptsVipd (issue #11, defect 1): keepalived with a
@@ -29,7 +29,7 @@ func TestLabKeepalivedPreemptsVipd(t *testing.T) {
 		t.Fatal(err)
 	}
 	n1, n2 := l.Nodes[0], l.Nodes[1]
-	if _, err := l.StartVipd(n2, bin, vrrplab.VipdConfig(n2, 100, r, nil)); err != nil {
+	if _, err := l.StartVipdConfig(n2, bin, vrrplab.VipdConfig(n2, 100, r, nil)); err != nil {
 		t.Fatal(err)
 	}
 	probes := startProbes(t, l, r.VIPs, port)
@@ -91,7 +91,7 @@ func TestLabConflictBeforeAdvertIsNotAnswered(t *testing.T) {
 	if err := l.StartResponders(port); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.StartVipd(n1, bin, vrrplab.VipdConfig(n1, 100, r, nil)); err != nil {
+	if _, err := l.StartVipdConfig(n1, bin, vrrplab.VipdConfig(n1, 100, r, nil)); err != nil {
 		t.Fatal(err)
 	}
 	probes := startProbes(t, l, r.VIPs, port)
