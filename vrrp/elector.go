@@ -184,6 +184,11 @@ type vr struct {
 	minIv, maxIv time.Duration // accepted intervals of other routers' adverts
 	collision    *Collision
 	badInterval  *RejectedInterval
+
+	// The best router heard lately (noteMaster), for takeover logs.
+	known     netip.Addr
+	knownPrio uint8
+	knownAt   time.Time
 }
 
 type group struct {
@@ -474,22 +479,50 @@ func (r *runner) receive(k connKey, p Packet) {
 	r.e.mu.Lock()
 	r.e.rx++
 	r.e.mu.Unlock()
-	was, _ := v.m.Master()
-	wasState := v.m.State()
 	out := v.m.Receive(now, p.Src, a)
-	if out.Changed && out.Reason == ReasonHigherAdv {
-		r.e.log.Warn("another router took over: stepping down", "group", v.g.spec.Name, "family", v.family, "vrid", v.g.spec.VRID,
-			"from", p.Src, "priority", a.Priority, "interval", a.Interval)
-	} else if wasState == Backup && v.m.State() == Backup && a.Priority != PriorityStop && was != p.Src {
-		attrs := []any{"group", v.g.spec.Name, "family", v.family, "vrid", v.g.spec.VRID, "master", p.Src, "priority", a.Priority, "interval", a.Interval}
-		if was.IsValid() {
-			// Another router's advert replaced the master we knew.
-			r.rlog.event(now, rateKey{"master-change", v}, slog.LevelWarn, "another router took over as master", append(attrs, "previous", was)...)
-		} else {
-			r.rlog.event(now, rateKey{"master-seen", v}, slog.LevelInfo, "master seen", attrs...)
-		}
-	}
+	r.noteMaster(v, now, p.Src, a, out)
 	r.handle(v, out, now)
+}
+
+// noteMaster logs a takeover caused by another router's advert, on the
+// master it displaces and on every backup that sees it. A backup tracks the
+// best router it has heard within Master_Down_Interval: an advert that does
+// not beat it comes from a router that has not heard the master yet (the
+// master answers it at once) and is not a takeover.
+func (r *runner) noteMaster(v *vr, now time.Time, src netip.Addr, a Advert, out Output) {
+	attrs := []any{"group", v.g.spec.Name, "family", v.family, "vrid", v.g.spec.VRID}
+	if out.Changed && out.Reason == ReasonHigherAdv {
+		v.known, v.knownPrio, v.knownAt = src, a.Priority, now
+		r.e.log.Warn("another router took over: stepping down", append(attrs, "from", src, "priority", a.Priority, "interval", a.Interval)...)
+		return
+	}
+	if v.m.State() != Backup {
+		return
+	}
+	if a.Priority == PriorityStop {
+		if src == v.known {
+			v.known = netip.Addr{}
+		}
+		return
+	}
+	if src == v.known {
+		v.knownPrio, v.knownAt = a.Priority, now
+		return
+	}
+	stale := !v.known.IsValid() || now.Sub(v.knownAt) > v.m.MasterDownInterval()
+	beats := a.Priority > v.knownPrio || (a.Priority == v.knownPrio && src.Compare(v.known) > 0)
+	if !stale && !beats {
+		return
+	}
+	prev, prevPrio := v.known, v.knownPrio
+	v.known, v.knownPrio, v.knownAt = src, a.Priority, now
+	attrs = append(attrs, "master", src, "priority", a.Priority, "interval", a.Interval)
+	if stale {
+		r.rlog.event(now, rateKey{"master-seen", v}, slog.LevelInfo, "master seen", attrs...)
+		return
+	}
+	r.rlog.event(now, rateKey{"master-change", v}, slog.LevelWarn, "another router took over as master",
+		append(attrs, "previous", prev, "previousPriority", prevPrio)...)
 }
 
 // checkRoute checks how an advert for v arrived (RFC 5798 §7.1 and the
