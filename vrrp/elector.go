@@ -432,48 +432,46 @@ func (r *runner) checkReady(all bool) {
 func (r *runner) receive(k connKey, p Packet) {
 	now := r.e.now()
 	if p.Src == r.conns[k].Source() {
-		r.dropped(now, DropOwn, nil, "from", p.Src)
+		r.dropped(now, DropOwn, nil, func() []any { return []any{"from", p.Src} })
 		return
 	}
 	a, err := Decode(p.Payload, p.Src, p.Dst)
 	if err != nil {
-		r.dropped(now, ReasonOf(err), nil, "interface", k.ifname, "from", p.Src, "to", p.Dst, "err", err)
+		r.dropped(now, ReasonOf(err), nil, func() []any { return []any{"interface", k.ifname, "from", p.Src, "to", p.Dst, "err", err} })
 		return
 	}
 	v := r.byVRID[k][a.VRID]
 	if v == nil {
-		r.dropped(now, DropVRID, nil, "interface", k.ifname, "family", k.family, "vrid", a.VRID, "from", p.Src)
+		r.dropped(now, DropVRID, nil, func() []any { return []any{"interface", k.ifname, "family", k.family, "vrid", a.VRID, "from", p.Src} })
 		return
 	}
 	if why := checkRoute(v, p); why != "" {
-		r.dropped(now, why, v, "from", p.Src, "to", p.Dst, "ttl", p.TTL, "priority", a.Priority)
+		r.dropped(now, why, v, func() []any { return []any{"from", p.Src, "to", p.Dst, "ttl", p.TTL, "priority", a.Priority} })
 		return
 	}
 	if !sameSet(a.Addrs, v.addrs) {
 		// Another virtual router uses our VRID (a foreign cluster, a typo):
 		// acting on its adverts would hand our VIPs to nobody. Discarded,
 		// as keepalived does; kept in /status so an operator sees it.
-		theirs := make([]string, len(a.Addrs))
-		for i, x := range a.Addrs {
-			theirs[i] = x.String()
-		}
-		c := &Collision{Source: p.Src.String(), Addresses: theirs, Count: 1, LastSeen: time.Now()}
-		if v.collision != nil {
-			c.Count += v.collision.Count
-		}
-		v.collision = c
-		r.dropped(now, DropAddrs, v, "from", p.Src, "priority", a.Priority, "theirs", a.Addrs, "ours", v.addrs)
+		r.noteCollision(v, p.Src, a.Addrs)
+		r.dropped(now, DropAddrs, v, func() []any { return []any{"from", p.Src, "priority", a.Priority, "theirs", a.Addrs, "ours", v.addrs} })
 		return
 	}
 	if a.Interval < v.minIv || a.Interval > v.maxIv {
 		// Adopting it would let one advert (spoofed, or from a router set
 		// up differently) stretch our Master_Down_Interval to 3 × 40.95s.
-		b := &RejectedInterval{Source: p.Src.String(), Priority: a.Priority, Interval: a.Interval.String(), Count: 1, LastSeen: time.Now()}
-		if v.badInterval != nil {
-			b.Count += v.badInterval.Count
+		if v.badInterval == nil {
+			v.badInterval = &RejectedInterval{}
 		}
-		v.badInterval = b
-		r.dropped(now, DropIntervalRange, v, "from", p.Src, "priority", a.Priority, "interval", a.Interval, "accepted", intervalRange(v.minIv, v.maxIv))
+		b := v.badInterval
+		b.Count++
+		b.LastSeen = time.Now()
+		if b.Priority != a.Priority || b.Source != p.Src.String() || b.Interval != a.Interval.String() {
+			b.Source, b.Priority, b.Interval = p.Src.String(), a.Priority, a.Interval.String()
+		}
+		r.dropped(now, DropIntervalRange, v, func() []any {
+			return []any{"from", p.Src, "priority", a.Priority, "interval", a.Interval, "accepted", intervalRange(v.minIv, v.maxIv)}
+		})
 		return
 	}
 	r.e.mu.Lock()
@@ -482,6 +480,29 @@ func (r *runner) receive(k connKey, p Packet) {
 	out := v.m.Receive(now, p.Src, a)
 	r.noteMaster(v, now, p.Src, a, out)
 	r.handle(v, out, now)
+}
+
+// noteCollision keeps the last advert of another virtual router with our
+// VRID for /status. publish copies the struct; Addresses is replaced, never
+// modified, so the copies stay valid.
+func (r *runner) noteCollision(v *vr, src netip.Addr, addrs []netip.Addr) {
+	if v.collision == nil {
+		v.collision = &Collision{}
+	}
+	c := v.collision
+	c.Count++
+	c.LastSeen = time.Now()
+	same := c.Source == src.String() && len(c.Addresses) == len(addrs)
+	for i := 0; same && i < len(addrs); i++ {
+		same = c.Addresses[i] == addrs[i].String()
+	}
+	if !same {
+		theirs := make([]string, len(addrs))
+		for i, x := range addrs {
+			theirs[i] = x.String()
+		}
+		c.Source, c.Addresses = src.String(), theirs
+	}
 }
 
 // noteMaster logs a takeover caused by another router's advert, on the
@@ -518,11 +539,11 @@ func (r *runner) noteMaster(v *vr, now time.Time, src netip.Addr, a Advert, out 
 	v.known, v.knownPrio, v.knownAt = src, a.Priority, now
 	attrs = append(attrs, "master", src, "priority", a.Priority, "interval", a.Interval)
 	if stale {
-		r.rlog.event(now, rateKey{"master-seen", v}, slog.LevelInfo, "master seen", attrs...)
+		r.rlog.event(now, rateKey{"master-seen", v}, slog.LevelInfo, "master seen", func() []any { return attrs })
 		return
 	}
 	r.rlog.event(now, rateKey{"master-change", v}, slog.LevelWarn, "another router took over as master",
-		append(attrs, "previous", prev, "previousPriority", prevPrio)...)
+		func() []any { return append(attrs, "previous", prev, "previousPriority", prevPrio) })
 }
 
 // checkRoute checks how an advert for v arrived (RFC 5798 §7.1 and the
@@ -561,7 +582,7 @@ func checkRoute(v *vr, p Packet) DropReason {
 // dropped counts a discarded packet and logs it, rate-limited per reason
 // and router. Adverts for other VRIDs are normal on a shared segment (Info);
 // everything else means a misconfiguration or an attack (Warn).
-func (r *runner) dropped(now time.Time, why DropReason, v *vr, attrs ...any) {
+func (r *runner) dropped(now time.Time, why DropReason, v *vr, attrs func() []any) {
 	r.e.drop(why)
 	level := slog.LevelWarn
 	if why == DropVRID || why == DropOwn {
@@ -576,11 +597,13 @@ func (r *runner) dropped(now time.Time, why DropReason, v *vr, attrs ...any) {
 	case DropDst:
 		msg = "dropped an advert sent to the wrong destination for this router's mode"
 	}
-	a := []any{"reason", string(why)}
-	if v != nil {
-		a = append(a, "group", v.g.spec.Name, "family", v.family, "vrid", v.g.spec.VRID)
-	}
-	r.rlog.event(now, rateKey{string(why), v}, level, msg, append(a, attrs...)...)
+	r.rlog.event(now, rateKey{string(why), v}, level, msg, func() []any {
+		a := []any{"reason", string(why)}
+		if v != nil {
+			a = append(a, "group", v.g.spec.Name, "family", v.family, "vrid", v.g.spec.VRID)
+		}
+		return append(a, attrs()...)
+	})
 }
 
 func intervalRange(lo, hi time.Duration) string {

@@ -297,13 +297,14 @@ func TestElectorLogsTakeover(t *testing.T) {
 // TestRateLog: the first event of a key is logged at once, later ones
 // within the window are counted and logged together when it ends.
 func TestRateLog(t *testing.T) {
+	from := func(s string) func() []any { return func() []any { return []any{"from", s} } }
 	var buf logBuf
 	r := newRateLog(slog.New(slog.NewTextHandler(&buf, nil)), 10*time.Second)
 	k1, k2 := rateKey{"ttl", nil}, rateKey{"short", nil}
-	r.event(t0, k1, slog.LevelWarn, "drop", "from", "a")
-	r.event(t0.Add(time.Second), k1, slog.LevelWarn, "drop", "from", "b")
-	r.event(t0.Add(2*time.Second), k1, slog.LevelWarn, "drop", "from", "c")
-	r.event(t0.Add(3*time.Second), k2, slog.LevelInfo, "drop", "from", "d")
+	r.event(t0, k1, slog.LevelWarn, "drop", from("a"))
+	r.event(t0.Add(time.Second), k1, slog.LevelWarn, "drop", from("b"))
+	r.event(t0.Add(2*time.Second), k1, slog.LevelWarn, "drop", from("c"))
+	r.event(t0.Add(3*time.Second), k2, slog.LevelInfo, "drop", from("d"))
 	if d, ok := r.next(); !ok || !d.Equal(t0.Add(10*time.Second)) {
 		t.Fatalf("next %v %v", d, ok)
 	}
@@ -313,15 +314,15 @@ func TestRateLog(t *testing.T) {
 	}
 	r.flush(t0.Add(10 * time.Second))
 	l := buf.lines()
-	if len(l) != 3 || !strings.Contains(l[0], "from=a count=1") || !strings.Contains(l[1], "from=d count=1") || !strings.Contains(l[2], "from=c count=2") {
+	if len(l) != 3 || !strings.Contains(l[0], "from=a count=1") || !strings.Contains(l[1], "from=d count=1") || !strings.Contains(l[2], "from=b count=2") {
 		t.Fatalf("lines:\n%s", buf.String())
 	}
 	if _, ok := r.next(); ok {
 		t.Fatal("nothing is held, next must say so")
 	}
 	// A window that ended without a flush: the held event joins the next line.
-	r.event(t0.Add(11*time.Second), k2, slog.LevelInfo, "drop", "from", "e")
-	r.event(t0.Add(30*time.Second), k2, slog.LevelInfo, "drop", "from", "f")
+	r.event(t0.Add(11*time.Second), k2, slog.LevelInfo, "drop", from("e"))
+	r.event(t0.Add(30*time.Second), k2, slog.LevelInfo, "drop", from("f"))
 	if l := buf.lines(); len(l) != 4 || !strings.Contains(l[3], "from=f count=2") {
 		t.Fatalf("lines:\n%s", buf.String())
 	}

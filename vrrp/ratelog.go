@@ -13,8 +13,10 @@ const logEvery = 10 * time.Second
 
 // rateLog logs the first event of a key at once, holds back the ones that
 // follow within logEvery, and logs them as one line with their count (and
-// the details of the last one) when the window ends. It is used by the
-// runner's goroutine only.
+// the details of the first of them) when the window ends. It is used by the
+// runner's goroutine only. Details are built by a function called only for
+// an event whose details are kept, so a flood of dropped packets costs a map
+// lookup per packet, not a slice of boxed values.
 type rateLog struct {
 	log   *slog.Logger
 	every time.Duration
@@ -32,7 +34,7 @@ type rateEntry struct {
 	held   uint64    // events since, not yet logged
 	level  slog.Level
 	msg    string
-	attrs  []any // of the last held event
+	attrs  []any // of the first held event
 }
 
 func newRateLog(log *slog.Logger, every time.Duration) *rateLog {
@@ -40,16 +42,18 @@ func newRateLog(log *slog.Logger, every time.Duration) *rateLog {
 }
 
 // event records one event; it is logged now unless another of its key was
-// logged less than every ago.
-func (r *rateLog) event(now time.Time, k rateKey, level slog.Level, msg string, attrs ...any) {
+// logged less than every ago. attrs must not be kept by the caller.
+func (r *rateLog) event(now time.Time, k rateKey, level slog.Level, msg string, attrs func() []any) {
 	e := r.keys[k]
 	if e == nil {
 		e = &rateEntry{}
 		r.keys[k] = e
 	}
 	if !e.logged.IsZero() && now.Sub(e.logged) < r.every {
+		if e.held == 0 {
+			e.level, e.msg, e.attrs = level, msg, attrs()
+		}
 		e.held++
-		e.level, e.msg, e.attrs = level, msg, attrs
 		if end := e.logged.Add(r.every); r.due.IsZero() || end.Before(r.due) {
 			r.due = end
 		}
@@ -59,7 +63,7 @@ func (r *rateLog) event(now time.Time, k rateKey, level slog.Level, msg string, 
 	// held events go into this line.
 	n := e.held + 1
 	e.logged, e.held, e.attrs = now, 0, nil
-	r.log.Log(context.Background(), level, msg, append(attrs, "count", n)...)
+	r.log.Log(context.Background(), level, msg, append(attrs(), "count", n)...)
 }
 
 // next is when flush has something to log; ok is false when nothing is held.
