@@ -182,8 +182,15 @@ type vr struct {
 	lastIn election.Input
 
 	minIv, maxIv time.Duration // accepted intervals of other routers' adverts
-	collision    *Collision
-	badInterval  *RejectedInterval
+	accepted     string        // the same, for /status and logs
+	// collision and badInterval are shown in /status (publish copies them);
+	// the raw values beside them spare a repeated advert any formatting.
+	collision      *Collision
+	collisionFrom  netip.Addr
+	collisionAddrs []netip.Addr
+	badInterval    *RejectedInterval
+	badFrom        netip.Addr
+	badAdvert      Advert
 
 	// The best router heard lately (noteMaster), for takeover logs.
 	known     netip.Addr
@@ -256,6 +263,7 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 			}
 			v := &vr{g: g, family: fam, conn: c, addrs: addrs, peers: map[netip.Addr]bool{}}
 			v.minIv, v.maxIv = spec.peerIntervals()
+			v.accepted = intervalRange(v.minIv, v.maxIv)
 			for _, p := range spec.Peers {
 				if p.Is4() == (fam == 4) {
 					v.dsts = append(v.dsts, p)
@@ -460,17 +468,9 @@ func (r *runner) receive(k connKey, p Packet) {
 	if a.Interval < v.minIv || a.Interval > v.maxIv {
 		// Adopting it would let one advert (spoofed, or from a router set
 		// up differently) stretch our Master_Down_Interval to 3 × 40.95s.
-		if v.badInterval == nil {
-			v.badInterval = &RejectedInterval{}
-		}
-		b := v.badInterval
-		b.Count++
-		b.LastSeen = time.Now()
-		if b.Priority != a.Priority || b.Source != p.Src.String() || b.Interval != a.Interval.String() {
-			b.Source, b.Priority, b.Interval = p.Src.String(), a.Priority, a.Interval.String()
-		}
+		r.noteBadInterval(v, p.Src, a)
 		r.dropped(now, DropIntervalRange, v, func() []any {
-			return []any{"from", p.Src, "priority", a.Priority, "interval", a.Interval, "accepted", intervalRange(v.minIv, v.maxIv)}
+			return []any{"from", p.Src, "priority", a.Priority, "interval", a.Interval, "accepted", v.accepted}
 		})
 		return
 	}
@@ -483,8 +483,7 @@ func (r *runner) receive(k connKey, p Packet) {
 }
 
 // noteCollision keeps the last advert of another virtual router with our
-// VRID for /status. publish copies the struct; Addresses is replaced, never
-// modified, so the copies stay valid.
+// VRID for /status.
 func (r *runner) noteCollision(v *vr, src netip.Addr, addrs []netip.Addr) {
 	if v.collision == nil {
 		v.collision = &Collision{}
@@ -492,16 +491,28 @@ func (r *runner) noteCollision(v *vr, src netip.Addr, addrs []netip.Addr) {
 	c := v.collision
 	c.Count++
 	c.LastSeen = time.Now()
-	same := c.Source == src.String() && len(c.Addresses) == len(addrs)
-	for i := 0; same && i < len(addrs); i++ {
-		same = c.Addresses[i] == addrs[i].String()
-	}
-	if !same {
+	if src != v.collisionFrom || !slices.Equal(addrs, v.collisionAddrs) {
+		v.collisionFrom, v.collisionAddrs = src, slices.Clone(addrs)
+		// A new slice: the copies publish made keep the old one.
 		theirs := make([]string, len(addrs))
 		for i, x := range addrs {
 			theirs[i] = x.String()
 		}
 		c.Source, c.Addresses = src.String(), theirs
+	}
+}
+
+// noteBadInterval keeps the last advert dropped for its interval for /status.
+func (r *runner) noteBadInterval(v *vr, src netip.Addr, a Advert) {
+	if v.badInterval == nil {
+		v.badInterval = &RejectedInterval{}
+	}
+	b := v.badInterval
+	b.Count++
+	b.LastSeen = time.Now()
+	if src != v.badFrom || a.Priority != v.badAdvert.Priority || a.Interval != v.badAdvert.Interval {
+		v.badFrom, v.badAdvert = src, Advert{Priority: a.Priority, Interval: a.Interval}
+		b.Source, b.Priority, b.Interval = src.String(), a.Priority, a.Interval.String()
 	}
 }
 
@@ -511,10 +522,13 @@ func (r *runner) noteCollision(v *vr, src netip.Addr, addrs []netip.Addr) {
 // not beat it comes from a router that has not heard the master yet (the
 // master answers it at once) and is not a takeover.
 func (r *runner) noteMaster(v *vr, now time.Time, src netip.Addr, a Advert, out Output) {
-	attrs := []any{"group", v.g.spec.Name, "family", v.family, "vrid", v.g.spec.VRID}
+	// who is "from" (the master stepping down) or "master" (a backup).
+	attrs := func(who string, more ...any) []any {
+		return append([]any{"group", v.g.spec.Name, "family", v.family, "vrid", v.g.spec.VRID, who, src, "priority", a.Priority, "interval", a.Interval}, more...)
+	}
 	if out.Changed && out.Reason == ReasonHigherAdv {
 		v.known, v.knownPrio, v.knownAt = src, a.Priority, now
-		r.e.log.Warn("another router took over: stepping down", append(attrs, "from", src, "priority", a.Priority, "interval", a.Interval)...)
+		r.e.log.Warn("another router took over: stepping down", attrs("from")...)
 		return
 	}
 	if v.m.State() != Backup {
@@ -537,13 +551,12 @@ func (r *runner) noteMaster(v *vr, now time.Time, src netip.Addr, a Advert, out 
 	}
 	prev, prevPrio := v.known, v.knownPrio
 	v.known, v.knownPrio, v.knownAt = src, a.Priority, now
-	attrs = append(attrs, "master", src, "priority", a.Priority, "interval", a.Interval)
 	if stale {
-		r.rlog.event(now, rateKey{"master-seen", v}, slog.LevelInfo, "master seen", func() []any { return attrs })
+		r.rlog.event(now, rateKey{"master-seen", v}, slog.LevelInfo, "master seen", func() []any { return attrs("master") })
 		return
 	}
 	r.rlog.event(now, rateKey{"master-change", v}, slog.LevelWarn, "another router took over as master",
-		func() []any { return append(attrs, "previous", prev, "previousPriority", prevPrio) })
+		func() []any { return attrs("master", "previous", prev, "previousPriority", prevPrio) })
 }
 
 // checkRoute checks how an advert for v arrived (RFC 5798 §7.1 and the
@@ -746,10 +759,10 @@ func (r *runner) publish() {
 				Group: g.spec.Name, Family: v.family, VRID: g.spec.VRID, Interface: g.spec.Interface,
 				Source: v.conn.Source().String(), State: v.m.State().String(), Priority: v.m.prio,
 				MasterPriority: mp, MasterInterval: v.m.MasterInterval().String(),
-				AcceptedIntervals: intervalRange(v.minIv, v.maxIv),
+				AcceptedIntervals: v.accepted,
 			}
 			if v.collision != nil {
-				c := *v.collision // the runner replaces, never mutates, it
+				c := *v.collision // a copy: the runner updates v.collision in place
 				s.Collision = &c
 			}
 			if v.badInterval != nil {
