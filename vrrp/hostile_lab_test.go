@@ -393,54 +393,51 @@ func TestLabWrongDestination(t *testing.T) {
 	// Multicast cluster: spoofed adverts sent to node1's own addresses (IPv4
 	// and IPv6; the latter proves the IPV6_PKTINFO destination is used).
 	t.Run("unicast-to-multicast-router", func(t *testing.T) {
-		l := lab.New(t, lab.Options{Nodes: 2, Extra: []string{"evil"}})
-		r := vrrplab.Router{VRID: 73, Interval: 100 * time.Millisecond, VIPs: []netip.Addr{l.VIPv4(73), l.VIPv6(73)}}
-		procs, probes := startPair(t, l, r, 7173, [2][]netip.Addr{})
-		evil, n1 := l.Extra["evil"], l.Nodes[0]
-		from := time.Now()
-		a4 := vrrp.Advert{VRID: 73, Priority: 255, Interval: r.Interval, Addrs: r.VIPs[:1]}
-		a6 := vrrp.Advert{VRID: 73, Priority: 255, Interval: r.Interval, Addrs: r.VIPs[1:]}
-		sendAdverts(t, evil, spoofed, n1.IPv4.Addr(), vrrp.TTL, a4, 10, 50*time.Millisecond)
-		sendAdverts(t, evil, evil.IPv6.Addr(), n1.IPv6.Addr(), vrrp.TTL, a6, 10, 50*time.Millisecond)
-		// Before the fix the first one made node1 step down; after, all
-		// 20 are counted as drops. Either ends the wait.
-		st := waitStatus(t, n1, "the spoofed adverts handled", 10*time.Second, func(st labStatus) bool {
-			return st.Dropped["destination"] >= 20 || !allMaster(st)
+		testWrongDestination(t, 73, false, func(l *lab.Lab, evil *lab.Host) (src4, dst4, src6, dst6 netip.Addr) {
+			n1 := l.Nodes[0]
+			return spoofed, n1.IPv4.Addr(), evil.IPv6.Addr(), n1.IPv6.Addr()
 		})
-		if !allMaster(st) {
-			t.Errorf("node1 stepped down on adverts sent to its own address: %+v", st.Routers)
-		}
-		checkNoLoss(t, probes, from, time.Now().Add(-200*time.Millisecond))
-		if out := procs[0].Output(); !strings.Contains(out, "reason=destination") {
-			t.Errorf("node1 logged no drop for destination:\n%s", out)
-		}
 	})
 	// Unicast cluster: spoofed adverts to the VRRP groups, IPv4 with a
 	// peer's address as source, IPv6 from a link-local address (accepted as
 	// a source in unicast mode).
 	t.Run("multicast-to-unicast-router", func(t *testing.T) {
-		l := lab.New(t, lab.Options{Nodes: 2, Extra: []string{"evil"}})
-		r := vrrplab.Router{VRID: 74, Interval: 100 * time.Millisecond, VIPs: []netip.Addr{l.VIPv4(74), l.VIPv6(74)}, Unicast: true}
-		n1, n2 := l.Nodes[0], l.Nodes[1]
-		peers := [2][]netip.Addr{{n2.IPv4.Addr(), n2.IPv6.Addr()}, {n1.IPv4.Addr(), n1.IPv6.Addr()}}
-		procs, probes := startPair(t, l, r, 7174, peers)
-		evil := l.Extra["evil"]
-		from := time.Now()
-		a4 := vrrp.Advert{VRID: 74, Priority: 255, Interval: r.Interval, Addrs: r.VIPs[:1]}
-		a6 := vrrp.Advert{VRID: 74, Priority: 255, Interval: r.Interval, Addrs: r.VIPs[1:]}
-		sendAdverts(t, evil, n2.IPv4.Addr(), vrrp.GroupV4, vrrp.TTL, a4, 10, 50*time.Millisecond)
-		sendAdverts(t, evil, linkLocal(t, evil), vrrp.GroupV6, vrrp.TTL, a6, 10, 50*time.Millisecond)
-		st := waitStatus(t, n1, "the spoofed adverts handled", 10*time.Second, func(st labStatus) bool {
-			return st.Dropped["destination"] >= 20 || !allMaster(st)
+		testWrongDestination(t, 74, true, func(l *lab.Lab, evil *lab.Host) (src4, dst4, src6, dst6 netip.Addr) {
+			return l.Nodes[1].IPv4.Addr(), vrrp.GroupV4, linkLocal(t, evil), vrrp.GroupV6
 		})
-		if !allMaster(st) {
-			t.Errorf("node1 (unicast) stepped down on multicast adverts: %+v", st.Routers)
-		}
-		checkNoLoss(t, probes, from, time.Now().Add(-200*time.Millisecond))
-		if out := procs[0].Output(); !strings.Contains(out, "reason=destination") {
-			t.Errorf("node1 logged no drop for destination:\n%s", out)
-		}
 	})
+}
+
+// testWrongDestination runs node1 (master) and node2 with one IPv4 and one
+// IPv6 VIP, sends 10 spoofed priority-255 adverts per family from the
+// addresses route returns, and checks node1 stays master, drops and logs
+// them, and loses no probe.
+func testWrongDestination(t *testing.T, vrid int, unicast bool, route func(l *lab.Lab, evil *lab.Host) (src4, dst4, src6, dst6 netip.Addr)) {
+	l := lab.New(t, lab.Options{Nodes: 2, Extra: []string{"evil"}})
+	r := vrrplab.Router{VRID: vrid, Interval: 100 * time.Millisecond, VIPs: []netip.Addr{l.VIPv4(vrid), l.VIPv6(vrid)}, Unicast: unicast}
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	var peers [2][]netip.Addr
+	if unicast {
+		peers = [2][]netip.Addr{{n2.IPv4.Addr(), n2.IPv6.Addr()}, {n1.IPv4.Addr(), n1.IPv6.Addr()}}
+	}
+	procs, probes := startPair(t, l, r, 7100+vrid, peers)
+	evil := l.Extra["evil"]
+	src4, dst4, src6, dst6 := route(l, evil)
+	from := time.Now()
+	sendAdverts(t, evil, src4, dst4, vrrp.TTL, vrrp.Advert{VRID: uint8(vrid), Priority: 255, Interval: r.Interval, Addrs: r.VIPs[:1]}, 10, 50*time.Millisecond)
+	sendAdverts(t, evil, src6, dst6, vrrp.TTL, vrrp.Advert{VRID: uint8(vrid), Priority: 255, Interval: r.Interval, Addrs: r.VIPs[1:]}, 10, 50*time.Millisecond)
+	// Before the fix the first one made node1 step down; after, all 20
+	// are counted as drops. Either ends the wait.
+	st := waitStatus(t, n1, "the spoofed adverts handled", 10*time.Second, func(st labStatus) bool {
+		return st.Dropped["destination"] >= 20 || !allMaster(st)
+	})
+	if !allMaster(st) {
+		t.Errorf("node1 stepped down on adverts sent to %s and %s: %+v", dst4, dst6, st.Routers)
+	}
+	checkNoLoss(t, probes, from, time.Now().Add(-200*time.Millisecond))
+	if out := procs[0].Output(); !strings.Contains(out, "reason=destination") {
+		t.Errorf("node1 logged no drop for destination:\n%s", out)
+	}
 }
 
 // TestLabSpoofedLongInterval (issue #11, 4): one spoofed priority-255
