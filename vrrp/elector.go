@@ -25,6 +25,25 @@ type GroupSpec struct {
 	PreemptDelay time.Duration
 	VIPs         []netip.Addr // both families; each VR advertises its own
 	Peers        []netip.Addr // unicast peers; empty = multicast
+	// MinPeerInterval and MaxPeerInterval bound the Max Advertise Interval
+	// accepted in other routers' adverts, which a backup adopts as
+	// Master_Adver_Interval: adverts outside are dropped (interval-range),
+	// so one spoofed advert cannot stretch Master_Down_Interval. Zero means
+	// Interval (only adverts announcing our own interval are accepted).
+	MinPeerInterval time.Duration
+	MaxPeerInterval time.Duration
+}
+
+// peerIntervals returns the accepted range of other routers' intervals.
+func (g GroupSpec) peerIntervals() (lo, hi time.Duration) {
+	lo, hi = g.MinPeerInterval, g.MaxPeerInterval
+	if lo == 0 {
+		lo = g.Interval
+	}
+	if hi == 0 {
+		hi = g.Interval
+	}
+	return lo, hi
 }
 
 // Options tune an Elector; the zero value means real sockets and clock.
@@ -62,6 +81,34 @@ type VRStatus struct {
 	Master         string `json:"master,omitempty"`
 	MasterPriority uint8  `json:"masterPriority,omitempty"`
 	MasterInterval string `json:"masterInterval"`
+	// AcceptedIntervals is the range of Max Advertise Intervals accepted
+	// from other routers ("100ms" or "50ms..1s").
+	AcceptedIntervals string `json:"acceptedIntervals"`
+	// Collision: adverts for our VRID with another address list were seen
+	// (another virtual router, a foreign cluster, uses the VRID); dropped.
+	Collision *Collision `json:"collision,omitempty"`
+	// RejectedInterval: adverts announcing an interval outside
+	// AcceptedIntervals were seen; dropped.
+	RejectedInterval *RejectedInterval `json:"rejectedInterval,omitempty"`
+}
+
+// Collision describes the last advert of another virtual router with our
+// VRID (its address list differs from ours) and how many were dropped.
+type Collision struct {
+	Source    string    `json:"source"`
+	Addresses []string  `json:"addresses"`
+	Count     uint64    `json:"count"`
+	LastSeen  time.Time `json:"lastSeen"`
+}
+
+// RejectedInterval describes the last advert dropped for its interval and
+// how many were.
+type RejectedInterval struct {
+	Source   string    `json:"source"`
+	Priority uint8     `json:"priority"`
+	Interval string    `json:"interval"`
+	Count    uint64    `json:"count"`
+	LastSeen time.Time `json:"lastSeen"`
 }
 
 // Status is the VRRP part of /status.
@@ -71,8 +118,7 @@ type Status struct {
 	Received   uint64 `json:"received"`
 	Sent       uint64 `json:"sent"`
 	SendErrors uint64 `json:"sendErrors"`
-	// Dropped counts discarded packets by reason ("address-mismatch" is
-	// counted but the advert is still accepted, as keepalived does).
+	// Dropped counts discarded packets by reason.
 	Dropped map[string]uint64 `json:"dropped"`
 }
 
@@ -134,6 +180,22 @@ type vr struct {
 	dsts   []netip.Addr // multicast group or unicast peers
 	peers  map[netip.Addr]bool
 	lastIn election.Input
+
+	minIv, maxIv time.Duration // accepted intervals of other routers' adverts
+	accepted     string        // the same, for /status and logs
+	// collision and badInterval are shown in /status (publish copies them);
+	// the raw values beside them spare a repeated advert any formatting.
+	collision      *Collision
+	collisionFrom  netip.Addr
+	collisionAddrs []netip.Addr
+	badInterval    *RejectedInterval
+	badFrom        netip.Addr
+	badAdvert      Advert
+
+	// The best router heard lately (noteMaster), for takeover logs.
+	known     netip.Addr
+	knownPrio uint8
+	knownAt   time.Time
 }
 
 type group struct {
@@ -162,13 +224,15 @@ type runner struct {
 	// readyRecheck until they can.
 	notReady map[connKey]error
 	sendFail bool // a send failed since the last readiness check
+	rlog     *rateLog
 }
 
 const readyRecheck = 100 * time.Millisecond
 
 // Run implements election.Elector.
 func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
-	r := &runner{e: e, report: report, conns: map[connKey]Conn{}, byVRID: map[connKey]map[uint8]*vr{}, notReady: map[connKey]error{}}
+	r := &runner{e: e, report: report, conns: map[connKey]Conn{}, byVRID: map[connKey]map[uint8]*vr{}, notReady: map[connKey]error{},
+		rlog: newRateLog(e.log, logEvery)}
 	defer func() {
 		for _, c := range r.conns {
 			c.Close()
@@ -198,6 +262,8 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 				r.byVRID[k] = map[uint8]*vr{}
 			}
 			v := &vr{g: g, family: fam, conn: c, addrs: addrs, peers: map[netip.Addr]bool{}}
+			v.minIv, v.maxIv = spec.peerIntervals()
+			v.accepted = intervalRange(v.minIv, v.maxIv)
 			for _, p := range spec.Peers {
 				if p.Is4() == (fam == 4) {
 					v.dsts = append(v.dsts, p)
@@ -252,6 +318,10 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 	r.publish()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// flushTimer ends the windows of rate-limited log lines (rateLog).
+	flushTimer := time.NewTimer(time.Hour)
+	defer flushTimer.Stop()
+	var flushAt time.Time
 	// recheck runs while a socket is not ready or a send failed; it is armed
 	// once, not pushed back by every event.
 	var recheck <-chan time.Time
@@ -264,7 +334,14 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 		if recheck == nil && (r.sendFail || len(r.notReady) > 0) {
 			recheck = time.After(readyRecheck)
 		}
+		if d, ok := r.rlog.next(); ok && (flushAt.IsZero() || d.Before(flushAt)) {
+			flushAt = d
+			flushTimer.Reset(max(d.Sub(e.now()), 0))
+		}
 		select {
+		case <-flushTimer.C:
+			flushAt = time.Time{}
+			r.rlog.flush(e.now())
 		case <-recheck:
 			recheck = nil
 			r.checkReady(r.sendFail)
@@ -361,46 +438,192 @@ func (r *runner) checkReady(all bool) {
 
 // receive validates a datagram (RFC 5798 §7.1) and hands it to its router.
 func (r *runner) receive(k connKey, p Packet) {
+	now := r.e.now()
 	if p.Src == r.conns[k].Source() {
-		r.e.drop(DropOwn)
+		r.dropped(now, DropOwn, nil, func() []any { return []any{"from", p.Src} })
 		return
 	}
 	a, err := Decode(p.Payload, p.Src, p.Dst)
 	if err != nil {
-		r.e.drop(ReasonOf(err))
+		r.dropped(now, ReasonOf(err), nil, func() []any { return []any{"interface", k.ifname, "from", p.Src, "to", p.Dst, "err", err} })
 		return
 	}
 	v := r.byVRID[k][a.VRID]
 	if v == nil {
-		r.e.drop(DropVRID)
+		r.dropped(now, DropVRID, nil, func() []any { return []any{"interface", k.ifname, "family", k.family, "vrid", a.VRID, "from", p.Src} })
 		return
 	}
-	if len(v.peers) == 0 {
-		// Multicast: TTL / hop limit 255 proves the sender is on the link.
-		if p.TTL != TTL {
-			r.e.drop(DropTTL)
-			return
-		}
-	} else if !v.peers[p.Src] && !p.Src.IsLinkLocalUnicast() {
-		// Unicast (an extension of RFC 5798, as in keepalived): peers may
-		// be routed and keepalived sends IPv6 unicast with the default hop
-		// limit, so the source, not the TTL, is checked. IPv6 adverts come
-		// from link-local addresses (never forwarded) even to a peer that
-		// is configured by its global address.
-		r.e.drop(DropPeer)
+	if why := checkRoute(v, p); why != "" {
+		r.dropped(now, why, v, func() []any { return []any{"from", p.Src, "to", p.Dst, "ttl", p.TTL, "priority", a.Priority} })
 		return
 	}
 	if !sameSet(a.Addrs, v.addrs) {
-		// Counted and logged, not dropped: keepalived accepts such adverts
-		// too, and during a rolling config change the lists differ briefly.
-		r.e.drop(DropAddrs)
-		r.e.log.Debug("advert address list differs from ours", "group", v.g.spec.Name, "from", p.Src, "theirs", a.Addrs, "ours", v.addrs)
+		// Another virtual router uses our VRID (a foreign cluster, a typo):
+		// acting on its adverts would hand our VIPs to nobody. Discarded,
+		// as keepalived does; kept in /status so an operator sees it.
+		r.noteCollision(v, p.Src, a.Addrs)
+		r.dropped(now, DropAddrs, v, func() []any { return []any{"from", p.Src, "priority", a.Priority, "theirs", a.Addrs, "ours", v.addrs} })
+		return
+	}
+	if a.Interval < v.minIv || a.Interval > v.maxIv {
+		// Adopting it would let one advert (spoofed, or from a router set
+		// up differently) stretch our Master_Down_Interval to 3 × 40.95s.
+		r.noteBadInterval(v, p.Src, a)
+		r.dropped(now, DropIntervalRange, v, func() []any {
+			return []any{"from", p.Src, "priority", a.Priority, "interval", a.Interval, "accepted", v.accepted}
+		})
+		return
 	}
 	r.e.mu.Lock()
 	r.e.rx++
 	r.e.mu.Unlock()
-	now := r.e.now()
-	r.handle(v, v.m.Receive(now, p.Src, a), now)
+	out := v.m.Receive(now, p.Src, a)
+	r.noteMaster(v, now, p.Src, a, out)
+	r.handle(v, out, now)
+}
+
+// noteCollision keeps the last advert of another virtual router with our
+// VRID for /status.
+func (r *runner) noteCollision(v *vr, src netip.Addr, addrs []netip.Addr) {
+	if v.collision == nil {
+		v.collision = &Collision{}
+	}
+	c := v.collision
+	c.Count++
+	c.LastSeen = time.Now()
+	if src != v.collisionFrom || !slices.Equal(addrs, v.collisionAddrs) {
+		v.collisionFrom, v.collisionAddrs = src, slices.Clone(addrs)
+		// A new slice: the copies publish made keep the old one.
+		theirs := make([]string, len(addrs))
+		for i, x := range addrs {
+			theirs[i] = x.String()
+		}
+		c.Source, c.Addresses = src.String(), theirs
+	}
+}
+
+// noteBadInterval keeps the last advert dropped for its interval for /status.
+func (r *runner) noteBadInterval(v *vr, src netip.Addr, a Advert) {
+	if v.badInterval == nil {
+		v.badInterval = &RejectedInterval{}
+	}
+	b := v.badInterval
+	b.Count++
+	b.LastSeen = time.Now()
+	if src != v.badFrom || a.Priority != v.badAdvert.Priority || a.Interval != v.badAdvert.Interval {
+		v.badFrom, v.badAdvert = src, Advert{Priority: a.Priority, Interval: a.Interval}
+		b.Source, b.Priority, b.Interval = src.String(), a.Priority, a.Interval.String()
+	}
+}
+
+// noteMaster logs a takeover caused by another router's advert, on the
+// master it displaces and on every backup that sees it. A backup tracks the
+// best router it has heard within Master_Down_Interval: an advert that does
+// not beat it comes from a router that has not heard the master yet (the
+// master answers it at once) and is not a takeover.
+func (r *runner) noteMaster(v *vr, now time.Time, src netip.Addr, a Advert, out Output) {
+	// who is "from" (the master stepping down) or "master" (a backup).
+	attrs := func(who string, more ...any) []any {
+		return append([]any{"group", v.g.spec.Name, "family", v.family, "vrid", v.g.spec.VRID, who, src, "priority", a.Priority, "interval", a.Interval}, more...)
+	}
+	if out.Changed && out.Reason == ReasonHigherAdv {
+		v.known, v.knownPrio, v.knownAt = src, a.Priority, now
+		r.e.log.Warn("another router took over: stepping down", attrs("from")...)
+		return
+	}
+	if v.m.State() != Backup {
+		return
+	}
+	if a.Priority == PriorityStop {
+		if src == v.known {
+			v.known = netip.Addr{}
+		}
+		return
+	}
+	if src == v.known {
+		v.knownPrio, v.knownAt = a.Priority, now
+		return
+	}
+	stale := !v.known.IsValid() || now.Sub(v.knownAt) > v.m.MasterDownInterval()
+	beats := a.Priority > v.knownPrio || (a.Priority == v.knownPrio && src.Compare(v.known) > 0)
+	if !stale && !beats {
+		return
+	}
+	prev, prevPrio := v.known, v.knownPrio
+	v.known, v.knownPrio, v.knownAt = src, a.Priority, now
+	if stale {
+		r.rlog.event(now, rateKey{"master-seen", v}, slog.LevelInfo, "master seen", func() []any { return attrs("master") })
+		return
+	}
+	r.rlog.event(now, rateKey{"master-change", v}, slog.LevelWarn, "another router took over as master",
+		func() []any { return attrs("master", "previous", prev, "previousPriority", prevPrio) })
+}
+
+// checkRoute checks how an advert for v arrived (RFC 5798 §7.1 and the
+// unicast extension): the destination fits the router's mode, and the TTL
+// (multicast) or the source (unicast) proves where it came from.
+func checkRoute(v *vr, p Packet) DropReason {
+	if len(v.peers) == 0 {
+		// Multicast: adverts go to the group only. One sent to a node's
+		// own address is not part of the protocol (anyone anywhere could
+		// route it here with TTL 255 left).
+		if p.Dst != v.dsts[0] {
+			return DropDst
+		}
+		// TTL / hop limit 255 proves the sender is on the link.
+		if p.TTL != TTL {
+			return DropTTL
+		}
+		return ""
+	}
+	// Unicast (an extension of RFC 5798, as in keepalived): our peers send
+	// to our address; a multicast (or broadcast) advert comes from a router
+	// that is not one of them.
+	if p.Dst.IsMulticast() || p.Dst == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return DropDst
+	}
+	// Peers may be routed and keepalived sends IPv6 unicast with the
+	// default hop limit, so the source, not the TTL, is checked. IPv6
+	// adverts come from link-local addresses (never forwarded) even to a
+	// peer that is configured by its global address.
+	if !v.peers[p.Src] && !p.Src.IsLinkLocalUnicast() {
+		return DropPeer
+	}
+	return ""
+}
+
+// dropped counts a discarded packet and logs it, rate-limited per reason
+// and router. Adverts for other VRIDs are normal on a shared segment (Info);
+// everything else means a misconfiguration or an attack (Warn).
+func (r *runner) dropped(now time.Time, why DropReason, v *vr, attrs func() []any) {
+	r.e.drop(why)
+	level := slog.LevelWarn
+	if why == DropVRID || why == DropOwn {
+		level = slog.LevelInfo
+	}
+	msg := "dropped a VRRP packet"
+	switch why {
+	case DropAddrs:
+		msg = "dropped an advert for our VRID with other addresses: another virtual router uses this VRID"
+	case DropIntervalRange:
+		msg = "dropped an advert whose interval is outside the accepted range"
+	case DropDst:
+		msg = "dropped an advert sent to the wrong destination for this router's mode"
+	}
+	r.rlog.event(now, rateKey{string(why), v}, level, msg, func() []any {
+		a := []any{"reason", string(why)}
+		if v != nil {
+			a = append(a, "group", v.g.spec.Name, "family", v.family, "vrid", v.g.spec.VRID)
+		}
+		return append(a, attrs()...)
+	})
+}
+
+func intervalRange(lo, hi time.Duration) string {
+	if lo == hi {
+		return lo.String()
+	}
+	return lo.String() + ".." + hi.String()
 }
 
 // handle carries out a machine's output, keeps the group's routers in sync
@@ -536,6 +759,15 @@ func (r *runner) publish() {
 				Group: g.spec.Name, Family: v.family, VRID: g.spec.VRID, Interface: g.spec.Interface,
 				Source: v.conn.Source().String(), State: v.m.State().String(), Priority: v.m.prio,
 				MasterPriority: mp, MasterInterval: v.m.MasterInterval().String(),
+				AcceptedIntervals: v.accepted,
+			}
+			if v.collision != nil {
+				c := *v.collision // a copy: the runner updates v.collision in place
+				s.Collision = &c
+			}
+			if v.badInterval != nil {
+				b := *v.badInterval
+				s.RejectedInterval = &b
 			}
 			if m.IsValid() {
 				s.Master = m.String()

@@ -98,6 +98,7 @@ type cluster struct {
 }
 
 type testNode struct {
+	log    *slog.Logger // set by a before hook to see the node's log; default testLog
 	e      *Elector
 	conns  map[int]*memConn
 	cancel context.CancelFunc
@@ -131,7 +132,11 @@ func newCluster(t *testing.T, specs [][]testGroup, before ...func(int, *testNode
 		for _, g := range gs {
 			groups = append(groups, g.GroupSpec)
 		}
-		n.e = New(groups, testLog, Options{Open: func(_ context.Context, _ string, fam int) (Conn, error) { return n.conns[fam], nil }})
+		log := testLog
+		if n.log != nil {
+			log = n.log
+		}
+		n.e = New(groups, log, Options{Open: func(_ context.Context, _ string, fam int) (Conn, error) { return n.conns[fam], nil }})
 		for _, g := range gs { // as the daemon does before Run
 			n.e.SetInput(g.Name, election.Input{Eligible: true, Priority: int(g.prio)})
 		}
@@ -288,20 +293,26 @@ func TestElectorDualStackSync(t *testing.T) {
 func TestElectorDropsCounted(t *testing.T) {
 	c := newCluster(t, [][]testGroup{spec(100, "198.51.100.100")})
 	n := c.nodes[0]
-	good, _ := Encode(Advert{VRID: 51, Priority: 200, Interval: time.Second, Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.100")}}, v4b, GroupV4)
-	other, _ := Encode(Advert{VRID: 9, Priority: 200, Interval: time.Second, Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.100")}}, v4b, GroupV4)
-	wrongList, _ := Encode(Advert{VRID: 51, Priority: 200, Interval: time.Second, Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.1")}}, v4b, GroupV4)
+	good, _ := Encode(Advert{VRID: 51, Priority: 200, Interval: 20 * time.Millisecond, Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.100")}}, v4b, GroupV4)
+	other, _ := Encode(Advert{VRID: 9, Priority: 200, Interval: 20 * time.Millisecond, Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.100")}}, v4b, GroupV4)
+	wrongList, _ := Encode(Advert{VRID: 51, Priority: 200, Interval: 20 * time.Millisecond, Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.1")}}, v4b, GroupV4)
+	slow, _ := Encode(Advert{VRID: 51, Priority: 200, Interval: time.Second, Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.100")}}, v4b, GroupV4)
+	toMe, _ := Encode(Advert{VRID: 51, Priority: 200, Interval: 20 * time.Millisecond, Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.100")}}, v4b, n.conns[4].src)
 	in := n.conns[4].in
 	in <- Packet{Src: v4b, Dst: GroupV4, TTL: 64, Payload: good}
 	in <- Packet{Src: v4b, Dst: GroupV4, TTL: 255, Payload: good[:5]}
 	in <- Packet{Src: v4b, Dst: GroupV4, TTL: 255, Payload: other}
 	in <- Packet{Src: v4b, Dst: GroupV4, TTL: 255, Payload: wrongList}
 	in <- Packet{Src: n.conns[4].src, Dst: GroupV4, TTL: 255, Payload: good}
+	in <- Packet{Src: v4b, Dst: GroupV4, TTL: 255, Payload: slow}
+	in <- Packet{Src: v4b, Dst: n.conns[4].src, TTL: 255, Payload: toMe}
+	in <- Packet{Src: v4b, Dst: GroupV4, TTL: 255, Payload: good}
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		st := n.e.Status().(Status)
 		d := st.Dropped
-		if d["ttl"] == 1 && d["short"] == 1 && d["unknown-vrid"] == 1 && d["address-mismatch"] == 1 && d["own"] == 1 && st.Received == 1 {
+		if d["ttl"] == 1 && d["short"] == 1 && d["unknown-vrid"] == 1 && d["address-mismatch"] == 1 && d["own"] == 1 &&
+			d["interval-range"] == 1 && d["destination"] == 1 && st.Received == 1 {
 			break
 		}
 		if time.Now().After(deadline) {

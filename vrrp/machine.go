@@ -84,6 +84,7 @@ type Machine struct {
 	downReason     string        // why it will fire: master-down-timer, priority-0-advert or preempt
 	advertAt       time.Time     // Master: when the Adver_Timer fires
 	lowerSince     time.Time     // first lower-priority advert seen (preempt delay)
+	answeredAt     time.Time     // Master: last immediate answer to a lower-priority advert
 
 	master     netip.Addr // current master as far as known
 	masterPrio uint8
@@ -229,6 +230,17 @@ func (m *Machine) Receive(now time.Time, src netip.Addr, a Advert) Output {
 			m.becomeBackup(now)
 			m.master, m.masterPrio = src, a.Priority
 			return Output{Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: src}
+		}
+		// A lower-priority router (or an equal one with a lower address)
+		// believes it is master: discard its advert and assert ourselves at
+		// once (RFC 9568 §6.4.3, as keepalived does), so it steps down now
+		// rather than at our next advert and learning bridges see our path.
+		// At most once per Advertisement_Interval, so a stream of such
+		// adverts cannot make us send faster than twice the usual rate.
+		if m.answeredAt.IsZero() || now.Sub(m.answeredAt) >= m.p.Interval {
+			m.answeredAt = now
+			m.advertAt = now.Add(m.p.Interval)
+			return Output{Send: true, Priority: m.prio}
 		}
 	}
 	return Output{}

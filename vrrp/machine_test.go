@@ -144,14 +144,14 @@ func TestMachine(t *testing.T) {
 		{"master yields to higher priority", p100, 100, true, []step{
 			{at: 0, ev: "start", want: toBackup, state: Backup},
 			{at: 400 * ms, ev: "tick", want: master(100, ReasonMasterDown), state: Master},
-			{at: 450 * ms, ev: "recv", src: lower, adv: adv(99, 100*ms), state: Master},
+			{at: 450 * ms, ev: "recv", src: lower, adv: adv(99, 100*ms), want: send(100), state: Master},
 			{at: 460 * ms, ev: "recv", src: lower, adv: adv(101, 100*ms),
 				want: Output{Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: lower}, state: Backup},
 		}},
 		{"equal priority: higher address wins", p100, 100, true, []step{
 			{at: 0, ev: "start", want: toBackup, state: Backup},
 			{at: 400 * ms, ev: "tick", want: master(100, ReasonMasterDown), state: Master},
-			{at: 450 * ms, ev: "recv", src: lower, adv: adv(100, 100*ms), state: Master},
+			{at: 450 * ms, ev: "recv", src: lower, adv: adv(100, 100*ms), want: send(100), state: Master},
 			{at: 460 * ms, ev: "recv", src: upper, adv: adv(100, 100*ms),
 				want: Output{Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: upper}, state: Backup},
 		}},
@@ -161,6 +161,19 @@ func TestMachine(t *testing.T) {
 			{at: 420 * ms, ev: "recv", src: lower, adv: adv(0, 100*ms), want: send(100), state: Master},
 			{at: 500 * ms, ev: "tick", state: Master}, // timer restarted at 420
 			{at: 520 * ms, ev: "tick", want: send(100), state: Master},
+		}},
+		{"master answers a lower-priority advert at once, at most once per interval (RFC 9568 §6.4.3)", p100, 100, true, []step{
+			{at: 0, ev: "start", want: toBackup, state: Backup},
+			{at: 400 * ms, ev: "tick", want: master(100, ReasonMasterDown), state: Master},
+			{at: 430 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), want: send(100), state: Master},
+			{at: 440 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), state: Master},                   // rate-limited
+			{at: 500 * ms, ev: "tick", state: Master},                                                     // timer restarted at 430
+			{at: 520 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), state: Master},                   // 90ms since the answer
+			{at: 530 * ms, ev: "tick", want: send(100), state: Master},                                    // the periodic advert
+			{at: 535 * ms, ev: "recv", src: lower, adv: adv(100, 100*ms), want: send(100), state: Master}, // equal priority, lower address
+			{at: 540 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), state: Master},                   // rate-limited
+			{at: 630 * ms, ev: "tick", state: Master},
+			{at: 635 * ms, ev: "tick", want: send(100), state: Master},
 		}},
 		{"address owner starts as master", p100, 255, true, []step{
 			{at: 0, ev: "start", want: master(255, ReasonOwner), state: Master},

@@ -72,8 +72,14 @@ const (
 	DropVRID      DropReason = "unknown-vrid"     // no virtual router with this VRID on this interface
 	DropPeer      DropReason = "unknown-peer"     // unicast mode: source is not a configured peer
 	DropOwn       DropReason = "own"              // our own packet (looped back)
-	DropAddrs     DropReason = "address-mismatch" // counted only: advert accepted (see receive path)
+	DropAddrs     DropReason = "address-mismatch" // address list differs from ours: another virtual router uses our VRID
 	DropInterface DropReason = "interface"        // arrived on another interface
+	// DropDst: multicast mode, not sent to the VRRP group (224.0.0.18 /
+	// ff02::12); unicast mode, sent to a multicast or broadcast address.
+	DropDst DropReason = "destination"
+	// DropIntervalRange: the Max Advertise Interval is outside what the
+	// group accepts from other routers (GroupSpec.MinPeerInterval..MaxPeerInterval).
+	DropIntervalRange DropReason = "interval-range"
 )
 
 // DecodeError is returned by Decode; Reason is the metric label.

@@ -52,6 +52,14 @@ type GroupVRRP struct {
 	// (keepalived unicast_peer) and are accepted only from them. Every
 	// address family of the group's VIPs needs at least one peer.
 	UnicastPeers []string `yaml:"unicastPeers,omitempty"`
+	// MinPeerAdvertInterval and MaxPeerAdvertInterval bound the advert
+	// interval (Max Advertise Interval) accepted from other routers, which
+	// a backup adopts to time the master out; adverts outside are dropped
+	// so one spoofed advert cannot blind the backups. Default: advertInterval
+	// for both (every node of the group advertises at the same interval);
+	// widen them for clusters whose nodes differ on purpose.
+	MinPeerAdvertInterval *time.Duration `yaml:"minPeerAdvertInterval,omitempty"`
+	MaxPeerAdvertInterval *time.Duration `yaml:"maxPeerAdvertInterval,omitempty"`
 
 	// Peers is UnicastPeers parsed, filled in by validation.
 	Peers []netip.Addr `yaml:"-"`
@@ -152,6 +160,20 @@ func (c *Config) validateVRRP(host Host, errs *Errors) {
 		}
 		if d := *v.PreemptDelay; d < 0 || d > MaxVRRPPreemptDelay {
 			errs.add(gk+".preemptDelay", d, "must be between 0 and 1h")
+		}
+		if d := v.MinPeerAdvertInterval; d != nil {
+			if !validAdvertInterval(*d) {
+				errs.add(gk+".minPeerAdvertInterval", *d, "%s", ivRule)
+			} else if validAdvertInterval(v.AdvertInterval) && *d > v.AdvertInterval {
+				errs.add(gk+".minPeerAdvertInterval", *d, "must be at most the group's advertInterval (%s): the group's own nodes advertise at that interval", v.AdvertInterval)
+			}
+		}
+		if d := v.MaxPeerAdvertInterval; d != nil {
+			if !validAdvertInterval(*d) {
+				errs.add(gk+".maxPeerAdvertInterval", *d, "%s", ivRule)
+			} else if validAdvertInterval(v.AdvertInterval) && *d < v.AdvertInterval {
+				errs.add(gk+".maxPeerAdvertInterval", *d, "must be at least the group's advertInterval (%s): the group's own nodes advertise at that interval", v.AdvertInterval)
+			}
 		}
 		if v.Interface == "" {
 			for _, vip := range g.VIPs {

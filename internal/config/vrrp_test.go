@@ -95,6 +95,14 @@ groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastPee
 		{"peer missing for a family", `
 groups: [{name: a, vips: [{address: 198.51.100.100}, {address: "2001:db8::100"}], vrrp: {vrid: 1, unicastPeers: [198.51.100.2]}}]`,
 			[]string{"groups[0].vrrp.unicastPeers: has no IPv6 peer but the group has IPv6 VIPs"}},
+		{"peer interval bounds", `
+groups:
+- {name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, advertInterval: 100ms, minPeerAdvertInterval: 200ms, maxPeerAdvertInterval: 50ms}}
+- {name: b, vips: [{address: 198.51.100.101}], vrrp: {vrid: 2, minPeerAdvertInterval: 5ms, maxPeerAdvertInterval: 41s}}`,
+			[]string{"groups[0].vrrp.minPeerAdvertInterval: 200ms: must be at most the group's advertInterval (100ms)",
+				"groups[0].vrrp.maxPeerAdvertInterval: 50ms: must be at least the group's advertInterval (100ms)",
+				"groups[1].vrrp.minPeerAdvertInterval: 5ms: must be between 10ms and 40.95s in steps of 10ms",
+				"groups[1].vrrp.maxPeerAdvertInterval: 41s: must be between 10ms and 40.95s"}},
 		{"multicast peer", `
 groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastPeers: [224.0.0.18]}}]`,
 			[]string{`groups[0].vrrp.unicastPeers[0]: "224.0.0.18": must be a plain unicast address`}},

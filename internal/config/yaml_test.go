@@ -95,7 +95,8 @@ func fullConfigs(t *testing.T) map[string]func() *Config {
 			c.Groups = []Group{
 				{Name: "web", Priority: 200, VIPs: []VIP{{Address: "198.51.100.100"}, {Address: "2001:db8::100"}},
 					VRRP: &GroupVRRP{VRID: 51, AdvertInterval: 100 * time.Millisecond, Preempt: ptr(true), PreemptDelay: ptr(time.Duration(0)),
-						Interface: "eth0", UnicastPeers: []string{"198.51.100.11", "2001:db8::11"}}},
+						Interface: "eth0", UnicastPeers: []string{"198.51.100.11", "2001:db8::11"},
+						MinPeerAdvertInterval: ptr(50 * time.Millisecond), MaxPeerAdvertInterval: ptr(time.Second)}},
 				{Name: "api", VIPs: []VIP{{Address: "203.0.113.7"}}, VRRP: &GroupVRRP{VRID: 52}},
 			}
 			return c

@@ -23,6 +23,13 @@ func VRRPSpecs(c *config.Config) ([]vrrp.GroupSpec, error) {
 			Interval: v.AdvertInterval, Preempt: *v.Preempt, PreemptDelay: *v.PreemptDelay,
 			Peers: slices.Clone(v.Peers),
 		}
+		// Unset: zero, which the elector reads as the group's own interval.
+		if v.MinPeerAdvertInterval != nil {
+			s.MinPeerInterval = *v.MinPeerAdvertInterval
+		}
+		if v.MaxPeerAdvertInterval != nil {
+			s.MaxPeerInterval = *v.MaxPeerAdvertInterval
+		}
 		for _, vip := range g.VIPs {
 			s.VIPs = append(s.VIPs, vip.Addr)
 		}

@@ -22,7 +22,11 @@ groups:
 - name: web
   priority: 120
   vips: [{address: 198.51.100.100}, {address: "2001:db8::100"}]
-  vrrp: {vrid: 51, advertInterval: 200ms, preempt: false, preemptDelay: 3s, unicastPeers: [198.51.100.12, "2001:db8::12"]}
+  vrrp: {vrid: 51, advertInterval: 200ms, preempt: false, preemptDelay: 3s, unicastPeers: [198.51.100.12, "2001:db8::12"],
+         minPeerAdvertInterval: 100ms, maxPeerAdvertInterval: 1s}
+- name: api
+  vips: [{address: 198.51.100.101}]
+  vrrp: {vrid: 52}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -38,5 +42,11 @@ groups:
 	if s.Name != "web" || s.VRID != 51 || s.Interface != "eth0" || s.Interval != 200*time.Millisecond ||
 		s.Preempt || s.PreemptDelay != 3*time.Second || len(s.VIPs) != 2 || len(s.Peers) != 2 {
 		t.Fatalf("spec %+v", s)
+	}
+	if s.MinPeerInterval != 100*time.Millisecond || s.MaxPeerInterval != time.Second {
+		t.Fatalf("peer intervals %s %s", s.MinPeerInterval, s.MaxPeerInterval)
+	}
+	if a := specs[1]; a.MinPeerInterval != 0 || a.MaxPeerInterval != 0 || a.Interval != time.Second {
+		t.Fatalf("defaults: %+v", a)
 	}
 }

@@ -16,6 +16,10 @@ import (
 	"github.com/vipd/vipd/election"
 )
 
+// LinksUnknown is a group's reason before the first link states arrive
+// (a few milliseconds at start).
+const LinksUnknown = "link state not known yet"
+
 // LinkState is what eligibility needs to know about one interface.
 type LinkState struct {
 	Exists bool
@@ -30,7 +34,7 @@ type LinkState struct {
 // same function.)
 func Eligibility(g Group, links map[string]LinkState, hold string) election.Input {
 	if links == nil {
-		return election.Input{Priority: g.Priority, Reason: "link state not known yet"}
+		return election.Input{Priority: g.Priority, Reason: LinksUnknown}
 	}
 	var why []string
 	seen := map[string]bool{}

@@ -35,7 +35,7 @@ func TestEligibility(t *testing.T) {
 		{"one down", map[string]LinkState{"eth0": up, "bond0": {Exists: true}}, "", election.Input{Priority: 150, Reason: "link bond0 down"}},
 		{"one missing", map[string]LinkState{"bond0": up}, "", election.Input{Priority: 150, Reason: "link eth0 missing"}},
 		{"both bad, sorted, each once", map[string]LinkState{"eth0": {Exists: true}}, "", election.Input{Priority: 150, Reason: "link bond0 missing, link eth0 down"}},
-		{"links not known yet", nil, "", election.Input{Priority: 150, Reason: "link state not known yet"}},
+		{"links not known yet", nil, "", election.Input{Priority: 150, Reason: LinksUnknown}},
 		{"bind hold", map[string]LinkState{"eth0": up, "bond0": up}, "bind failed", election.Input{Priority: 150, Reason: "bind failed"}},
 		{"link and hold", map[string]LinkState{"eth0": up}, "bind failed", election.Input{Priority: 150, Reason: "link bond0 missing, bind failed"}},
 	}

@@ -94,9 +94,12 @@ func Run(ctx context.Context, spec Spec, d Deps) error {
 	tracker := newEligibilityTracker(spec.Groups, time.Now, func(group string, in election.Input) {
 		manager.SetEligibility(group, in)
 		d.Elector.SetInput(group, in)
-		if in.Eligible {
+		switch {
+		case in.Eligible:
 			log.Info("eligible", "group", group, "priority", in.Priority)
-		} else {
+		case in.Reason == LinksUnknown:
+			log.Debug("not eligible yet", "group", group, "why", in.Reason)
+		default:
 			log.Warn("not eligible", "group", group, "why", in.Reason)
 		}
 	})
