@@ -106,6 +106,42 @@ func (c *Config) applyVRRPDefaults() {
 	}
 }
 
+// VRRPLifetimeMargin is kept between a crashed master's VIP expiring and the
+// latest moment a backup takes over: the new master's bind and first
+// announcement, and the kernel's lifetime check, which runs about once a
+// second and may fire a little early (ADDRCONF_TIMER_FUZZ_MINUS).
+const VRRPLifetimeMargin = time.Second
+
+// VRRPMinLifetime is the shortest binding.lifetime that keeps a SIGKILLed
+// master's VIP bound until a backup has taken over. The VIP was last
+// refreshed up to refresh before the crash; a backup takes over at the
+// latest Master_Down_Interval = 3 × interval + Skew_Time after the last
+// advert, and Skew_Time < interval, so 4 × interval bounds it whatever the
+// backup's priority. Rounded up to whole seconds (the kernel's unit).
+func VRRPMinLifetime(refresh, interval time.Duration) time.Duration {
+	d := refresh + 4*interval + VRRPLifetimeMargin
+	if r := d % time.Second; r != 0 {
+		d += time.Second - r
+	}
+	return d
+}
+
+// vrrpMinLifetime is the largest VRRPMinLifetime over the groups in mode
+// vrrp (0 otherwise), capped at the 1h maximum so a bad interval is reported
+// against its own key. Defaults must have been applied.
+func (c *Config) vrrpMinLifetime() time.Duration {
+	var need time.Duration
+	if c.Mode != ModeVRRP {
+		return 0
+	}
+	for _, g := range c.Groups {
+		if g.VRRP != nil && validAdvertInterval(g.VRRP.AdvertInterval) {
+			need = max(need, VRRPMinLifetime(c.Binding.Refresh, g.VRRP.AdvertInterval))
+		}
+	}
+	return min(need, time.Hour)
+}
+
 func validAdvertInterval(d time.Duration) bool {
 	return d >= MinVRRPAdvertInterval && d <= MaxVRRPAdvertInterval && d%MinVRRPAdvertInterval == 0
 }
@@ -121,6 +157,23 @@ func (c *Config) validateVRRP(host Host, errs *Errors) {
 		if m.PreemptDelay < 0 || m.PreemptDelay > MaxVRRPPreemptDelay {
 			errs.add("vrrp.preemptDelay", m.PreemptDelay, "must be between 0 and 1h")
 		}
+	}
+	// The dead-man's switch must not open a gap: a crashed master's VIP has
+	// to outlive the backups' Master_Down_Interval (issue #11, 7c).
+	worst := -1
+	var worstNeed time.Duration
+	for gi, g := range c.Groups {
+		if g.VRRP == nil || !validAdvertInterval(g.VRRP.AdvertInterval) {
+			continue
+		}
+		if need := VRRPMinLifetime(c.Binding.Refresh, g.VRRP.AdvertInterval); need > worstNeed {
+			worst, worstNeed = gi, need
+		}
+	}
+	if worst >= 0 && c.Binding.Lifetime < worstNeed && c.Binding.Refresh >= 100*time.Millisecond {
+		errs.add("binding.lifetime", c.Binding.Lifetime,
+			"must be at least %s in mode vrrp: binding.refresh (%s) + 4 × groups[%d].vrrp.advertInterval (%s, bounding Master_Down_Interval = 3 × interval + Skew_Time) + %s margin, rounded up to whole seconds, so a crashed master's VIP is still bound when a backup takes over (leave binding.lifetime unset to derive it)",
+			worstNeed, c.Binding.Refresh, worst, c.Groups[worst].VRRP.AdvertInterval, VRRPLifetimeMargin)
 	}
 	type vrKey struct {
 		ifc    string

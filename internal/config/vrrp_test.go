@@ -98,6 +98,12 @@ groups: [{name: a, vips: [{address: 198.51.100.100}, {address: "2001:db8::100"}]
 		{"multicast peer", `
 groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastPeers: [224.0.0.18]}}]`,
 			[]string{`groups[0].vrrp.unicastPeers[0]: "224.0.0.18": must be a plain unicast address`}},
+		{"lifetime shorter than Master_Down_Interval", `
+binding: {lifetime: 3s}
+groups:
+- {name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, advertInterval: 100ms}}
+- {name: b, vips: [{address: 198.51.100.101}], vrrp: {vrid: 2, advertInterval: 1s}}`,
+			[]string{"binding.lifetime: 3s: must be at least 6s in mode vrrp: binding.refresh (1s) + 4 × groups[1].vrrp.advertInterval (1s"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg, err := Parse([]byte(vrrpHead + c.yaml))
@@ -114,6 +120,42 @@ groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastPee
 				}
 			}
 		})
+	}
+}
+
+// TestVRRPDerivedLifetime: an unset binding.lifetime outlives the slowest
+// group's Master_Down_Interval after a crash (issue #11, 7c: with 1s adverts
+// and a 3s lifetime the VIP expired ~850ms before keepalived took over).
+func TestVRRPDerivedLifetime(t *testing.T) {
+	for _, c := range []struct {
+		extra, interval string
+		want            time.Duration
+	}{
+		{"", "100ms", 3 * time.Second},                         // 1s + 0.4s + 1s -> 3s (the default)
+		{"", "200ms", 3 * time.Second},                         // 2.8s -> 3s
+		{"", "1s", 6 * time.Second},                            // 1s + 4s + 1s
+		{"", "3s", 14 * time.Second},                           // 1s + 12s + 1s
+		{"binding: {refresh: 500ms}\n", "1s", 6 * time.Second}, // 5.5s -> 6s
+		{"binding: {lifetime: 10s}\n", "1s", 10 * time.Second}, // explicit and long enough
+	} {
+		cfg, err := Parse([]byte(vrrpHead + c.extra + "groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, advertInterval: " + c.interval + "}}]\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(fakeHost{}); err != nil {
+			t.Errorf("%q %s: %v", c.extra, c.interval, err)
+		}
+		if cfg.Binding.Lifetime != c.want {
+			t.Errorf("%q advertInterval %s: lifetime %s, want %s", c.extra, c.interval, cfg.Binding.Lifetime, c.want)
+		}
+	}
+	// Other modes keep the plain default.
+	cfg, err := Parse([]byte("apiVersion: vipd.io/v1alpha1\nkind: Config\nnode: n1\nmode: static\ngroups: [{name: a, vips: [{address: 198.51.100.100}]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Binding.Lifetime != DefaultLifetime {
+		t.Errorf("static: lifetime %s", cfg.Binding.Lifetime)
 	}
 }
 
