@@ -25,6 +25,10 @@ type GroupSpec struct {
 	PreemptDelay time.Duration
 	VIPs         []netip.Addr // both families; each VR advertises its own
 	Peers        []netip.Addr // unicast peers; empty = multicast
+	// Sources are the unicast source addresses, at most one per family
+	// (keepalived unicast_src_ip); a family without one sends from the
+	// Conn's Source.
+	Sources []netip.Addr
 }
 
 // Options tune an Elector; the zero value means real sockets and clock.
@@ -48,6 +52,7 @@ type Elector struct {
 	txErrs   uint64
 	status   []VRStatus
 	notReady string // why a socket cannot send, empty when all can
+	kdrops   []KernelDrops
 }
 
 // VRStatus is one virtual router in /status.
@@ -103,6 +108,13 @@ func (e *Elector) Status() any {
 	for r, n := range e.drops {
 		s.Dropped[string(r)] = n
 	}
+	if len(e.kdrops) > 0 {
+		var n uint64
+		for _, k := range e.kdrops {
+			n += k.KernelDrops()
+		}
+		s.Dropped[string(DropRecvBuffer)] = n
+	}
 	return s
 }
 
@@ -133,7 +145,16 @@ type vr struct {
 	addrs  []netip.Addr // this family's VIPs, the advert's address list
 	dsts   []netip.Addr // multicast group or unicast peers
 	peers  map[netip.Addr]bool
+	src    netip.Addr // configured unicast source; invalid: the Conn's
 	lastIn election.Input
+}
+
+// source is the address this router's adverts come from.
+func (v *vr) source() netip.Addr {
+	if v.src.IsValid() {
+		return v.src
+	}
+	return v.conn.Source()
 }
 
 type group struct {
@@ -209,12 +230,22 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 				if fam == 6 {
 					v.dsts = []netip.Addr{GroupV6}
 				}
+			} else {
+				for _, a := range spec.Sources {
+					if a.Is4() == (fam == 4) {
+						v.src = a
+					}
+				}
 			}
 			// Priority and eligibility come from the daemon's input (applyInputs).
-			v.m = NewMachine(Params{Interval: spec.Interval, Preempt: spec.Preempt, PreemptDelay: spec.PreemptDelay, Self: c.Source()}, 0, false)
+			v.m = NewMachine(Params{Interval: spec.Interval, Preempt: spec.Preempt, PreemptDelay: spec.PreemptDelay, Self: v.source()}, 0, false)
 			g.vrs = append(g.vrs, v)
 			r.byVRID[k][spec.VRID] = v
 		}
+	}
+
+	if err := r.setFilters(); err != nil {
+		return err
 	}
 
 	pkts := make(chan received, 64)
@@ -298,6 +329,47 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 	}
 }
 
+// setFilters attaches the kernel filter of every socket that has one: its
+// VRIDs and, when all of them are in unicast mode, their peers (issue #11,
+// 5: a flood must not reach vipd, nor push the master's adverts out of the
+// receive buffer). It also lets Status read the kernel's overflow count.
+func (r *runner) setFilters() error {
+	var kd []KernelDrops
+	for k, c := range r.conns {
+		if d, ok := c.(KernelDrops); ok {
+			kd = append(kd, d)
+		}
+		f, ok := c.(Filter)
+		if !ok {
+			continue
+		}
+		var vrids []uint8
+		var peers []netip.Addr
+		multicast := false
+		for id, v := range r.byVRID[k] {
+			vrids = append(vrids, id)
+			if len(v.peers) == 0 {
+				multicast = true
+			}
+			for p := range v.peers {
+				peers = append(peers, p)
+			}
+		}
+		slices.Sort(vrids)
+		slices.SortFunc(peers, netip.Addr.Compare)
+		if multicast {
+			peers = nil
+		}
+		if err := f.SetFilter(vrids, peers); err != nil {
+			return fmt.Errorf("VRRP socket filter on %s (IPv%d): %w", k.ifname, k.family, err)
+		}
+	}
+	r.e.mu.Lock()
+	r.e.kdrops = kd
+	r.e.mu.Unlock()
+	return nil
+}
+
 func (r *runner) nextDeadline() (time.Time, bool) {
 	var next time.Time
 	for _, g := range r.groups {
@@ -345,6 +417,9 @@ func (r *runner) checkReady(all bool) {
 			continue
 		}
 		err := c.Ready()
+		if err == nil {
+			err = r.sourcesReady(k, c)
+		}
 		if (err == nil) != (r.notReady[k] == nil) {
 			changed = true
 		}
@@ -359,9 +434,32 @@ func (r *runner) checkReady(all bool) {
 	}
 }
 
+// SourceChecker is implemented by the real Conns: CheckSource fails while
+// addr, a configured unicast source, cannot be sent from (not on the
+// interface, or IPv6 duplicate address detection not done).
+type SourceChecker interface {
+	CheckSource(addr netip.Addr) error
+}
+
+// sourcesReady checks the configured unicast sources of the routers on k.
+func (r *runner) sourcesReady(k connKey, c Conn) error {
+	sc, ok := c.(SourceChecker)
+	if !ok {
+		return nil
+	}
+	for _, v := range r.byVRID[k] {
+		if v.src.IsValid() {
+			if err := sc.CheckSource(v.src); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // receive validates a datagram (RFC 5798 §7.1) and hands it to its router.
 func (r *runner) receive(k connKey, p Packet) {
-	if p.Src == r.conns[k].Source() {
+	if p.Src == r.conns[k].Source() || r.ownSource(k, p.Src) {
 		r.e.drop(DropOwn)
 		return
 	}
@@ -381,12 +479,14 @@ func (r *runner) receive(k connKey, p Packet) {
 			r.e.drop(DropTTL)
 			return
 		}
-	} else if !v.peers[p.Src] && !p.Src.IsLinkLocalUnicast() {
+	} else if !v.peers[p.Src] {
 		// Unicast (an extension of RFC 5798, as in keepalived): peers may
 		// be routed and keepalived sends IPv6 unicast with the default hop
-		// limit, so the source, not the TTL, is checked. IPv6 adverts come
-		// from link-local addresses (never forwarded) even to a peer that
-		// is configured by its global address.
+		// limit, so the source, not the TTL, is checked: it must be a
+		// configured peer, listed by the address it sends from (its
+		// unicastSource / unicast_src_ip, by default its primary IPv4 or
+		// link-local IPv6 address). The kernel filter already dropped
+		// other sources unless a multicast router shares the socket.
 		r.e.drop(DropPeer)
 		return
 	}
@@ -401,6 +501,16 @@ func (r *runner) receive(k connKey, p Packet) {
 	r.e.mu.Unlock()
 	now := r.e.now()
 	r.handle(v, v.m.Receive(now, p.Src, a), now)
+}
+
+// ownSource: a is the configured unicast source of a router on k.
+func (r *runner) ownSource(k connKey, a netip.Addr) bool {
+	for _, v := range r.byVRID[k] {
+		if v.src == a {
+			return true
+		}
+	}
+	return false
 }
 
 // handle carries out a machine's output, keeps the group's routers in sync
@@ -485,11 +595,15 @@ func (r *runner) reconcile(g *group, reason, peer string) {
 
 func (r *runner) send(v *vr, prio uint8) {
 	a := Advert{VRID: v.g.spec.VRID, Priority: prio, Interval: v.g.spec.Interval, Addrs: v.addrs}
-	src := v.conn.Source()
+	src := v.source()
 	for _, dst := range v.dsts {
 		b, err := Encode(a, src, dst)
 		if err == nil {
-			err = v.conn.Send(b, dst)
+			if fs, ok := v.conn.(FromSender); ok && v.src.IsValid() {
+				err = fs.SendFrom(b, src, dst)
+			} else {
+				err = v.conn.Send(b, dst)
+			}
 		}
 		if err != nil {
 			r.sendFail = true
@@ -534,7 +648,7 @@ func (r *runner) publish() {
 			m, mp := v.m.Master()
 			s := VRStatus{
 				Group: g.spec.Name, Family: v.family, VRID: g.spec.VRID, Interface: g.spec.Interface,
-				Source: v.conn.Source().String(), State: v.m.State().String(), Priority: v.m.prio,
+				Source: v.source().String(), State: v.m.State().String(), Priority: v.m.prio,
 				MasterPriority: mp, MasterInterval: v.m.MasterInterval().String(),
 			}
 			if m.IsValid() {

@@ -250,8 +250,8 @@ func TestLabFailover(t *testing.T) {
 }
 
 // TestLabUnicastIPv6: two vipd nodes with unicastPeers given as global IPv6
-// addresses (adverts are sent from link-local addresses) elect one master
-// and fail over on SIGTERM.
+// addresses, sending from them (unicastSource; a peer is listed by the
+// address it sends from), elect one master and fail over on SIGTERM.
 func TestLabUnicastIPv6(t *testing.T) {
 	l := lab.New(t, lab.Options{Nodes: 2})
 	bin := lab.BuildVipd(t)
@@ -261,7 +261,7 @@ func TestLabUnicastIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := func(i, prio int) string {
-		peer := l.Nodes[1-i].IPv6.Addr()
+		peer, self := l.Nodes[1-i].IPv6.Addr(), l.Nodes[i].IPv6.Addr()
 		return fmt.Sprintf(`apiVersion: vipd.io/v1alpha1
 kind: Config
 node: %s
@@ -270,8 +270,8 @@ groups:
 - name: web
   priority: %d
   vips: [{address: "%s"}]
-  vrrp: {vrid: 54, advertInterval: 100ms, unicastPeers: ["%s"]}
-`, l.Nodes[i].Name, prio, vip, peer)
+  vrrp: {vrid: 54, advertInterval: 100ms, unicastPeers: ["%s"], unicastSource: ["%s"]}
+`, l.Nodes[i].Name, prio, vip, peer, self)
 	}
 	p1, err := l.StartVipd(l.Nodes[0], bin, cfg(0, 150))
 	if err != nil {

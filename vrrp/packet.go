@@ -74,6 +74,9 @@ const (
 	DropOwn       DropReason = "own"              // our own packet (looped back)
 	DropAddrs     DropReason = "address-mismatch" // counted only: advert accepted (see receive path)
 	DropInterface DropReason = "interface"        // arrived on another interface
+	// DropRecvBuffer counts what the kernel dropped because the socket's
+	// receive buffer was full (read from the socket, not counted by vipd).
+	DropRecvBuffer DropReason = "receive-buffer"
 )
 
 // DecodeError is returned by Decode; Reason is the metric label.

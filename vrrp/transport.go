@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/ipv4"
@@ -55,7 +57,10 @@ func Open(ctx context.Context, ifname string, family int) (Conn, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		if err := rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname)
+			if serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname); serr != nil {
+				return
+			}
+			serr = setRecvBuffer(int(fd))
 		}); err != nil {
 			return err
 		}
@@ -88,6 +93,68 @@ func Open(ctx context.Context, ifname string, family int) (Conn, error) {
 	}
 	return c, nil
 }
+
+// RecvBuffer is the receive buffer asked for on every VRRP socket. A
+// minimum-size advert takes about 1 KiB of buffer in the kernel's accounting,
+// so this holds several thousand datagrams: at 20,000 adverts/s (issue #11,
+// 5) a quarter of a second in which vipd is not scheduled, instead of the
+// ~200 datagrams of the default 208 KiB (net.core.rmem_default), after which
+// the kernel dropped the master's adverts with the flood. The kernel counts
+// it twice (bookkeeping overhead) and only fills it under load.
+const RecvBuffer = 4 << 20
+
+// setRecvBuffer sets SO_RCVBUFFORCE (above net.core.rmem_max; needs
+// CAP_NET_ADMIN, which vipd has to bind VIPs), else SO_RCVBUF (capped at
+// rmem_max by the kernel).
+func setRecvBuffer(fd int) error {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, RecvBuffer) == nil {
+		return nil
+	}
+	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, RecvBuffer)
+}
+
+// socketDrops reads the kernel's count of datagrams dropped because the
+// socket's receive buffer was full (SO_MEMINFO, SK_MEMINFO_DROPS).
+func socketDrops(rc syscall.RawConn) uint64 {
+	var mi [unix.SK_MEMINFO_VARS]uint32
+	var n uint64
+	_ = rc.Control(func(fd uintptr) {
+		l := uint32(unsafe.Sizeof(mi))
+		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&mi[0])), uintptr(unsafe.Pointer(&l)), 0)
+		if e == 0 && l >= 4*(unix.SK_MEMINFO_DROPS+1) {
+			n = uint64(mi[unix.SK_MEMINFO_DROPS])
+		}
+	})
+	return n
+}
+
+// recvBatch is how many datagrams one recvmmsg(2) returns at most: under a
+// flood one system call and one wake-up serve many adverts.
+const recvBatch = 32
+
+// Filter is implemented by the real Conns: it attaches FilterProgram (the
+// VRIDs served on the socket and, in unicast mode, the peers) in the kernel.
+type Filter interface {
+	SetFilter(vrids []uint8, peers []netip.Addr) error
+}
+
+// KernelDrops is implemented by the real Conns: datagrams the kernel
+// dropped because the receive buffer was full.
+type KernelDrops interface {
+	KernelDrops() uint64
+}
+
+func newBatch(oob int) []socket {
+	ms := make([]socket, recvBatch)
+	for i := range ms {
+		ms[i] = socket{Buffers: [][]byte{make([]byte, 1500)}, OOB: make([]byte, oob)}
+	}
+	return ms
+}
+
+// socket is one recvmmsg slot (ipv4.Message and ipv6.Message are the same type).
+type socket = ipv4.Message
 
 // waitSource finds the interface's source address, waiting up to 5s for an
 // IPv6 link-local address to finish duplicate address detection.
@@ -146,8 +213,12 @@ func SourceAddr(ifname string, family int) (netip.Addr, error) {
 type conn4 struct {
 	ifi *net.Interface
 	raw *ipv4.RawConn
+	rc  syscall.RawConn
 	mu  sync.Mutex
 	src netip.Addr
+	// The current recvmmsg batch, used by Recv only.
+	batch      []socket
+	next, have int
 }
 
 func newConn4(pc net.PacketConn, ifi *net.Interface, src netip.Addr) (*conn4, error) {
@@ -168,7 +239,15 @@ func newConn4(pc net.PacketConn, ifi *net.Interface, src netip.Addr) (*conn4, er
 	if err := raw.SetControlMessage(ipv4.FlagInterface, true); err != nil {
 		return nil, err
 	}
-	return &conn4{ifi: ifi, raw: raw, src: src}, nil
+	sc, ok := pc.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("not a system socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return &conn4{ifi: ifi, raw: raw, rc: rc, src: src, batch: newBatch(len(ipv4.NewControlMessage(ipv4.FlagInterface)))}, nil
 }
 
 func (c *conn4) Source() netip.Addr {
@@ -177,8 +256,54 @@ func (c *conn4) Source() netip.Addr {
 	return c.src
 }
 
+// FromSender is implemented by the real Conns: SendFrom is Send from src, a
+// configured unicast source, instead of Source.
+type FromSender interface {
+	SendFrom(payload []byte, src, dst netip.Addr) error
+}
+
+// CheckSource implements SourceChecker.
+func (c *conn4) CheckSource(a netip.Addr) error { return checkSource(c.ifi.Name, a) }
+
+// CheckSource implements SourceChecker.
+func (c *conn6) CheckSource(a netip.Addr) error { return checkSource(c.ifi.Name, a) }
+
+// checkSource fails unless a is a usable (for IPv6: not tentative) address
+// of the interface.
+func checkSource(ifname string, a netip.Addr) error {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("vrrp interface %q: %w", ifname, err)
+	}
+	fam := netlink.FAMILY_V4
+	if a.Is6() {
+		fam = netlink.FAMILY_V6
+	}
+	addrs, err := netlink.AddrList(link, fam)
+	if err != nil {
+		return fmt.Errorf("vrrp interface %q: listing addresses: %w", ifname, err)
+	}
+	for _, x := range addrs {
+		if ip, ok := netip.AddrFromSlice(x.IP); ok && ip.Unmap() == a {
+			if x.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
+				return fmt.Errorf("unicast source %s on %s is not usable yet (duplicate address detection)", a, ifname)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("unicast source %s is not an address of %s", a, ifname)
+}
+
 func (c *conn4) Send(p []byte, dst netip.Addr) error {
-	src := c.Source()
+	err := c.SendFrom(p, c.Source(), dst)
+	if err != nil {
+		c.refreshSource()
+	}
+	return err
+}
+
+// SendFrom implements FromSender.
+func (c *conn4) SendFrom(p []byte, src, dst netip.Addr) error {
 	h := &ipv4.Header{
 		Version: ipv4.Version, Len: ipv4.HeaderLen,
 		TOS:      0xc0, // precedence "internetwork control", as keepalived
@@ -186,11 +311,7 @@ func (c *conn4) Send(p []byte, dst netip.Addr) error {
 		TTL:      TTL, Protocol: IPProtocol,
 		Src: src.AsSlice(), Dst: dst.AsSlice(),
 	}
-	err := c.raw.WriteTo(h, p, &ipv4.ControlMessage{IfIndex: c.ifi.Index})
-	if err != nil {
-		c.refreshSource()
-	}
-	return err
+	return c.raw.WriteTo(h, p, &ipv4.ControlMessage{IfIndex: c.ifi.Index})
 }
 
 // refreshSource re-reads the primary address after a failed send (it may
@@ -221,36 +342,78 @@ func readySource(mu *sync.Mutex, src *netip.Addr, ifname string, fam int) error 
 }
 
 func (c *conn4) Recv() (Packet, error) {
-	buf := make([]byte, 1500)
 	for {
-		h, p, cm, err := c.raw.ReadFrom(buf)
-		if err != nil {
-			if isTemporary(err) {
-				continue
+		if c.next == c.have {
+			n, err := c.raw.ReadBatch(c.batch, 0)
+			if err != nil {
+				if isTemporary(err) {
+					continue
+				}
+				return Packet{}, err
 			}
-			return Packet{}, err
-		}
-		if cm != nil && cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
+			c.next, c.have = 0, n
 			continue
 		}
-		src, _ := netip.AddrFromSlice(h.Src.To4())
-		dst, _ := netip.AddrFromSlice(h.Dst.To4())
-		// Raw IPv4 sockets hand over the whole datagram; trust the header's
-		// total length over the read size.
-		if n := h.TotalLen - h.Len; n >= 0 && n < len(p) {
-			p = p[:n]
+		m := &c.batch[c.next]
+		c.next++
+		if p, ok := c.parse(m); ok {
+			return p, nil
 		}
-		return Packet{Src: src, Dst: dst, TTL: h.TTL, Payload: append([]byte(nil), p...)}, nil
 	}
 }
+
+// parse reads the IPv4 header a raw socket hands over with the datagram.
+func (c *conn4) parse(m *socket) (Packet, bool) {
+	if m.NN > 0 {
+		var cm ipv4.ControlMessage
+		if cm.Parse(m.OOB[:m.NN]) == nil && cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
+			return Packet{}, false
+		}
+	}
+	b := m.Buffers[0][:m.N]
+	if len(b) < ipv4.HeaderLen || b[0]>>4 != 4 {
+		return Packet{}, false
+	}
+	hl := int(b[0]&0x0f) * 4
+	if hl < ipv4.HeaderLen || hl > len(b) {
+		return Packet{}, false
+	}
+	p := b[hl:]
+	// Trust the header's total length over the read size.
+	if n := int(binary.BigEndian.Uint16(b[2:4])) - hl; n >= 0 && n < len(p) {
+		p = p[:n]
+	}
+	return Packet{
+		Src:     netip.AddrFrom4([4]byte(b[12:16])),
+		Dst:     netip.AddrFrom4([4]byte(b[16:20])),
+		TTL:     int(b[8]),
+		Payload: append([]byte(nil), p...),
+	}, true
+}
+
+// SetFilter attaches FilterProgram for IPv4.
+func (c *conn4) SetFilter(vrids []uint8, peers []netip.Addr) error {
+	prog, err := FilterProgram(4, vrids, peers)
+	if err != nil {
+		return err
+	}
+	return c.raw.SetBPF(prog)
+}
+
+// KernelDrops implements KernelDrops.
+func (c *conn4) KernelDrops() uint64 { return socketDrops(c.rc) }
 
 func (c *conn4) Close() error { return c.raw.Close() }
 
 type conn6 struct {
 	ifi *net.Interface
 	pc  *ipv6.PacketConn
+	rc  syscall.RawConn
 	mu  sync.Mutex
 	src netip.Addr
+	// The current recvmmsg batch, used by Recv only.
+	batch      []socket
+	next, have int
 }
 
 func newConn6(pc net.PacketConn, ifi *net.Interface, src netip.Addr) (*conn6, error) {
@@ -274,7 +437,16 @@ func newConn6(pc net.PacketConn, ifi *net.Interface, src netip.Addr) (*conn6, er
 	if err := p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst|ipv6.FlagInterface, true); err != nil {
 		return nil, err
 	}
-	return &conn6{ifi: ifi, pc: p, src: src}, nil
+	sc, ok := pc.(syscall.Conn)
+	if !ok {
+		return nil, errors.New("not a system socket")
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	oob := len(ipv6.NewControlMessage(ipv6.FlagHopLimit | ipv6.FlagDst | ipv6.FlagInterface))
+	return &conn6{ifi: ifi, pc: p, rc: rc, src: src, batch: newBatch(oob)}, nil
 }
 
 func (c *conn6) Source() netip.Addr {
@@ -283,14 +455,19 @@ func (c *conn6) Source() netip.Addr {
 	return c.src
 }
 
-func (c *conn6) Send(p []byte, dst netip.Addr) error {
-	src := c.Source()
+// SendFrom implements FromSender.
+func (c *conn6) SendFrom(p []byte, src, dst netip.Addr) error {
 	cm := &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifi.Index, HopLimit: TTL}
 	to := &net.IPAddr{IP: dst.AsSlice()}
 	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() {
 		to.Zone = c.ifi.Name
 	}
 	_, err := c.pc.WriteTo(p, cm, to)
+	return err
+}
+
+func (c *conn6) Send(p []byte, dst netip.Addr) error {
+	err := c.SendFrom(p, c.Source(), dst)
 	if err != nil {
 		// The link-local address goes away with the link (and comes back
 		// after DAD): look it up again.
@@ -304,30 +481,48 @@ func (c *conn6) Send(p []byte, dst netip.Addr) error {
 }
 
 func (c *conn6) Recv() (Packet, error) {
-	buf := make([]byte, 1500)
 	for {
-		n, cm, from, err := c.pc.ReadFrom(buf)
-		if err != nil {
-			if isTemporary(err) {
-				continue
+		if c.next == c.have {
+			n, err := c.pc.ReadBatch(c.batch, 0)
+			if err != nil {
+				if isTemporary(err) {
+					continue
+				}
+				return Packet{}, err
 			}
-			return Packet{}, err
-		}
-		if cm == nil {
+			c.next, c.have = 0, n
 			continue
 		}
-		if cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
+		m := &c.batch[c.next]
+		c.next++
+		if m.NN == 0 {
 			continue
 		}
-		ia, ok := from.(*net.IPAddr)
+		var cm ipv6.ControlMessage
+		if cm.Parse(m.OOB[:m.NN]) != nil || (cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index) {
+			continue
+		}
+		ia, ok := m.Addr.(*net.IPAddr)
 		if !ok {
 			continue
 		}
 		src, _ := netip.AddrFromSlice(ia.IP)
 		dst, _ := netip.AddrFromSlice(cm.Dst)
-		return Packet{Src: src.Unmap(), Dst: dst.Unmap(), TTL: cm.HopLimit, Payload: append([]byte(nil), buf[:n]...)}, nil
+		return Packet{Src: src.Unmap(), Dst: dst.Unmap(), TTL: cm.HopLimit, Payload: append([]byte(nil), m.Buffers[0][:m.N]...)}, nil
 	}
 }
+
+// SetFilter attaches FilterProgram for IPv6.
+func (c *conn6) SetFilter(vrids []uint8, peers []netip.Addr) error {
+	prog, err := FilterProgram(6, vrids, peers)
+	if err != nil {
+		return err
+	}
+	return c.pc.SetBPF(prog)
+}
+
+// KernelDrops implements KernelDrops.
+func (c *conn6) KernelDrops() uint64 { return socketDrops(c.rc) }
 
 func (c *conn6) Close() error { return c.pc.Close() }
 

@@ -49,9 +49,16 @@ type GroupVRRP struct {
 	// (keepalived unicast_peer) and are accepted only from them. Every
 	// address family of the group's VIPs needs at least one peer.
 	UnicastPeers []string `yaml:"unicastPeers"`
+	// UnicastSource is the address unicast adverts are sent from, at most
+	// one per address family (keepalived unicast_src_ip), and this node's
+	// address in the peers' unicastPeers. Default: the interface's primary
+	// IPv4 address and its IPv6 link-local address. Only with UnicastPeers.
+	UnicastSource []string `yaml:"unicastSource"`
 
-	// Peers is UnicastPeers parsed, filled in by validation.
-	Peers []netip.Addr `yaml:"-"`
+	// Peers is UnicastPeers parsed, Sources UnicastSource parsed; filled in
+	// by validation.
+	Peers   []netip.Addr `yaml:"-"`
+	Sources []netip.Addr `yaml:"-"`
 }
 
 // Families lists the address families (4, 6) of the group's VIPs, in that
@@ -241,6 +248,41 @@ func (c *Config) validateVRRP(host Host, errs *Errors) {
 			seenPeer[p] = true
 			peerFam[fam] = true
 			v.Peers = append(v.Peers, p)
+		}
+		v.Sources = v.Sources[:0]
+		srcFam := map[int]string{}
+		for si, s := range v.UnicastSource {
+			sk := gk + ".unicastSource[" + strconv.Itoa(si) + "]"
+			a, err := netip.ParseAddr(s)
+			switch {
+			case err != nil:
+				errs.add(sk, s, "is not an IPv4 or IPv6 address")
+				continue
+			case a.Is4In6() || a.Zone() != "" || a.IsUnspecified() || a.IsMulticast() || a.IsLoopback():
+				errs.add(sk, s, "must be a plain unicast address of this node (no zone, not IPv4-mapped, multicast, loopback or unspecified)")
+				continue
+			case len(v.UnicastPeers) == 0:
+				errs.add(sk, s, "needs unicastPeers: multicast adverts come from the primary IPv4 or the link-local IPv6 address (RFC 5798)")
+				continue
+			}
+			fam := 6
+			if a.Is4() {
+				fam = 4
+			}
+			if !containsInt(families, fam) {
+				errs.add(sk, s, "is IPv%d but the group has no IPv%d VIP", fam, fam)
+				continue
+			}
+			if prev, dup := srcFam[fam]; dup {
+				errs.add(sk, s, "is a second IPv%d source (%s is the first): one per family", fam, prev)
+				continue
+			}
+			if seenPeer[a] {
+				errs.add(sk, s, "is also listed in unicastPeers: the source is this node's own address")
+				continue
+			}
+			srcFam[fam] = s
+			v.Sources = append(v.Sources, a)
 		}
 		if len(v.Peers) > 0 {
 			for _, f := range families {

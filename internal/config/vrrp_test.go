@@ -17,7 +17,7 @@ groups:
 - name: api
   priority: 150
   vips: [{address: 203.0.113.7}]
-  vrrp: {vrid: 51, advertInterval: 100ms, preempt: false, preemptDelay: 5s, unicastPeers: [203.0.113.2, 203.0.113.3]}
+  vrrp: {vrid: 51, advertInterval: 100ms, preempt: false, preemptDelay: 5s, unicastPeers: [203.0.113.2, 203.0.113.3], unicastSource: [203.0.113.1]}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +33,8 @@ groups:
 		t.Errorf("families %v", f)
 	}
 	a := c.Groups[1].VRRP
-	if a.AdvertInterval != 100*time.Millisecond || *a.Preempt || *a.PreemptDelay != 5*time.Second || a.Interface != "eth1" || len(a.Peers) != 2 {
+	if a.AdvertInterval != 100*time.Millisecond || *a.Preempt || *a.PreemptDelay != 5*time.Second || a.Interface != "eth1" || len(a.Peers) != 2 ||
+		len(a.Sources) != 1 || a.Sources[0].String() != "203.0.113.1" {
 		t.Errorf("api: %+v", a)
 	}
 }
@@ -98,6 +99,21 @@ groups: [{name: a, vips: [{address: 198.51.100.100}, {address: "2001:db8::100"}]
 		{"multicast peer", `
 groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastPeers: [224.0.0.18]}}]`,
 			[]string{`groups[0].vrrp.unicastPeers[0]: "224.0.0.18": must be a plain unicast address`}},
+		{"unicast source without peers", `
+groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastSource: [198.51.100.11]}}]`,
+			[]string{`groups[0].vrrp.unicastSource[0]: "198.51.100.11": needs unicastPeers`}},
+		{"two unicast sources of one family", `
+groups: [{name: a, vips: [{address: "2001:db8::100"}], vrrp: {vrid: 1, unicastPeers: ["2001:db8::12"], unicastSource: ["2001:db8::11", "2001:db8::13"]}}]`,
+			[]string{`groups[0].vrrp.unicastSource[1]: "2001:db8::13": is a second IPv6 source (2001:db8::11 is the first): one per family`}},
+		{"unicast source of another family", `
+groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastPeers: [198.51.100.12], unicastSource: ["2001:db8::11"]}}]`,
+			[]string{`groups[0].vrrp.unicastSource[0]: "2001:db8::11": is IPv6 but the group has no IPv6 VIP`}},
+		{"unicast source with a zone", `
+groups: [{name: a, vips: [{address: "2001:db8::100"}], vrrp: {vrid: 1, unicastPeers: ["2001:db8::12"], unicastSource: ["fe80::1%eth0"]}}]`,
+			[]string{`groups[0].vrrp.unicastSource[0]: "fe80::1%eth0": must be a plain unicast address of this node`}},
+		{"unicast source is a peer", `
+groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastPeers: [198.51.100.12], unicastSource: [198.51.100.12]}}]`,
+			[]string{`groups[0].vrrp.unicastSource[0]: "198.51.100.12": is also listed in unicastPeers`}},
 		{"lifetime shorter than Master_Down_Interval", `
 binding: {lifetime: 3s}
 groups:

@@ -21,7 +21,7 @@ func VRRPSpecs(c *config.Config) ([]vrrp.GroupSpec, error) {
 		s := vrrp.GroupSpec{
 			Name: g.Name, VRID: uint8(v.VRID), Interface: v.Interface,
 			Interval: v.AdvertInterval, Preempt: *v.Preempt, PreemptDelay: *v.PreemptDelay,
-			Peers: slices.Clone(v.Peers),
+			Peers: slices.Clone(v.Peers), Sources: slices.Clone(v.Sources),
 		}
 		for _, vip := range g.VIPs {
 			s.VIPs = append(s.VIPs, vip.Addr)
