@@ -168,9 +168,11 @@ type connKey struct {
 	family int
 }
 
+// received is what one socket read: one packet, or with a BatchReceiver
+// all the packets one read returned.
 type received struct {
-	key connKey
-	pkt Packet
+	key  connKey
+	pkts []Packet
 }
 
 type runner struct {
@@ -183,7 +185,14 @@ type runner struct {
 	// readyRecheck until they can.
 	notReady map[connKey]error
 	sendFail bool // a send failed since the last readiness check
+	// changed: a router changed state since the last publish, at published.
+	changed   bool
+	published time.Time
 }
+
+// publishEvery bounds how stale /status may be after adverts that changed
+// no router's state (a backup's view of the master's priority).
+const publishEvery = 50 * time.Millisecond
 
 const readyRecheck = 100 * time.Millisecond
 
@@ -254,8 +263,20 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 	defer close(done)
 	for k, c := range r.conns {
 		go func() {
+			br, _ := c.(BatchReceiver)
 			for {
-				p, err := c.Recv()
+				var ps []Packet
+				var err error
+				if br != nil {
+					ps = make([]Packet, recvBatch)
+					var n int
+					n, err = br.RecvBatch(ps)
+					ps = ps[:n]
+				} else {
+					var p Packet
+					p, err = c.Recv()
+					ps = []Packet{p}
+				}
 				if err != nil {
 					// Closed on the way out of Run, or the socket broke
 					// (interface gone): a deaf router must not stay in the
@@ -264,7 +285,7 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 					return
 				}
 				select {
-				case pkts <- received{k, p}:
+				case pkts <- received{k, ps}:
 				case <-done:
 					return
 				}
@@ -308,8 +329,16 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 				r.shutdown()
 				return err
 			}
-		case p := <-pkts:
-			r.receive(p.key, p.pkt)
+		case rp := <-pkts:
+			for _, p := range rp.pkts {
+				r.receive(rp.key, p)
+			}
+			// Under a flood, publish /status at most every publishEvery
+			// unless a router changed state: publishing formats every
+			// router's status.
+			if !r.changed && e.now().Sub(r.published) < publishEvery {
+				continue
+			}
 		case <-e.inputs.Changed():
 			// An input change is often a link coming back: check the
 			// sockets too (the IPv6 link-local address may be tentative).
@@ -525,6 +554,7 @@ func (r *runner) handle(v *vr, out Output, now time.Time) {
 		return
 	}
 	g := v.g
+	r.changed = true
 	r.e.log.Info("vrrp state", "group", g.spec.Name, "family", v.family, "vrid", g.spec.VRID, "state", out.State.String(), "reason", out.Reason)
 	if out.State == Master {
 		if out.Send {
@@ -642,6 +672,7 @@ func (r *runner) shutdown() {
 }
 
 func (r *runner) publish() {
+	r.changed, r.published = false, r.e.now()
 	var st []VRStatus
 	for _, g := range r.groups {
 		for _, v := range g.vrs {

@@ -131,7 +131,52 @@ func socketDrops(rc syscall.RawConn) uint64 {
 
 // recvBatch is how many datagrams one recvmmsg(2) returns at most: under a
 // flood one system call and one wake-up serve many adverts.
-const recvBatch = 32
+const recvBatch = 64
+
+// Under a flood (more than busyPackets in busyWindow) a reader waits
+// coalesce before each read, so adverts are taken from the kernel by the
+// batch rather than one wake-up each (issue #11, 5: the cost of a flood is
+// wake-ups, not parsing). An advert waits at most that much longer; at
+// 20,000/s a pause queues ~40 datagrams, far below RecvBuffer.
+const (
+	busyWindow  = 10 * time.Millisecond
+	busyPackets = 20
+	coalesce    = 2 * time.Millisecond
+)
+
+// pacer tracks the receive rate of one socket.
+type pacer struct {
+	windowStart time.Time
+	count       int
+	busy        bool
+	drained     bool // the last read returned less than a full batch
+}
+
+// before is called before each read: it pauses while the socket is busy,
+// once the queue has been drained (a backlog is read at once).
+func (p *pacer) before() {
+	if p.busy && p.drained {
+		time.Sleep(coalesce)
+	}
+}
+
+// after accounts n datagrams read.
+func (p *pacer) after(n int) {
+	now := time.Now()
+	if now.Sub(p.windowStart) >= busyWindow {
+		p.busy = p.count > busyPackets
+		p.windowStart, p.count = now, 0
+	}
+	p.count += n
+	p.drained = n < recvBatch
+}
+
+// BatchReceiver is implemented by the real Conns: RecvBatch fills ps with
+// the datagrams already read (at least one; it blocks for the first), so
+// the elector hands them over in one go.
+type BatchReceiver interface {
+	RecvBatch(ps []Packet) (int, error)
+}
 
 // Filter is implemented by the real Conns: it attaches FilterProgram (the
 // VRIDs served on the socket and, in unicast mode, the peers) in the kernel.
@@ -219,6 +264,7 @@ type conn4 struct {
 	// The current recvmmsg batch, used by Recv only.
 	batch      []socket
 	next, have int
+	pace       pacer
 }
 
 func newConn4(pc net.PacketConn, ifi *net.Interface, src netip.Addr) (*conn4, error) {
@@ -343,23 +389,32 @@ func readySource(mu *sync.Mutex, src *netip.Addr, ifname string, fam int) error 
 
 func (c *conn4) Recv() (Packet, error) {
 	for {
-		if c.next == c.have {
-			n, err := c.raw.ReadBatch(c.batch, 0)
-			if err != nil {
-				if isTemporary(err) {
-					continue
-				}
-				return Packet{}, err
-			}
-			c.next, c.have = 0, n
-			continue
+		if p, ok := c.take(); ok {
+			return p, nil
 		}
+		c.pace.before()
+		n, err := c.raw.ReadBatch(c.batch, 0)
+		c.pace.after(n)
+		if err != nil {
+			if isTemporary(err) {
+				continue
+			}
+			return Packet{}, err
+		}
+		c.next, c.have = 0, n
+	}
+}
+
+// take returns the next valid datagram of the current batch, if any.
+func (c *conn4) take() (Packet, bool) {
+	for c.next < c.have {
 		m := &c.batch[c.next]
 		c.next++
 		if p, ok := c.parse(m); ok {
-			return p, nil
+			return p, true
 		}
 	}
+	return Packet{}, false
 }
 
 // parse reads the IPv4 header a raw socket hands over with the datagram.
@@ -391,6 +446,9 @@ func (c *conn4) parse(m *socket) (Packet, bool) {
 	}, true
 }
 
+// RecvBatch implements BatchReceiver.
+func (c *conn4) RecvBatch(ps []Packet) (int, error) { return recvBatchOf(c, c.take, ps) }
+
 // SetFilter attaches FilterProgram for IPv4.
 func (c *conn4) SetFilter(vrids []uint8, peers []netip.Addr) error {
 	prog, err := FilterProgram(4, vrids, peers)
@@ -414,6 +472,7 @@ type conn6 struct {
 	// The current recvmmsg batch, used by Recv only.
 	batch      []socket
 	next, have int
+	pace       pacer
 }
 
 func newConn6(pc net.PacketConn, ifi *net.Interface, src netip.Addr) (*conn6, error) {
@@ -482,17 +541,25 @@ func (c *conn6) Send(p []byte, dst netip.Addr) error {
 
 func (c *conn6) Recv() (Packet, error) {
 	for {
-		if c.next == c.have {
-			n, err := c.pc.ReadBatch(c.batch, 0)
-			if err != nil {
-				if isTemporary(err) {
-					continue
-				}
-				return Packet{}, err
-			}
-			c.next, c.have = 0, n
-			continue
+		if p, ok := c.take(); ok {
+			return p, nil
 		}
+		c.pace.before()
+		n, err := c.pc.ReadBatch(c.batch, 0)
+		c.pace.after(n)
+		if err != nil {
+			if isTemporary(err) {
+				continue
+			}
+			return Packet{}, err
+		}
+		c.next, c.have = 0, n
+	}
+}
+
+// take returns the next valid datagram of the current batch, if any.
+func (c *conn6) take() (Packet, bool) {
+	for c.next < c.have {
 		m := &c.batch[c.next]
 		c.next++
 		if m.NN == 0 {
@@ -508,9 +575,13 @@ func (c *conn6) Recv() (Packet, error) {
 		}
 		src, _ := netip.AddrFromSlice(ia.IP)
 		dst, _ := netip.AddrFromSlice(cm.Dst)
-		return Packet{Src: src.Unmap(), Dst: dst.Unmap(), TTL: cm.HopLimit, Payload: append([]byte(nil), m.Buffers[0][:m.N]...)}, nil
+		return Packet{Src: src.Unmap(), Dst: dst.Unmap(), TTL: cm.HopLimit, Payload: append([]byte(nil), m.Buffers[0][:m.N]...)}, true
 	}
+	return Packet{}, false
 }
+
+// RecvBatch implements BatchReceiver.
+func (c *conn6) RecvBatch(ps []Packet) (int, error) { return recvBatchOf(c, c.take, ps) }
 
 // SetFilter attaches FilterProgram for IPv6.
 func (c *conn6) SetFilter(vrids []uint8, peers []netip.Addr) error {
@@ -525,6 +596,29 @@ func (c *conn6) SetFilter(vrids []uint8, peers []netip.Addr) error {
 func (c *conn6) KernelDrops() uint64 { return socketDrops(c.rc) }
 
 func (c *conn6) Close() error { return c.pc.Close() }
+
+// recvBatchOf blocks in Recv for the first packet, then takes the rest of
+// the batch read with it without blocking.
+func recvBatchOf(c Conn, take func() (Packet, bool), ps []Packet) (int, error) {
+	if len(ps) == 0 {
+		return 0, nil
+	}
+	p, err := c.Recv()
+	if err != nil {
+		return 0, err
+	}
+	ps[0] = p
+	n := 1
+	for n < len(ps) {
+		p, ok := take()
+		if !ok {
+			break
+		}
+		ps[n] = p
+		n++
+	}
+	return n, nil
+}
 
 func isTemporary(err error) bool {
 	return errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ENOBUFS)
