@@ -256,6 +256,7 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 	if err := r.setFilters(); err != nil {
 		return err
 	}
+	r.setSyncHolds()
 
 	pkts := make(chan received, 64)
 	recvErr := make(chan error, len(r.conns))
@@ -355,6 +356,30 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 			}
 		}
 		r.publish()
+	}
+}
+
+// setSyncHolds makes the routers of a group a keepalived sync group
+// (vrrp_sync.c): a router whose Master_Down_Timer fires becomes master only
+// if every sibling wants master too, i.e. hears no acceptable master; the
+// last one to want it takes the group over and forces the others to master
+// (handle). Beside keepalived instances that are not synced (a better IPv4
+// master, a worse IPv6 one) the group stays backup instead of flapping.
+func (r *runner) setSyncHolds() {
+	for _, g := range r.groups {
+		if len(g.vrs) < 2 {
+			continue
+		}
+		for _, v := range g.vrs {
+			v.m.SetSyncHold(func() bool {
+				for _, o := range g.vrs {
+					if o != v && !o.m.WantsMaster() {
+						return true
+					}
+				}
+				return false
+			})
+		}
 	}
 }
 

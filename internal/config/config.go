@@ -109,6 +109,10 @@ type VIP struct {
 	Address string `yaml:"address"`
 	// Interface to bind on. Default: the interface whose subnet holds Address.
 	Interface string `yaml:"interface"`
+	// Excluded (mode vrrp only; keepalived virtual_ipaddress_excluded): the
+	// VIP moves with its group but is not in the group's adverts, and a
+	// family whose VIPs are all excluded gets no virtual router of its own.
+	Excluded bool `yaml:"excluded"`
 
 	// Addr is Address parsed, filled in by validation.
 	Addr netip.Addr `yaml:"-"`

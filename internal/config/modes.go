@@ -22,6 +22,11 @@ func (c *Config) validateModes(host Host, errs *Errors) {
 		if g.Lease != nil && c.Mode != ModeLease {
 			errs.add(gk+".lease", nil, "is set but mode is %q", c.Mode)
 		}
+		for vi, v := range g.VIPs {
+			if v.Excluded && c.Mode != ModeVRRP {
+				errs.add(gk+".vips["+strconv.Itoa(vi)+"].excluded", true, "is only for mode vrrp (keepalived virtual_ipaddress_excluded) but mode is %q", c.Mode)
+			}
+		}
 	}
 	switch c.Mode {
 	case ModeVRRP:

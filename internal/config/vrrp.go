@@ -63,9 +63,18 @@ type GroupVRRP struct {
 
 // Families lists the address families (4, 6) of the group's VIPs, in that
 // order; valid after validation.
-func (g *Group) Families() []int {
+func (g *Group) Families() []int { return g.families(true) }
+
+// RouterFamilies lists the families that get a virtual router in mode
+// vrrp: those of the VIPs that are not excluded.
+func (g *Group) RouterFamilies() []int { return g.families(false) }
+
+func (g *Group) families(excluded bool) []int {
 	var has4, has6 bool
 	for _, v := range g.VIPs {
+		if v.Excluded && !excluded {
+			continue
+		}
 		if v.Addr.Is4() {
 			has4 = true
 		} else if v.Addr.Is6() {
@@ -219,7 +228,11 @@ func (c *Config) validateVRRP(host Host, errs *Errors) {
 		} else if !host.InterfaceExists(v.Interface) {
 			errs.add(gk+".interface", v.Interface, "no such network interface on this node")
 		}
-		families := g.Families()
+		// Peers, sources and VRIDs concern the families that get a router.
+		families := g.RouterFamilies()
+		if len(families) == 0 && len(g.VIPs) > 0 {
+			errs.add(gk[:len(gk)-len(".vrrp")]+".vips", nil, "are all excluded: at least one VIP must be advertised (excluded VIPs ride on the group's virtual router)")
+		}
 		v.Peers = v.Peers[:0]
 		peerFam := map[int]bool{}
 		seenPeer := map[netip.Addr]bool{}

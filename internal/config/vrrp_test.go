@@ -114,6 +114,12 @@ groups: [{name: a, vips: [{address: "2001:db8::100"}], vrrp: {vrid: 1, unicastPe
 		{"unicast source is a peer", `
 groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastPeers: [198.51.100.12], unicastSource: [198.51.100.12]}}]`,
 			[]string{`groups[0].vrrp.unicastSource[0]: "198.51.100.12": is also listed in unicastPeers`}},
+		{"every VIP excluded", `
+groups: [{name: a, vips: [{address: 198.51.100.100, excluded: true}], vrrp: {vrid: 1}}]`,
+			[]string{"groups[0].vips: are all excluded: at least one VIP must be advertised"}},
+		{"peer only for an excluded family", `
+groups: [{name: a, vips: [{address: 198.51.100.100}, {address: "2001:db8::100", excluded: true}], vrrp: {vrid: 1, unicastPeers: [198.51.100.12, "2001:db8::12"]}}]`,
+			[]string{`groups[0].vrrp.unicastPeers[1]: "2001:db8::12": is IPv6 but the group has no IPv6 VIP`}},
 		{"lifetime shorter than Master_Down_Interval", `
 binding: {lifetime: 3s}
 groups:
@@ -172,6 +178,32 @@ func TestVRRPDerivedLifetime(t *testing.T) {
 	}
 	if cfg.Binding.Lifetime != DefaultLifetime {
 		t.Errorf("static: lifetime %s", cfg.Binding.Lifetime)
+	}
+}
+
+// TestVRRPExcluded: an excluded IPv6 VIP needs no IPv6 peer and does not
+// take the group's VRID for IPv6; it is only for mode vrrp.
+func TestVRRPExcluded(t *testing.T) {
+	c, err := Parse([]byte(vrrpHead + `
+groups:
+- {name: a, vips: [{address: 198.51.100.100}, {address: "2001:db8::100", excluded: true}], vrrp: {vrid: 7, unicastPeers: [198.51.100.12]}}
+- {name: b, vips: [{address: "2001:db8::101"}], vrrp: {vrid: 7}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(fakeHost{}); err != nil {
+		t.Fatal(err)
+	}
+	if f := c.Groups[0].RouterFamilies(); len(f) != 1 || f[0] != 4 {
+		t.Errorf("router families %v", f)
+	}
+	c, err = Parse([]byte("apiVersion: vipd.io/v1alpha1\nkind: Config\nnode: n1\nmode: static\ngroups: [{name: a, vips: [{address: 198.51.100.100, excluded: true}]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(fakeHost{}); err == nil || !strings.Contains(err.Error(), `groups[0].vips[0].excluded: true: is only for mode vrrp`) {
+		t.Errorf("static with excluded: %v", err)
 	}
 }
 

@@ -24,7 +24,12 @@ func VRRPSpecs(c *config.Config) ([]vrrp.GroupSpec, error) {
 			Peers: slices.Clone(v.Peers), Sources: slices.Clone(v.Sources),
 		}
 		for _, vip := range g.VIPs {
-			s.VIPs = append(s.VIPs, vip.Addr)
+			// Excluded VIPs are bound with the group (the node manager binds
+			// every VIP of an owned group) but have no router and are not
+			// advertised.
+			if !vip.Excluded {
+				s.VIPs = append(s.VIPs, vip.Addr)
+			}
 		}
 		specs = append(specs, s)
 	}
