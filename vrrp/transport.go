@@ -2,7 +2,6 @@ package vrrp
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/net/ipv4"
@@ -57,10 +55,7 @@ func Open(ctx context.Context, ifname string, family int) (Conn, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		if err := rc.Control(func(fd uintptr) {
-			if serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname); serr != nil {
-				return
-			}
-			serr = setRecvBuffer(int(fd))
+			serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, ifname)
 		}); err != nil {
 			return err
 		}
@@ -113,24 +108,8 @@ func setRecvBuffer(fd int) error {
 	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, RecvBuffer)
 }
 
-// socketDrops reads the kernel's count of datagrams dropped because the
-// socket's receive buffer was full (SO_MEMINFO, SK_MEMINFO_DROPS).
-func socketDrops(rc syscall.RawConn) uint64 {
-	var mi [unix.SK_MEMINFO_VARS]uint32
-	var n uint64
-	_ = rc.Control(func(fd uintptr) {
-		l := uint32(unsafe.Sizeof(mi))
-		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
-			uintptr(unsafe.Pointer(&mi[0])), uintptr(unsafe.Pointer(&l)), 0)
-		if e == 0 && l >= 4*(unix.SK_MEMINFO_DROPS+1) {
-			n = uint64(mi[unix.SK_MEMINFO_DROPS])
-		}
-	})
-	return n
-}
-
-// recvBatch is how many datagrams one recvmmsg(2) returns at most: under a
-// flood one system call and one wake-up serve many adverts.
+// recvBatch is how many datagrams one wake-up of the reader takes at most
+// (one blocking recvmsg, then non-blocking ones until the queue is empty).
 const recvBatch = 64
 
 // Under a flood (more than busyPackets in busyWindow) a reader waits
@@ -190,17 +169,6 @@ type KernelDrops interface {
 	KernelDrops() uint64
 }
 
-func newBatch(oob int) []socket {
-	ms := make([]socket, recvBatch)
-	for i := range ms {
-		ms[i] = socket{Buffers: [][]byte{make([]byte, 1500)}, OOB: make([]byte, oob)}
-	}
-	return ms
-}
-
-// socket is one recvmmsg slot (ipv4.Message and ipv6.Message are the same type).
-type socket = ipv4.Message
-
 // waitSource finds the interface's source address, waiting up to 5s for an
 // IPv6 link-local address to finish duplicate address detection.
 func waitSource(ctx context.Context, ifi *net.Interface, family int) (netip.Addr, error) {
@@ -258,13 +226,9 @@ func SourceAddr(ifname string, family int) (netip.Addr, error) {
 type conn4 struct {
 	ifi *net.Interface
 	raw *ipv4.RawConn
-	rc  syscall.RawConn
+	rx  *rxSock // receiving socket, outside the poller
 	mu  sync.Mutex
 	src netip.Addr
-	// The current recvmmsg batch, used by Recv only.
-	batch      []socket
-	next, have int
-	pace       pacer
 }
 
 func newConn4(pc net.PacketConn, ifi *net.Interface, src netip.Addr) (*conn4, error) {
@@ -285,15 +249,15 @@ func newConn4(pc net.PacketConn, ifi *net.Interface, src netip.Addr) (*conn4, er
 	if err := raw.SetControlMessage(ipv4.FlagInterface, true); err != nil {
 		return nil, err
 	}
-	sc, ok := pc.(syscall.Conn)
-	if !ok {
-		return nil, errors.New("not a system socket")
+	// This socket only sends: it must queue nothing (see rxSock).
+	if err := raw.SetBPF(dropAll); err != nil {
+		return nil, err
 	}
-	rc, err := sc.SyscallConn()
+	rx, err := openRx(ifi, 4)
 	if err != nil {
 		return nil, err
 	}
-	return &conn4{ifi: ifi, raw: raw, rc: rc, src: src, batch: newBatch(len(ipv4.NewControlMessage(ipv4.FlagInterface)))}, nil
+	return &conn4{ifi: ifi, raw: raw, rx: rx, src: src}, nil
 }
 
 func (c *conn4) Source() netip.Addr {
@@ -387,67 +351,10 @@ func readySource(mu *sync.Mutex, src *netip.Addr, ifname string, fam int) error 
 	return nil
 }
 
-func (c *conn4) Recv() (Packet, error) {
-	for {
-		if p, ok := c.take(); ok {
-			return p, nil
-		}
-		c.pace.before()
-		n, err := c.raw.ReadBatch(c.batch, 0)
-		c.pace.after(n)
-		if err != nil {
-			if isTemporary(err) {
-				continue
-			}
-			return Packet{}, err
-		}
-		c.next, c.have = 0, n
-	}
-}
-
-// take returns the next valid datagram of the current batch, if any.
-func (c *conn4) take() (Packet, bool) {
-	for c.next < c.have {
-		m := &c.batch[c.next]
-		c.next++
-		if p, ok := c.parse(m); ok {
-			return p, true
-		}
-	}
-	return Packet{}, false
-}
-
-// parse reads the IPv4 header a raw socket hands over with the datagram.
-func (c *conn4) parse(m *socket) (Packet, bool) {
-	if m.NN > 0 {
-		var cm ipv4.ControlMessage
-		if cm.Parse(m.OOB[:m.NN]) == nil && cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
-			return Packet{}, false
-		}
-	}
-	b := m.Buffers[0][:m.N]
-	if len(b) < ipv4.HeaderLen || b[0]>>4 != 4 {
-		return Packet{}, false
-	}
-	hl := int(b[0]&0x0f) * 4
-	if hl < ipv4.HeaderLen || hl > len(b) {
-		return Packet{}, false
-	}
-	p := b[hl:]
-	// Trust the header's total length over the read size.
-	if n := int(binary.BigEndian.Uint16(b[2:4])) - hl; n >= 0 && n < len(p) {
-		p = p[:n]
-	}
-	return Packet{
-		Src:     netip.AddrFrom4([4]byte(b[12:16])),
-		Dst:     netip.AddrFrom4([4]byte(b[16:20])),
-		TTL:     int(b[8]),
-		Payload: append([]byte(nil), p...),
-	}, true
-}
+func (c *conn4) Recv() (Packet, error) { return recvOne(c.rx) }
 
 // RecvBatch implements BatchReceiver.
-func (c *conn4) RecvBatch(ps []Packet) (int, error) { return recvBatchOf(c, c.take, ps) }
+func (c *conn4) RecvBatch(ps []Packet) (int, error) { return c.rx.recv(ps) }
 
 // SetFilter attaches FilterProgram for IPv4.
 func (c *conn4) SetFilter(vrids []uint8, peers []netip.Addr) error {
@@ -455,24 +362,20 @@ func (c *conn4) SetFilter(vrids []uint8, peers []netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	return c.raw.SetBPF(prog)
+	return c.rx.setFilter(prog)
 }
 
 // KernelDrops implements KernelDrops.
-func (c *conn4) KernelDrops() uint64 { return socketDrops(c.rc) }
+func (c *conn4) KernelDrops() uint64 { return c.rx.drops() }
 
-func (c *conn4) Close() error { return c.raw.Close() }
+func (c *conn4) Close() error { return errors.Join(c.rx.close(), c.raw.Close()) }
 
 type conn6 struct {
 	ifi *net.Interface
 	pc  *ipv6.PacketConn
-	rc  syscall.RawConn
+	rx  *rxSock // receiving socket, outside the poller
 	mu  sync.Mutex
 	src netip.Addr
-	// The current recvmmsg batch, used by Recv only.
-	batch      []socket
-	next, have int
-	pace       pacer
 }
 
 func newConn6(pc net.PacketConn, ifi *net.Interface, src netip.Addr) (*conn6, error) {
@@ -496,16 +399,15 @@ func newConn6(pc net.PacketConn, ifi *net.Interface, src netip.Addr) (*conn6, er
 	if err := p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst|ipv6.FlagInterface, true); err != nil {
 		return nil, err
 	}
-	sc, ok := pc.(syscall.Conn)
-	if !ok {
-		return nil, errors.New("not a system socket")
+	// This socket only sends: it must queue nothing (see rxSock).
+	if err := p.SetBPF(dropAll); err != nil {
+		return nil, err
 	}
-	rc, err := sc.SyscallConn()
+	rx, err := openRx(ifi, 6)
 	if err != nil {
 		return nil, err
 	}
-	oob := len(ipv6.NewControlMessage(ipv6.FlagHopLimit | ipv6.FlagDst | ipv6.FlagInterface))
-	return &conn6{ifi: ifi, pc: p, rc: rc, src: src, batch: newBatch(oob)}, nil
+	return &conn6{ifi: ifi, pc: p, rx: rx, src: src}, nil
 }
 
 func (c *conn6) Source() netip.Addr {
@@ -539,49 +441,10 @@ func (c *conn6) Send(p []byte, dst netip.Addr) error {
 	return err
 }
 
-func (c *conn6) Recv() (Packet, error) {
-	for {
-		if p, ok := c.take(); ok {
-			return p, nil
-		}
-		c.pace.before()
-		n, err := c.pc.ReadBatch(c.batch, 0)
-		c.pace.after(n)
-		if err != nil {
-			if isTemporary(err) {
-				continue
-			}
-			return Packet{}, err
-		}
-		c.next, c.have = 0, n
-	}
-}
-
-// take returns the next valid datagram of the current batch, if any.
-func (c *conn6) take() (Packet, bool) {
-	for c.next < c.have {
-		m := &c.batch[c.next]
-		c.next++
-		if m.NN == 0 {
-			continue
-		}
-		var cm ipv6.ControlMessage
-		if cm.Parse(m.OOB[:m.NN]) != nil || (cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index) {
-			continue
-		}
-		ia, ok := m.Addr.(*net.IPAddr)
-		if !ok {
-			continue
-		}
-		src, _ := netip.AddrFromSlice(ia.IP)
-		dst, _ := netip.AddrFromSlice(cm.Dst)
-		return Packet{Src: src.Unmap(), Dst: dst.Unmap(), TTL: cm.HopLimit, Payload: append([]byte(nil), m.Buffers[0][:m.N]...)}, true
-	}
-	return Packet{}, false
-}
+func (c *conn6) Recv() (Packet, error) { return recvOne(c.rx) }
 
 // RecvBatch implements BatchReceiver.
-func (c *conn6) RecvBatch(ps []Packet) (int, error) { return recvBatchOf(c, c.take, ps) }
+func (c *conn6) RecvBatch(ps []Packet) (int, error) { return c.rx.recv(ps) }
 
 // SetFilter attaches FilterProgram for IPv6.
 func (c *conn6) SetFilter(vrids []uint8, peers []netip.Addr) error {
@@ -589,35 +452,18 @@ func (c *conn6) SetFilter(vrids []uint8, peers []netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	return c.pc.SetBPF(prog)
+	return c.rx.setFilter(prog)
 }
 
 // KernelDrops implements KernelDrops.
-func (c *conn6) KernelDrops() uint64 { return socketDrops(c.rc) }
+func (c *conn6) KernelDrops() uint64 { return c.rx.drops() }
 
-func (c *conn6) Close() error { return c.pc.Close() }
+func (c *conn6) Close() error { return errors.Join(c.rx.close(), c.pc.Close()) }
 
-// recvBatchOf blocks in Recv for the first packet, then takes the rest of
-// the batch read with it without blocking.
-func recvBatchOf(c Conn, take func() (Packet, bool), ps []Packet) (int, error) {
-	if len(ps) == 0 {
-		return 0, nil
-	}
-	p, err := c.Recv()
-	if err != nil {
-		return 0, err
-	}
-	ps[0] = p
-	n := 1
-	for n < len(ps) {
-		p, ok := take()
-		if !ok {
-			break
-		}
-		ps[n] = p
-		n++
-	}
-	return n, nil
+func recvOne(rx *rxSock) (Packet, error) {
+	var p [1]Packet
+	_, err := rx.recv(p[:])
+	return p[0], err
 }
 
 func isTemporary(err error) bool {
