@@ -465,7 +465,3 @@ func recvOne(rx *rxSock) (Packet, error) {
 	_, err := rx.recv(p[:])
 	return p[0], err
 }
-
-func isTemporary(err error) bool {
-	return errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ENOBUFS)
-}
