@@ -314,9 +314,16 @@ func runScenarios(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip ne
 		if err != nil {
 			return nil, idle{}, fmt.Errorf("flood: %w", err)
 		}
-		// Whatever the flood did, node1 must own again before the rounds.
+		// Whatever the flood did (keepalived's backups took over during
+		// it), node1 must be the only owner again before the rounds.
 		if err := waitOwner(ctx, probe, "node1", 30*time.Second); err != nil {
 			return nil, idle{}, fmt.Errorf("after the flood: %w", err)
+		}
+		if err := waitFor(ctx, 10*time.Second, "node1 the only holder after the flood", func() bool {
+			hs, _ := l.AddressHolders(vip)
+			return len(hs) == 1 && hs[0] == l.Nodes[0].Name
+		}); err != nil {
+			return nil, idle{}, err
 		}
 	}
 
