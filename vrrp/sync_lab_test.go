@@ -45,6 +45,16 @@ func keepalivedInstance(name string, h *lab.Host, vrid, prio int, vips, excluded
 	return b.String()
 }
 
+// waitHeld waits until keepalived's node h holds vips.
+func waitHeld(t *testing.T, h *lab.Host, ka *vrrplab.Keepalived, vips ...netip.Addr) {
+	t.Helper()
+	for _, v := range vips {
+		if err := h.WaitAddress(v, true, 10*time.Second); err != nil {
+			t.Fatalf("keepalived's node: %v\nkeepalived:\n%s", err, ka.Output())
+		}
+	}
+}
+
 // transitions counts state changes in vipd's and keepalived's logs.
 func transitions(vipd *lab.Process, ka *vrrplab.Keepalived) (int, int) {
 	return strings.Count(vipd.Output(), `msg="vrrp state"`), strings.Count(ka.Output(), "Entering ")
@@ -67,6 +77,9 @@ func watchStable(t *testing.T, l *lab.Lab, vipd *lab.Process, ka *vrrplab.Keepal
 		ok := err == nil && len(st.Routers) == routers
 		for _, r := range st.Routers {
 			ok = ok && r.State == "backup"
+			if r.Family == 4 {
+				ok = ok && r.Master == n1.IPv4.Addr().String() && r.MasterPriority == 150
+			}
 		}
 		if ok {
 			break
@@ -112,6 +125,9 @@ func TestKeepalivedNotSyncedBeside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// vipd joins a running keepalived, as in a migration (both starting at
+	// once, both time out together and a start-up election follows).
+	waitHeld(t, n1, ka, vip4, vip6)
 	r := vrrplab.Router{VRID: 58, Interval: 100 * time.Millisecond, VIPs: []netip.Addr{vip4, vip6}}
 	v, err := l.StartVipd(n2, bin, vrrplab.VipdConfig(n2, 100, r, nil))
 	if err != nil {
@@ -137,6 +153,7 @@ func TestKeepalivedExcludedBeside(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitHeld(t, n1, ka, vip4, vip6)
 	v, err := l.StartVipd(n2, bin, fmt.Sprintf(`apiVersion: vipd.io/v1alpha1
 kind: Config
 node: %s
