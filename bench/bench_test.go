@@ -48,14 +48,30 @@ func TestBenchOneRound(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	o := options{rounds: 1, advert: 100 * time.Millisecond, idleFor: time.Second,
-		leftCap: 8 * time.Second, modes: slices.Clone(allModes), out: &logWriter{t: t}}
+		leftCap: 8 * time.Second, modes: slices.Clone(allModes), out: &logWriter{t: t},
+		floodFor: 1500 * time.Millisecond, floodRate: 20000}
 	res, err := runBench(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	report(o.out, res, o.idleFor)
+	reportFlood(o.out, res, o)
 	t.Logf("all modes, 1 round each: %s", time.Since(start).Round(time.Second))
 
+	// The flood row: measured for both VRRP implementations; vipd must not
+	// let a backup take over nor lose the master's adverts in the kernel
+	// (issue #11, 5). keepalived's figures are reported, not judged.
+	for _, name := range []string{"vipd-vrrp", "keepalived"} {
+		f := res.floods[name]
+		if f == nil || f.sent == 0 {
+			t.Errorf("%s: no flood measured", name)
+			continue
+		}
+		if name == "vipd-vrrp" && (f.stats.Takeovers > 0 || f.lostVIP || len(f.backupVI) > 0 || f.drops[0]+f.drops[1] > 0) {
+			t.Errorf("vipd-vrrp under the flood: takeovers %d %v, VIP lost %v, backups holding it %v, kernel drops %v",
+				f.stats.Takeovers, f.stats.Takers, f.lostVIP, f.backupVI, f.drops)
+		}
+	}
 	for _, m := range res.modes {
 		name := m.Name()
 		vipd := name != "keepalived"

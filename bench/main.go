@@ -100,6 +100,10 @@ type options struct {
 	leftCap time.Duration
 	modes   []string
 	out     io.Writer
+	// floodFor is the flood phase's length (0: none), floodRate its
+	// adverts per second (VRRP implementations only).
+	floodFor  time.Duration
+	floodRate int
 }
 
 // outcome is what a run measured, per mode.
@@ -107,6 +111,7 @@ type outcome struct {
 	modes   []Mode
 	results map[string]map[string][]result
 	idles   map[string]idle
+	floods  map[string]*floodResult
 }
 
 func run() error {
@@ -115,6 +120,8 @@ func run() error {
 	flag.DurationVar(&o.advert, "advert", 100*time.Millisecond, "VRRP advertisement interval")
 	flag.DurationVar(&o.idleFor, "idle", 10*time.Second, "idle measurement window for memory/CPU")
 	flag.DurationVar(&o.leftCap, "left-cap", 5*time.Second, "how long to watch the old master for a leftover VIP")
+	flag.DurationVar(&o.floodFor, "flood", 10*time.Second, "flood phase of the VRRP implementations (0: skip)")
+	flag.IntVar(&o.floodRate, "flood-rate", 20000, "flood: valid lower-priority adverts per second from the client")
 	modesFlag := flag.String("modes", strings.Join(allModes, ","), "implementations to compare: "+strings.Join(allModes, ", ")+" (vipd = vipd-vrrp)")
 	flag.Parse()
 	for _, n := range strings.Split(*modesFlag, ",") {
@@ -131,6 +138,7 @@ func run() error {
 		return err
 	}
 	report(o.out, res, o.idleFor)
+	reportFlood(o.out, res, o)
 	return nil
 }
 
@@ -192,7 +200,7 @@ func runBench(ctx context.Context, o options) (*outcome, error) {
 	}
 	fmt.Fprintf(out, "lab %s: 3 nodes, VIP %s, probe every 10ms, %d rounds\n", l.ID, vip, o.rounds)
 
-	res := &outcome{results: map[string]map[string][]result{}, idles: map[string]idle{}}
+	res := &outcome{results: map[string]map[string][]result{}, idles: map[string]idle{}, floods: map[string]*floodResult{}}
 	for _, name := range o.modes {
 		m := build[name]()
 		res.modes = append(res.modes, m)
@@ -203,8 +211,15 @@ func runBench(ctx context.Context, o options) (*outcome, error) {
 			if err := m.Setup(sctx, l); err != nil {
 				return err
 			}
-			r, id, err := runMode(ctx, out, l, m, vip, port, o)
+			vr := &router
+			if name != "vipd-vrrp" && name != "keepalived" {
+				vr = nil
+			}
+			r, id, fl, err := runMode(ctx, out, l, m, vip, port, o, vr)
 			res.results[name], res.idles[name] = r, id
+			if fl != nil {
+				res.floods[name] = fl
+			}
 			return err
 		}()
 		if err != nil {
@@ -241,7 +256,14 @@ func waitNewOwner(ctx context.Context, p *lab.Probe, old string, at time.Time, t
 
 // runMode starts the mode on all nodes, measures idle usage, then runs every
 // scenario for the given rounds; it stops all nodes at the end.
-func runMode(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip netip.Addr, port int, o options) (map[string][]result, idle, error) {
+func runMode(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip netip.Addr, port int, o options, vr *vrrplab.Router) (res map[string][]result, id idle, fl *floodResult, err error) {
+	res, id, err = runScenarios(ctx, out, l, m, vip, port, o, vr, &fl)
+	return res, id, fl, err
+}
+
+// runScenarios is runMode; with vr (a VRRP implementation) and o.floodFor it
+// runs the flood phase after the idle measurement, into *fl.
+func runScenarios(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip netip.Addr, port int, o options, vr *vrrplab.Router, fl **floodResult) (map[string][]result, idle, error) {
 	fmt.Fprintf(out, "\n== %s: %s\n", m.Name(), m.Settings())
 	prios := m.Priorities()
 	for i, p := range prios {
@@ -289,6 +311,24 @@ func runMode(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip netip.A
 	}
 	fmt.Fprintf(out, "idle: master RSS %.1f MiB anon %.1f MiB CPU %.2f%%, backup RSS %.1f MiB anon %.1f MiB CPU %.2f%%\n",
 		mib(id.mem[0].RSS), mib(id.mem[0].Anon), id.cpu[0], mib(id.mem[1].RSS), mib(id.mem[1].Anon), id.cpu[1])
+	if vr != nil && o.floodFor > 0 {
+		f, err := runFlood(ctx, out, l, m, *vr, o)
+		*fl = f
+		if err != nil {
+			return nil, idle{}, fmt.Errorf("flood: %w", err)
+		}
+		// Whatever the flood did (keepalived's backups took over during
+		// it), node1 must be the only owner again before the rounds.
+		if err := waitOwner(ctx, probe, "node1", 30*time.Second); err != nil {
+			return nil, idle{}, fmt.Errorf("after the flood: %w", err)
+		}
+		if _, err := testutil.Until(ctx, "node1 the only holder after the flood", 10*time.Second, 50*time.Millisecond, func() bool {
+			hs, _ := l.AddressHolders(vip)
+			return len(hs) == 1 && hs[0] == l.Nodes[0].Name
+		}); err != nil {
+			return nil, idle{}, err
+		}
+	}
 
 	res := map[string][]result{}
 	for round := 1; round <= o.rounds; round++ {

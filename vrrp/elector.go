@@ -32,6 +32,10 @@ type GroupSpec struct {
 	// Interval (only adverts announcing our own interval are accepted).
 	MinPeerInterval time.Duration
 	MaxPeerInterval time.Duration
+	// Sources are the unicast source addresses, at most one per family
+	// (keepalived unicast_src_ip); a family without one sends from the
+	// Conn's Source.
+	Sources []netip.Addr
 }
 
 // peerIntervals returns the accepted range of other routers' intervals.
@@ -67,6 +71,7 @@ type Elector struct {
 	txErrs   uint64
 	status   []VRStatus
 	notReady string // why a socket cannot send, empty when all can
+	kdrops   []KernelDrops
 }
 
 // VRStatus is one virtual router in /status.
@@ -149,6 +154,13 @@ func (e *Elector) Status() any {
 	for r, n := range e.drops {
 		s.Dropped[string(r)] = n
 	}
+	if len(e.kdrops) > 0 {
+		var n uint64
+		for _, k := range e.kdrops {
+			n += k.KernelDrops()
+		}
+		s.Dropped[string(DropRecvBuffer)] = n
+	}
 	return s
 }
 
@@ -179,6 +191,7 @@ type vr struct {
 	addrs  []netip.Addr // this family's VIPs, the advert's address list
 	dsts   []netip.Addr // multicast group or unicast peers
 	peers  map[netip.Addr]bool
+	src    netip.Addr // configured unicast source; invalid: the Conn's
 	lastIn election.Input
 
 	minIv, maxIv time.Duration // accepted intervals of other routers' adverts
@@ -198,6 +211,14 @@ type vr struct {
 	knownAt   time.Time
 }
 
+// source is the address this router's adverts come from.
+func (v *vr) source() netip.Addr {
+	if v.src.IsValid() {
+		return v.src
+	}
+	return v.conn.Source()
+}
+
 type group struct {
 	spec  GroupSpec
 	vrs   []*vr
@@ -209,9 +230,11 @@ type connKey struct {
 	family int
 }
 
+// received is what one socket read: one packet, or with a BatchReceiver
+// all the packets one read returned.
 type received struct {
-	key connKey
-	pkt Packet
+	key  connKey
+	pkts []Packet
 }
 
 type runner struct {
@@ -225,7 +248,14 @@ type runner struct {
 	notReady map[connKey]error
 	sendFail bool // a send failed since the last readiness check
 	rlog     *rateLog
+	// changed: a router changed state since the last publish, at published.
+	changed   bool
+	published time.Time
 }
+
+// publishEvery bounds how stale /status may be after adverts that changed
+// no router's state (a backup's view of the master's priority).
+const publishEvery = 50 * time.Millisecond
 
 const readyRecheck = 100 * time.Millisecond
 
@@ -275,13 +305,24 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 				if fam == 6 {
 					v.dsts = []netip.Addr{GroupV6}
 				}
+			} else {
+				for _, a := range spec.Sources {
+					if a.Is4() == (fam == 4) {
+						v.src = a
+					}
+				}
 			}
 			// Priority and eligibility come from the daemon's input (applyInputs).
-			v.m = NewMachine(Params{Interval: spec.Interval, Preempt: spec.Preempt, PreemptDelay: spec.PreemptDelay, Self: c.Source()}, 0, false)
+			v.m = NewMachine(Params{Interval: spec.Interval, Preempt: spec.Preempt, PreemptDelay: spec.PreemptDelay, Self: v.source()}, 0, false)
 			g.vrs = append(g.vrs, v)
 			r.byVRID[k][spec.VRID] = v
 		}
 	}
+
+	if err := r.setFilters(); err != nil {
+		return err
+	}
+	r.setSyncHolds()
 
 	pkts := make(chan received, 64)
 	recvErr := make(chan error, len(r.conns))
@@ -289,8 +330,20 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 	defer close(done)
 	for k, c := range r.conns {
 		go func() {
+			br, _ := c.(BatchReceiver)
 			for {
-				p, err := c.Recv()
+				var ps []Packet
+				var err error
+				if br != nil {
+					ps = make([]Packet, recvBatch)
+					var n int
+					n, err = br.RecvBatch(ps)
+					ps = ps[:n]
+				} else {
+					var p Packet
+					p, err = c.Recv()
+					ps = []Packet{p}
+				}
 				if err != nil {
 					// Closed on the way out of Run, or the socket broke
 					// (interface gone): a deaf router must not stay in the
@@ -299,7 +352,7 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 					return
 				}
 				select {
-				case pkts <- received{k, p}:
+				case pkts <- received{k, ps}:
 				case <-done:
 					return
 				}
@@ -354,8 +407,16 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 				r.shutdown()
 				return err
 			}
-		case p := <-pkts:
-			r.receive(p.key, p.pkt)
+		case rp := <-pkts:
+			for _, p := range rp.pkts {
+				r.receive(rp.key, p)
+			}
+			// Under a flood, publish /status at most every publishEvery
+			// unless a router changed state: publishing formats every
+			// router's status.
+			if !r.changed && e.now().Sub(r.published) < publishEvery {
+				continue
+			}
 		case <-e.inputs.Changed():
 			// An input change is often a link coming back: check the
 			// sockets too (the IPv6 link-local address may be tentative).
@@ -373,6 +434,71 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 		}
 		r.publish()
 	}
+}
+
+// setSyncHolds makes the routers of a group a keepalived sync group
+// (vrrp_sync.c): a router whose Master_Down_Timer fires becomes master only
+// if every sibling wants master too, i.e. hears no acceptable master; the
+// last one to want it takes the group over and forces the others to master
+// (handle). Beside keepalived instances that are not synced (a better IPv4
+// master, a worse IPv6 one) the group stays backup instead of flapping.
+func (r *runner) setSyncHolds() {
+	for _, g := range r.groups {
+		if len(g.vrs) < 2 {
+			continue
+		}
+		for _, v := range g.vrs {
+			v.m.SetSyncHold(func() bool {
+				for _, o := range g.vrs {
+					if o != v && !o.m.WantsMaster() {
+						return true
+					}
+				}
+				return false
+			})
+		}
+	}
+}
+
+// setFilters attaches the kernel filter of every socket that has one: its
+// VRIDs and, when all of them are in unicast mode, their peers (issue #11,
+// 5: a flood must not reach vipd, nor push the master's adverts out of the
+// receive buffer). It also lets Status read the kernel's overflow count.
+func (r *runner) setFilters() error {
+	var kd []KernelDrops
+	for k, c := range r.conns {
+		if d, ok := c.(KernelDrops); ok {
+			kd = append(kd, d)
+		}
+		f, ok := c.(Filter)
+		if !ok {
+			continue
+		}
+		var vrids []uint8
+		var peers []netip.Addr
+		multicast := false
+		for id, v := range r.byVRID[k] {
+			vrids = append(vrids, id)
+			if len(v.peers) == 0 {
+				multicast = true
+			}
+			for p := range v.peers {
+				peers = append(peers, p)
+			}
+		}
+		slices.Sort(vrids)
+		slices.SortFunc(peers, netip.Addr.Compare)
+		if multicast {
+			peers = nil
+		}
+		if err := f.SetFilter(vrids, peers); err != nil {
+			return fmt.Errorf("VRRP socket filter on %s (IPv%d): %w", k.ifname, k.family, err)
+		}
+	}
+	r.e.mu.Lock()
+	r.e.kdrops = kd
+	r.e.mu.Unlock()
+	return nil
 }
 
 func (r *runner) nextDeadline() (time.Time, bool) {
@@ -422,6 +548,9 @@ func (r *runner) checkReady(all bool) {
 			continue
 		}
 		err := c.Ready()
+		if err == nil {
+			err = r.sourcesReady(k, c)
+		}
 		if (err == nil) != (r.notReady[k] == nil) {
 			changed = true
 		}
@@ -436,10 +565,33 @@ func (r *runner) checkReady(all bool) {
 	}
 }
 
+// SourceChecker is implemented by the real Conns: CheckSource fails while
+// addr, a configured unicast source, cannot be sent from (not on the
+// interface, or IPv6 duplicate address detection not done).
+type SourceChecker interface {
+	CheckSource(addr netip.Addr) error
+}
+
+// sourcesReady checks the configured unicast sources of the routers on k.
+func (r *runner) sourcesReady(k connKey, c Conn) error {
+	sc, ok := c.(SourceChecker)
+	if !ok {
+		return nil
+	}
+	for _, v := range r.byVRID[k] {
+		if v.src.IsValid() {
+			if err := sc.CheckSource(v.src); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // receive validates a datagram (RFC 5798 §7.1) and hands it to its router.
 func (r *runner) receive(k connKey, p Packet) {
 	now := r.e.now()
-	if p.Src == r.conns[k].Source() {
+	if p.Src == r.conns[k].Source() || r.ownSource(k, p.Src) {
 		r.dropped(now, DropOwn, nil, func() []any { return []any{"from", p.Src} })
 		return
 	}
@@ -583,10 +735,12 @@ func checkRoute(v *vr, p Packet) DropReason {
 		return DropDst
 	}
 	// Peers may be routed and keepalived sends IPv6 unicast with the
-	// default hop limit, so the source, not the TTL, is checked. IPv6
-	// adverts come from link-local addresses (never forwarded) even to a
-	// peer that is configured by its global address.
-	if !v.peers[p.Src] && !p.Src.IsLinkLocalUnicast() {
+	// default hop limit, so the source, not the TTL, is checked: it must be
+	// a configured peer, listed by the address it sends from (its
+	// unicastSource / unicast_src_ip, by default its primary IPv4 or
+	// link-local IPv6 address). The kernel filter already dropped other
+	// sources unless a multicast router shares the socket.
+	if !v.peers[p.Src] {
 		return DropPeer
 	}
 	return ""
@@ -626,6 +780,16 @@ func intervalRange(lo, hi time.Duration) string {
 	return lo.String() + ".." + hi.String()
 }
 
+// ownSource: a is the configured unicast source of a router on k.
+func (r *runner) ownSource(k connKey, a netip.Addr) bool {
+	for _, v := range r.byVRID[k] {
+		if v.src == a {
+			return true
+		}
+	}
+	return false
+}
+
 // handle carries out a machine's output, keeps the group's routers in sync
 // and reports ownership changes. Order matters: a new master advertises
 // before binding (backups stop their timers); a leaving master reports
@@ -638,6 +802,7 @@ func (r *runner) handle(v *vr, out Output, now time.Time) {
 		return
 	}
 	g := v.g
+	r.changed = true
 	r.e.log.Info("vrrp state", "group", g.spec.Name, "family", v.family, "vrid", g.spec.VRID, "state", out.State.String(), "reason", out.Reason)
 	if out.State == Master {
 		if out.Send {
@@ -708,11 +873,15 @@ func (r *runner) reconcile(g *group, reason, peer string) {
 
 func (r *runner) send(v *vr, prio uint8) {
 	a := Advert{VRID: v.g.spec.VRID, Priority: prio, Interval: v.g.spec.Interval, Addrs: v.addrs}
-	src := v.conn.Source()
+	src := v.source()
 	for _, dst := range v.dsts {
 		b, err := Encode(a, src, dst)
 		if err == nil {
-			err = v.conn.Send(b, dst)
+			if fs, ok := v.conn.(FromSender); ok && v.src.IsValid() {
+				err = fs.SendFrom(b, src, dst)
+			} else {
+				err = v.conn.Send(b, dst)
+			}
 		}
 		if err != nil {
 			r.sendFail = true
@@ -751,13 +920,14 @@ func (r *runner) shutdown() {
 }
 
 func (r *runner) publish() {
+	r.changed, r.published = false, r.e.now()
 	var st []VRStatus
 	for _, g := range r.groups {
 		for _, v := range g.vrs {
 			m, mp := v.m.Master()
 			s := VRStatus{
 				Group: g.spec.Name, Family: v.family, VRID: g.spec.VRID, Interface: g.spec.Interface,
-				Source: v.conn.Source().String(), State: v.m.State().String(), Priority: v.m.prio,
+				Source: v.source().String(), State: v.m.State().String(), Priority: v.m.prio,
 				MasterPriority: mp, MasterInterval: v.m.MasterInterval().String(),
 				AcceptedIntervals: v.accepted,
 			}

@@ -245,8 +245,8 @@ func TestLabFailover(t *testing.T) {
 }
 
 // TestLabUnicastIPv6: two vipd nodes with unicastPeers given as global IPv6
-// addresses (adverts are sent from link-local addresses) elect one master
-// and fail over on SIGTERM.
+// addresses, sending from them (unicastSource; a peer is listed by the
+// address it sends from), elect one master and fail over on SIGTERM.
 func TestLabUnicastIPv6(t *testing.T) {
 	l := lab.New(t, lab.Options{Nodes: 2})
 	bin := lab.BuildVipd(t)
@@ -256,10 +256,11 @@ func TestLabUnicastIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := func(i, prio int) *config.Config {
-		peer := l.Nodes[1-i].IPv6.Addr()
+		peer, self := l.Nodes[1-i].IPv6.Addr(), l.Nodes[i].IPv6.Addr()
 		return &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Node: l.Nodes[i].Name, Mode: config.ModeVRRP,
 			Groups: []config.Group{{Name: "web", Priority: prio, VIPs: []config.VIP{{Address: vip.String()}},
-				VRRP: &config.GroupVRRP{VRID: 54, AdvertInterval: 100 * time.Millisecond, UnicastPeers: []string{peer.String()}}}},
+				VRRP: &config.GroupVRRP{VRID: 54, AdvertInterval: 100 * time.Millisecond,
+					UnicastPeers: []string{peer.String()}, UnicastSource: []string{self.String()}}}},
 		}
 	}
 	p1, err := l.StartVipdConfig(l.Nodes[0], bin, cfg(0, 150))

@@ -88,6 +88,14 @@ type Machine struct {
 
 	master     netip.Addr // current master as far as known
 	masterPrio uint8
+
+	// want is the state this router would be in on its own (keepalived's
+	// wantstate): Master once its Master_Down_Timer fired, Backup once it
+	// accepted a master. syncHold, when set, is asked before a backup
+	// becomes master: true keeps it backup (wanting master) because a
+	// sibling of its sync group does not want master yet.
+	want     State
+	syncHold func() bool
 }
 
 // NewMachine returns a router in state Initialize.
@@ -97,6 +105,17 @@ func NewMachine(p Params, priority uint8, eligible bool) *Machine {
 
 // State returns the current state.
 func (m *Machine) State() State { return m.state }
+
+// WantsMaster reports whether this router would be master on its own: its
+// Master_Down_Timer fired and no acceptable master has been heard since
+// (keepalived's wantstate MASTER), or it is master.
+func (m *Machine) WantsMaster() bool { return m.state == Master || m.want == Master }
+
+// SetSyncHold installs the sync group's veto (keepalived
+// vrrp_sync_can_goto_master): when hold returns true at the moment this
+// backup would become master, it stays backup, wanting master, and waits
+// another Master_Down_Interval.
+func (m *Machine) SetSyncHold(hold func() bool) { m.syncHold = hold }
 
 // Master returns the current master's address and priority as far as known
 // (this router's own when it is master).
@@ -146,7 +165,7 @@ func (m *Machine) Start(now time.Time) Output {
 }
 
 func (m *Machine) becomeMaster(now time.Time, reason string) Output {
-	m.state = Master
+	m.state, m.want = Master, Master
 	m.advertAt = now.Add(m.p.Interval)
 	m.lowerSince = time.Time{}
 	return Output{Send: true, Priority: m.prio, Changed: true, State: Master, Reason: reason, Peer: m.p.Self}
@@ -168,9 +187,21 @@ func (m *Machine) Tick(now time.Time) Output {
 		if !m.canMaster() {
 			// Ineligible: never take over; keep the timer ticking slowly
 			// rather than spinning.
+			m.want = Backup
 			m.master, m.masterPrio = netip.Addr{}, 0
 			m.masterDown = now.Add(m.MasterDownInterval())
 			return Output{}
+		}
+		if m.syncHold != nil {
+			m.want = Master
+			if m.syncHold() {
+				// A sibling does not want master (it hears a better
+				// router): stay backup rather than pull the whole group
+				// over and flap, as keepalived does. Check again after
+				// another Master_Down_Interval.
+				m.masterDown = now.Add(m.MasterDownInterval())
+				return Output{}
+			}
 		}
 		return m.becomeMaster(now, m.downReason)
 	case Master:
@@ -218,6 +249,7 @@ func (m *Machine) Receive(now time.Time, src netip.Addr, a Advert) Output {
 		m.masterInterval = a.Interval
 		m.masterDown = now.Add(m.MasterDownInterval())
 		m.downReason = ReasonMasterDown
+		m.want = Backup
 		return Output{}
 	case Master:
 		if a.Priority == PriorityStop {
@@ -228,6 +260,7 @@ func (m *Machine) Receive(now time.Time, src netip.Addr, a Advert) Output {
 		if a.Priority > m.prio || (a.Priority == m.prio && addrGreater(src, m.p.Self)) {
 			m.masterInterval = a.Interval
 			m.becomeBackup(now)
+			m.want = Backup
 			m.master, m.masterPrio = src, a.Priority
 			return Output{Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: src}
 		}
@@ -256,6 +289,7 @@ func (m *Machine) SetInput(now time.Time, priority uint8, eligible bool) Output 
 	case Master:
 		if !m.canMaster() {
 			m.becomeBackup(now)
+			m.want = Backup
 			m.master, m.masterPrio = netip.Addr{}, 0
 			return Output{Send: true, Priority: PriorityStop, Changed: true, State: Backup, Reason: ReasonIneligible}
 		}
@@ -277,6 +311,7 @@ func (m *Machine) Force(now time.Time, to State, reason string) Output {
 		return m.becomeMaster(now, reason)
 	case to == Backup && m.state == Master:
 		m.becomeBackup(now)
+		m.want = Backup
 		return Output{Changed: true, State: Backup, Reason: reason}
 	}
 	return Output{}

@@ -80,6 +80,9 @@ const (
 	// DropIntervalRange: the Max Advertise Interval is outside what the
 	// group accepts from other routers (GroupSpec.MinPeerInterval..MaxPeerInterval).
 	DropIntervalRange DropReason = "interval-range"
+	// DropRecvBuffer counts what the kernel dropped because the socket's
+	// receive buffer was full (read from the socket, not counted by vipd).
+	DropRecvBuffer DropReason = "receive-buffer"
 )
 
 // DecodeError is returned by Decode; Reason is the metric label.

@@ -90,6 +90,86 @@ func Open(ctx context.Context, ifname string, family int) (Conn, error) {
 	return c, nil
 }
 
+// RecvBuffer is the receive buffer asked for on every VRRP socket. A
+// minimum-size advert takes about 1 KiB of buffer in the kernel's accounting,
+// so this holds several thousand datagrams: at 20,000 adverts/s (issue #11,
+// 5) a quarter of a second in which vipd is not scheduled, instead of the
+// ~200 datagrams of the default 208 KiB (net.core.rmem_default), after which
+// the kernel dropped the master's adverts with the flood. The kernel counts
+// it twice (bookkeeping overhead) and only fills it under load.
+const RecvBuffer = 4 << 20
+
+// setRecvBuffer sets SO_RCVBUFFORCE (above net.core.rmem_max; needs
+// CAP_NET_ADMIN, which vipd has to bind VIPs), else SO_RCVBUF (capped at
+// rmem_max by the kernel).
+func setRecvBuffer(fd int) error {
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, RecvBuffer) == nil {
+		return nil
+	}
+	return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, RecvBuffer)
+}
+
+// recvBatch is how many datagrams one wake-up of the reader takes at most
+// (one blocking recvmsg, then non-blocking ones until the queue is empty).
+const recvBatch = 64
+
+// Under a flood (more than busyPackets in busyWindow) a reader waits
+// coalesce before each read, so adverts are taken from the kernel by the
+// batch rather than one wake-up each (issue #11, 5: the cost of a flood is
+// wake-ups, not parsing). An advert waits at most that much longer; at
+// 20,000/s a pause queues ~40 datagrams, far below RecvBuffer.
+const (
+	busyWindow  = 10 * time.Millisecond
+	busyPackets = 20
+	coalesce    = 2 * time.Millisecond
+)
+
+// pacer tracks the receive rate of one socket.
+type pacer struct {
+	windowStart time.Time
+	count       int
+	busy        bool
+	drained     bool // the last read returned less than a full batch
+}
+
+// before is called before each read: it pauses while the socket is busy,
+// once the queue has been drained (a backlog is read at once).
+func (p *pacer) before() {
+	if p.busy && p.drained {
+		time.Sleep(coalesce)
+	}
+}
+
+// after accounts n datagrams read.
+func (p *pacer) after(n int) {
+	now := time.Now()
+	if now.Sub(p.windowStart) >= busyWindow {
+		p.busy = p.count > busyPackets
+		p.windowStart, p.count = now, 0
+	}
+	p.count += n
+	p.drained = n < recvBatch
+}
+
+// BatchReceiver is implemented by the real Conns: RecvBatch fills ps with
+// the datagrams already read (at least one; it blocks for the first), so
+// the elector hands them over in one go.
+type BatchReceiver interface {
+	RecvBatch(ps []Packet) (int, error)
+}
+
+// Filter is implemented by the real Conns: it attaches FilterProgram (the
+// VRIDs served on the socket and, in unicast mode, the peers) in the kernel.
+type Filter interface {
+	SetFilter(vrids []uint8, peers []netip.Addr) error
+}
+
+// KernelDrops is implemented by the real Conns: datagrams the kernel
+// dropped because the receive buffer was full.
+type KernelDrops interface {
+	KernelDrops() uint64
+}
+
 // waitSource finds the interface's source address, waiting up to 5s for an
 // IPv6 link-local address to finish duplicate address detection.
 func waitSource(ctx context.Context, ifi *net.Interface, family int) (netip.Addr, error) {
@@ -147,6 +227,7 @@ func SourceAddr(ifname string, family int) (netip.Addr, error) {
 type conn4 struct {
 	ifi *net.Interface
 	raw *ipv4.RawConn
+	rx  *rxSock // receiving socket, outside the poller
 	mu  sync.Mutex
 	src netip.Addr
 }
@@ -169,7 +250,15 @@ func newConn4(pc net.PacketConn, ifi *net.Interface, src netip.Addr) (*conn4, er
 	if err := raw.SetControlMessage(ipv4.FlagInterface, true); err != nil {
 		return nil, err
 	}
-	return &conn4{ifi: ifi, raw: raw, src: src}, nil
+	// This socket only sends: it must queue nothing (see rxSock).
+	if err := raw.SetBPF(dropAll); err != nil {
+		return nil, err
+	}
+	rx, err := openRx(ifi, 4)
+	if err != nil {
+		return nil, err
+	}
+	return &conn4{ifi: ifi, raw: raw, rx: rx, src: src}, nil
 }
 
 func (c *conn4) Source() netip.Addr {
@@ -178,8 +267,54 @@ func (c *conn4) Source() netip.Addr {
 	return c.src
 }
 
+// FromSender is implemented by the real Conns: SendFrom is Send from src, a
+// configured unicast source, instead of Source.
+type FromSender interface {
+	SendFrom(payload []byte, src, dst netip.Addr) error
+}
+
+// CheckSource implements SourceChecker.
+func (c *conn4) CheckSource(a netip.Addr) error { return checkSource(c.ifi.Name, a) }
+
+// CheckSource implements SourceChecker.
+func (c *conn6) CheckSource(a netip.Addr) error { return checkSource(c.ifi.Name, a) }
+
+// checkSource fails unless a is a usable (for IPv6: not tentative) address
+// of the interface.
+func checkSource(ifname string, a netip.Addr) error {
+	link, err := netlink.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("vrrp interface %q: %w", ifname, err)
+	}
+	fam := netlink.FAMILY_V4
+	if a.Is6() {
+		fam = netlink.FAMILY_V6
+	}
+	addrs, err := netlink.AddrList(link, fam)
+	if err != nil {
+		return fmt.Errorf("vrrp interface %q: listing addresses: %w", ifname, err)
+	}
+	for _, x := range addrs {
+		if ip, ok := netip.AddrFromSlice(x.IP); ok && ip.Unmap() == a {
+			if x.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
+				return fmt.Errorf("unicast source %s on %s is not usable yet (duplicate address detection)", a, ifname)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("unicast source %s is not an address of %s", a, ifname)
+}
+
 func (c *conn4) Send(p []byte, dst netip.Addr) error {
-	src := c.Source()
+	err := c.SendFrom(p, c.Source(), dst)
+	if err != nil {
+		c.refreshSource()
+	}
+	return err
+}
+
+// SendFrom implements FromSender.
+func (c *conn4) SendFrom(p []byte, src, dst netip.Addr) error {
 	h := &ipv4.Header{
 		Version: ipv4.Version, Len: ipv4.HeaderLen,
 		TOS:      0xc0, // precedence "internetwork control", as keepalived
@@ -187,11 +322,7 @@ func (c *conn4) Send(p []byte, dst netip.Addr) error {
 		TTL:      TTL, Protocol: IPProtocol,
 		Src: src.AsSlice(), Dst: dst.AsSlice(),
 	}
-	err := c.raw.WriteTo(h, p, &ipv4.ControlMessage{IfIndex: c.ifi.Index})
-	if err != nil {
-		c.refreshSource()
-	}
-	return err
+	return c.raw.WriteTo(h, p, &ipv4.ControlMessage{IfIndex: c.ifi.Index})
 }
 
 // refreshSource re-reads the primary address after a failed send (it may
@@ -221,35 +352,29 @@ func readySource(mu *sync.Mutex, src *netip.Addr, ifname string, fam int) error 
 	return nil
 }
 
-func (c *conn4) Recv() (Packet, error) {
-	buf := make([]byte, 1500)
-	for {
-		h, p, cm, err := c.raw.ReadFrom(buf)
-		if err != nil {
-			if isTemporary(err) {
-				continue
-			}
-			return Packet{}, err
-		}
-		if cm != nil && cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
-			continue
-		}
-		src, _ := netip.AddrFromSlice(h.Src.To4())
-		dst, _ := netip.AddrFromSlice(h.Dst.To4())
-		// Raw IPv4 sockets hand over the whole datagram; trust the header's
-		// total length over the read size.
-		if n := h.TotalLen - h.Len; n >= 0 && n < len(p) {
-			p = p[:n]
-		}
-		return Packet{Src: src, Dst: dst, TTL: h.TTL, Payload: append([]byte(nil), p...)}, nil
+func (c *conn4) Recv() (Packet, error) { return recvOne(c.rx) }
+
+// RecvBatch implements BatchReceiver.
+func (c *conn4) RecvBatch(ps []Packet) (int, error) { return c.rx.recv(ps) }
+
+// SetFilter attaches FilterProgram for IPv4.
+func (c *conn4) SetFilter(vrids []uint8, peers []netip.Addr) error {
+	prog, err := FilterProgram(4, vrids, peers)
+	if err != nil {
+		return err
 	}
+	return c.rx.setFilter(prog)
 }
 
-func (c *conn4) Close() error { return c.raw.Close() }
+// KernelDrops implements KernelDrops.
+func (c *conn4) KernelDrops() uint64 { return c.rx.drops() }
+
+func (c *conn4) Close() error { return errors.Join(c.rx.close(), c.raw.Close()) }
 
 type conn6 struct {
 	ifi *net.Interface
 	pc  *ipv6.PacketConn
+	rx  *rxSock // receiving socket, outside the poller
 	mu  sync.Mutex
 	src netip.Addr
 }
@@ -275,7 +400,15 @@ func newConn6(pc net.PacketConn, ifi *net.Interface, src netip.Addr) (*conn6, er
 	if err := p.SetControlMessage(ipv6.FlagHopLimit|ipv6.FlagDst|ipv6.FlagInterface, true); err != nil {
 		return nil, err
 	}
-	return &conn6{ifi: ifi, pc: p, src: src}, nil
+	// This socket only sends: it must queue nothing (see rxSock).
+	if err := p.SetBPF(dropAll); err != nil {
+		return nil, err
+	}
+	rx, err := openRx(ifi, 6)
+	if err != nil {
+		return nil, err
+	}
+	return &conn6{ifi: ifi, pc: p, rx: rx, src: src}, nil
 }
 
 func (c *conn6) Source() netip.Addr {
@@ -284,8 +417,8 @@ func (c *conn6) Source() netip.Addr {
 	return c.src
 }
 
-func (c *conn6) Send(p []byte, dst netip.Addr) error {
-	src := c.Source()
+// SendFrom implements FromSender.
+func (c *conn6) SendFrom(p []byte, src, dst netip.Addr) error {
 	cm := &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifi.Index, HopLimit: TTL}
 	to := &net.IPAddr{IP: dst.AsSlice()}
 	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() {
@@ -295,6 +428,11 @@ func (c *conn6) Send(p []byte, dst netip.Addr) error {
 		to.Zone = strconv.Itoa(c.ifi.Index)
 	}
 	_, err := c.pc.WriteTo(p, cm, to)
+	return err
+}
+
+func (c *conn6) Send(p []byte, dst netip.Addr) error {
+	err := c.SendFrom(p, c.Source(), dst)
 	if err != nil {
 		// The link-local address goes away with the link (and comes back
 		// after DAD): look it up again.
@@ -307,34 +445,27 @@ func (c *conn6) Send(p []byte, dst netip.Addr) error {
 	return err
 }
 
-func (c *conn6) Recv() (Packet, error) {
-	buf := make([]byte, 1500)
-	for {
-		n, cm, from, err := c.pc.ReadFrom(buf)
-		if err != nil {
-			if isTemporary(err) {
-				continue
-			}
-			return Packet{}, err
-		}
-		if cm == nil {
-			continue
-		}
-		if cm.IfIndex != 0 && cm.IfIndex != c.ifi.Index {
-			continue
-		}
-		ia, ok := from.(*net.IPAddr)
-		if !ok {
-			continue
-		}
-		src, _ := netip.AddrFromSlice(ia.IP)
-		dst, _ := netip.AddrFromSlice(cm.Dst)
-		return Packet{Src: src.Unmap(), Dst: dst.Unmap(), TTL: cm.HopLimit, Payload: append([]byte(nil), buf[:n]...)}, nil
+func (c *conn6) Recv() (Packet, error) { return recvOne(c.rx) }
+
+// RecvBatch implements BatchReceiver.
+func (c *conn6) RecvBatch(ps []Packet) (int, error) { return c.rx.recv(ps) }
+
+// SetFilter attaches FilterProgram for IPv6.
+func (c *conn6) SetFilter(vrids []uint8, peers []netip.Addr) error {
+	prog, err := FilterProgram(6, vrids, peers)
+	if err != nil {
+		return err
 	}
+	return c.rx.setFilter(prog)
 }
 
-func (c *conn6) Close() error { return c.pc.Close() }
+// KernelDrops implements KernelDrops.
+func (c *conn6) KernelDrops() uint64 { return c.rx.drops() }
 
-func isTemporary(err error) bool {
-	return errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ENOBUFS)
+func (c *conn6) Close() error { return errors.Join(c.rx.close(), c.pc.Close()) }
+
+func recvOne(rx *rxSock) (Packet, error) {
+	var p [1]Packet
+	_, err := rx.recv(p[:])
+	return p[0], err
 }

@@ -72,7 +72,8 @@ type HTTP struct {
 type Binding struct {
 	// Lifetime is the kernel valid_lft given to each VIP: the dead-man's
 	// switch. If vipd stops refreshing (SIGKILL, OOM, hang) the kernel removes
-	// the VIP after this long. Whole seconds, 2s..1h. Default 3s.
+	// the VIP after this long. Whole seconds, 2s..1h. Default 3s; in mode
+	// vrrp at least VRRPMinLifetime of every group (derived when unset).
 	Lifetime time.Duration `yaml:"lifetime,omitempty"`
 	// Refresh is how often the owner renews the lifetime. Must leave at least
 	// two refreshes per lifetime. Default 1s.
@@ -111,6 +112,10 @@ type VIP struct {
 	Address string `yaml:"address,omitempty"`
 	// Interface to bind on. Default: the interface whose subnet holds Address.
 	Interface string `yaml:"interface,omitempty"`
+	// Excluded (mode vrrp only; keepalived virtual_ipaddress_excluded): the
+	// VIP moves with its group but is not in the group's adverts, and a
+	// family whose VIPs are all excluded gets no virtual router of its own.
+	Excluded bool `yaml:"excluded,omitempty"`
 
 	// Addr is Address parsed, filled in by validation.
 	Addr netip.Addr `yaml:"-"`
@@ -178,9 +183,6 @@ func (c *Config) applyDefaults() {
 	if c.HTTP.Listen == "" {
 		c.HTTP.Listen = DefaultHTTPListen
 	}
-	if c.Binding.Lifetime == 0 {
-		c.Binding.Lifetime = DefaultLifetime
-	}
 	if c.Binding.Refresh == 0 {
 		c.Binding.Refresh = DefaultRefresh
 	}
@@ -200,6 +202,11 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	c.applyModeDefaults()
+	if c.Binding.Lifetime == 0 {
+		// After the mode's defaults: in mode vrrp the lifetime must outlive
+		// the groups' Master_Down_Interval (vrrp.go).
+		c.Binding.Lifetime = max(DefaultLifetime, c.vrrpMinLifetime())
+	}
 }
 
 var (

@@ -97,7 +97,16 @@ func vrrpKeys(c *Config) []string {
 	if c.VRRP != nil {
 		out = append(out, "vrrp")
 	}
-	return append(out, groupKeys(c, "vrrp", func(g *Group) bool { return g.VRRP != nil })...)
+	out = append(out, groupKeys(c, "vrrp", func(g *Group) bool { return g.VRRP != nil })...)
+	// keepalived's virtual_ipaddress_excluded: a VRRP notion.
+	for gi, g := range c.Groups {
+		for vi, v := range g.VIPs {
+			if v.Excluded {
+				out = append(out, "groups["+strconv.Itoa(gi)+"].vips["+strconv.Itoa(vi)+"].excluded")
+			}
+		}
+	}
+	return out
 }
 
 func leaseKeys(c *Config) []string {

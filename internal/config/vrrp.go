@@ -52,6 +52,11 @@ type GroupVRRP struct {
 	// (keepalived unicast_peer) and are accepted only from them. Every
 	// address family of the group's VIPs needs at least one peer.
 	UnicastPeers []string `yaml:"unicastPeers,omitempty"`
+	// UnicastSource is the address unicast adverts are sent from, at most
+	// one per address family (keepalived unicast_src_ip), and this node's
+	// address in the peers' unicastPeers. Default: the interface's primary
+	// IPv4 address and its IPv6 link-local address. Only with UnicastPeers.
+	UnicastSource []string `yaml:"unicastSource,omitempty"`
 	// MinPeerAdvertInterval and MaxPeerAdvertInterval bound the advert
 	// interval (Max Advertise Interval) accepted from other routers, which
 	// a backup adopts to time the master out; adverts outside are dropped
@@ -61,15 +66,26 @@ type GroupVRRP struct {
 	MinPeerAdvertInterval *time.Duration `yaml:"minPeerAdvertInterval,omitempty"`
 	MaxPeerAdvertInterval *time.Duration `yaml:"maxPeerAdvertInterval,omitempty"`
 
-	// Peers is UnicastPeers parsed, filled in by validation.
-	Peers []netip.Addr `yaml:"-"`
+	// Peers is UnicastPeers parsed, Sources UnicastSource parsed; filled in
+	// by validation.
+	Peers   []netip.Addr `yaml:"-"`
+	Sources []netip.Addr `yaml:"-"`
 }
 
 // Families lists the address families (4, 6) of the group's VIPs, in that
 // order; valid after validation.
-func (g *Group) Families() []int {
+func (g *Group) Families() []int { return g.families(true) }
+
+// RouterFamilies lists the families that get a virtual router in mode
+// vrrp: those of the VIPs that are not excluded.
+func (g *Group) RouterFamilies() []int { return g.families(false) }
+
+func (g *Group) families(excluded bool) []int {
 	var has4, has6 bool
 	for _, v := range g.VIPs {
+		if v.Excluded && !excluded {
+			continue
+		}
 		if v.Addr.Is4() {
 			has4 = true
 		} else if v.Addr.Is6() {
@@ -117,6 +133,60 @@ func (c *Config) applyVRRPDefaults() {
 	}
 }
 
+// VRRPLifetimeMargin is kept between a crashed master's VIP expiring and the
+// latest moment a backup takes over: the new master's bind and first
+// announcement, and the kernel's lifetime check, which runs about once a
+// second and may fire a little early (ADDRCONF_TIMER_FUZZ_MINUS).
+const VRRPLifetimeMargin = time.Second
+
+// VRRPMinLifetime is the shortest binding.lifetime that keeps a SIGKILLed
+// master's VIP bound until a backup has taken over. The VIP was last
+// refreshed up to refresh before the crash; a backup takes over at the
+// latest Master_Down_Interval = 3 × interval + Skew_Time after the last
+// advert, and Skew_Time < interval, so 4 × interval bounds it whatever the
+// backup's priority. Rounded up to whole seconds (the kernel's unit).
+func VRRPMinLifetime(refresh, interval time.Duration) time.Duration {
+	d := refresh + 4*interval + VRRPLifetimeMargin
+	if r := d % time.Second; r != 0 {
+		d += time.Second - r
+	}
+	return d
+}
+
+// vrrpMinLifetime is the largest VRRPMinLifetime over the groups in mode
+// vrrp (0 otherwise), capped at the 1h maximum so a bad interval is reported
+// against its own key. Defaults must have been applied.
+func (c *Config) vrrpMinLifetime() time.Duration {
+	var need time.Duration
+	if c.Mode != ModeVRRP {
+		return 0
+	}
+	for _, g := range c.Groups {
+		if g.VRRP == nil {
+			continue
+		}
+		if iv, _, ok := g.VRRP.slowestMaster(); ok {
+			need = max(need, VRRPMinLifetime(c.Binding.Refresh, iv))
+		}
+	}
+	return min(need, time.Hour)
+}
+
+// slowestMaster is the longest advert interval a master of group g may use
+// as far as its backups accept (maxPeerAdvertInterval when wider than
+// advertInterval), and the key that sets it: the backups' Master_Down_Interval
+// follows it. ok is false while the interval is invalid (reported elsewhere).
+func (g *GroupVRRP) slowestMaster() (d time.Duration, key string, ok bool) {
+	if !validAdvertInterval(g.AdvertInterval) {
+		return 0, "", false
+	}
+	d, key = g.AdvertInterval, "advertInterval"
+	if m := g.MaxPeerAdvertInterval; m != nil && validAdvertInterval(*m) && *m > d {
+		d, key = *m, "maxPeerAdvertInterval"
+	}
+	return d, key, true
+}
+
 func validAdvertInterval(d time.Duration) bool {
 	return d >= MinVRRPAdvertInterval && d <= MaxVRRPAdvertInterval && d%MinVRRPAdvertInterval == 0
 }
@@ -133,6 +203,27 @@ func (c *Config) validateVRRP(host Host, errs *Errors) {
 		if m.PreemptDelay < 0 || m.PreemptDelay > MaxVRRPPreemptDelay {
 			errs.add("vrrp.preemptDelay", m.PreemptDelay, "must be between 0 and 1h")
 		}
+	}
+	// The dead-man's switch must not open a gap: a crashed master's VIP has
+	// to outlive the backups' Master_Down_Interval (issue #11, 7c).
+	worst, worstKey := -1, ""
+	var worstNeed, worstIv time.Duration
+	for gi, g := range c.Groups {
+		if g.VRRP == nil {
+			continue
+		}
+		iv, key, ok := g.VRRP.slowestMaster()
+		if !ok {
+			continue
+		}
+		if need := VRRPMinLifetime(c.Binding.Refresh, iv); need > worstNeed {
+			worst, worstKey, worstNeed, worstIv = gi, key, need, iv
+		}
+	}
+	if worst >= 0 && c.Binding.Lifetime < worstNeed && c.Binding.Refresh >= 100*time.Millisecond {
+		errs.add("binding.lifetime", c.Binding.Lifetime,
+			"must be at least %s in mode vrrp: binding.refresh (%s) + 4 × groups[%d].vrrp.%s (%s, bounding Master_Down_Interval = 3 × interval + Skew_Time) + %s margin, rounded up to whole seconds, so a crashed master's VIP is still bound when a backup takes over (leave binding.lifetime unset to derive it)",
+			worstNeed, c.Binding.Refresh, worst, worstKey, worstIv, VRRPLifetimeMargin)
 	}
 	type vrKey struct {
 		ifc    string
@@ -185,7 +276,11 @@ func (c *Config) validateVRRP(host Host, errs *Errors) {
 		} else if !host.InterfaceExists(v.Interface) {
 			errs.add(gk+".interface", v.Interface, "no such network interface on this node")
 		}
-		families := g.Families()
+		// Peers, sources and VRIDs concern the families that get a router.
+		families := g.RouterFamilies()
+		if len(families) == 0 && len(g.VIPs) > 0 {
+			errs.add(gk[:len(gk)-len(".vrrp")]+".vips", nil, "are all excluded: at least one VIP must be advertised (excluded VIPs ride on the group's virtual router)")
+		}
 		v.Peers = v.Peers[:0]
 		peerFam := map[int]bool{}
 		seenPeer := map[netip.Addr]bool{}
@@ -214,6 +309,41 @@ func (c *Config) validateVRRP(host Host, errs *Errors) {
 			seenPeer[p] = true
 			peerFam[fam] = true
 			v.Peers = append(v.Peers, p)
+		}
+		v.Sources = v.Sources[:0]
+		srcFam := map[int]string{}
+		for si, s := range v.UnicastSource {
+			sk := gk + ".unicastSource[" + strconv.Itoa(si) + "]"
+			a, err := netip.ParseAddr(s)
+			switch {
+			case err != nil:
+				errs.add(sk, s, "is not an IPv4 or IPv6 address")
+				continue
+			case a.Is4In6() || a.Zone() != "" || a.IsUnspecified() || a.IsMulticast() || a.IsLoopback():
+				errs.add(sk, s, "must be a plain unicast address of this node (no zone, not IPv4-mapped, multicast, loopback or unspecified)")
+				continue
+			case len(v.UnicastPeers) == 0:
+				errs.add(sk, s, "needs unicastPeers: multicast adverts come from the primary IPv4 or the link-local IPv6 address (RFC 5798)")
+				continue
+			}
+			fam := 6
+			if a.Is4() {
+				fam = 4
+			}
+			if !containsInt(families, fam) {
+				errs.add(sk, s, "is IPv%d but the group has no IPv%d VIP", fam, fam)
+				continue
+			}
+			if prev, dup := srcFam[fam]; dup {
+				errs.add(sk, s, "is a second IPv%d source (%s is the first): one per family", fam, prev)
+				continue
+			}
+			if seenPeer[a] {
+				errs.add(sk, s, "is also listed in unicastPeers: the source is this node's own address")
+				continue
+			}
+			srcFam[fam] = s
+			v.Sources = append(v.Sources, a)
 		}
 		if len(v.Peers) > 0 {
 			for _, f := range families {

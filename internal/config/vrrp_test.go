@@ -17,7 +17,7 @@ groups:
 - name: api
   priority: 150
   vips: [{address: 203.0.113.7}]
-  vrrp: {vrid: 51, advertInterval: 100ms, preempt: false, preemptDelay: 5s, unicastPeers: [203.0.113.2, 203.0.113.3]}
+  vrrp: {vrid: 51, advertInterval: 100ms, preempt: false, preemptDelay: 5s, unicastPeers: [203.0.113.2, 203.0.113.3], unicastSource: [203.0.113.1]}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -33,7 +33,8 @@ groups:
 		t.Errorf("families %v", f)
 	}
 	a := c.Groups[1].VRRP
-	if a.AdvertInterval != 100*time.Millisecond || *a.Preempt || *a.PreemptDelay != 5*time.Second || a.Interface != "eth1" || len(a.Peers) != 2 {
+	if a.AdvertInterval != 100*time.Millisecond || *a.Preempt || *a.PreemptDelay != 5*time.Second || a.Interface != "eth1" || len(a.Peers) != 2 ||
+		len(a.Sources) != 1 || a.Sources[0].String() != "203.0.113.1" {
 		t.Errorf("api: %+v", a)
 	}
 }
@@ -106,6 +107,33 @@ groups:
 		{"multicast peer", `
 groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastPeers: [224.0.0.18]}}]`,
 			[]string{`groups[0].vrrp.unicastPeers[0]: "224.0.0.18": must be a plain unicast address`}},
+		{"unicast source without peers", `
+groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastSource: [198.51.100.11]}}]`,
+			[]string{`groups[0].vrrp.unicastSource[0]: "198.51.100.11": needs unicastPeers`}},
+		{"two unicast sources of one family", `
+groups: [{name: a, vips: [{address: "2001:db8::100"}], vrrp: {vrid: 1, unicastPeers: ["2001:db8::12"], unicastSource: ["2001:db8::11", "2001:db8::13"]}}]`,
+			[]string{`groups[0].vrrp.unicastSource[1]: "2001:db8::13": is a second IPv6 source (2001:db8::11 is the first): one per family`}},
+		{"unicast source of another family", `
+groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastPeers: [198.51.100.12], unicastSource: ["2001:db8::11"]}}]`,
+			[]string{`groups[0].vrrp.unicastSource[0]: "2001:db8::11": is IPv6 but the group has no IPv6 VIP`}},
+		{"unicast source with a zone", `
+groups: [{name: a, vips: [{address: "2001:db8::100"}], vrrp: {vrid: 1, unicastPeers: ["2001:db8::12"], unicastSource: ["fe80::1%eth0"]}}]`,
+			[]string{`groups[0].vrrp.unicastSource[0]: "fe80::1%eth0": must be a plain unicast address of this node`}},
+		{"unicast source is a peer", `
+groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastPeers: [198.51.100.12], unicastSource: [198.51.100.12]}}]`,
+			[]string{`groups[0].vrrp.unicastSource[0]: "198.51.100.12": is also listed in unicastPeers`}},
+		{"every VIP excluded", `
+groups: [{name: a, vips: [{address: 198.51.100.100, excluded: true}], vrrp: {vrid: 1}}]`,
+			[]string{"groups[0].vips: are all excluded: at least one VIP must be advertised"}},
+		{"peer only for an excluded family", `
+groups: [{name: a, vips: [{address: 198.51.100.100}, {address: "2001:db8::100", excluded: true}], vrrp: {vrid: 1, unicastPeers: [198.51.100.12, "2001:db8::12"]}}]`,
+			[]string{`groups[0].vrrp.unicastPeers[1]: "2001:db8::12": is IPv6 but the group has no IPv6 VIP`}},
+		{"lifetime shorter than Master_Down_Interval", `
+binding: {lifetime: 3s}
+groups:
+- {name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, advertInterval: 100ms}}
+- {name: b, vips: [{address: 198.51.100.101}], vrrp: {vrid: 2, advertInterval: 1s}}`,
+			[]string{"binding.lifetime: 3s: must be at least 6s in mode vrrp: binding.refresh (1s) + 4 × groups[1].vrrp.advertInterval (1s"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg, err := Parse([]byte(vrrpHead + c.yaml))
@@ -122,6 +150,68 @@ groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, unicastPee
 				}
 			}
 		})
+	}
+}
+
+// TestVRRPDerivedLifetime: an unset binding.lifetime outlives the slowest
+// group's Master_Down_Interval after a crash (issue #11, 7c: with 1s adverts
+// and a 3s lifetime the VIP expired ~850ms before keepalived took over).
+func TestVRRPDerivedLifetime(t *testing.T) {
+	for _, c := range []struct {
+		extra, interval string
+		want            time.Duration
+	}{
+		{"", "100ms", 3 * time.Second},                         // 1s + 0.4s + 1s -> 3s (the default)
+		{"", "200ms", 3 * time.Second},                         // 2.8s -> 3s
+		{"", "1s", 6 * time.Second},                            // 1s + 4s + 1s
+		{"", "3s", 14 * time.Second},                           // 1s + 12s + 1s
+		{"binding: {refresh: 500ms}\n", "1s", 6 * time.Second}, // 5.5s -> 6s
+		{"binding: {lifetime: 10s}\n", "1s", 10 * time.Second}, // explicit and long enough
+	} {
+		cfg, err := Parse([]byte(vrrpHead + c.extra + "groups: [{name: a, vips: [{address: 198.51.100.100}], vrrp: {vrid: 1, advertInterval: " + c.interval + "}}]\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(fakeHost{}); err != nil {
+			t.Errorf("%q %s: %v", c.extra, c.interval, err)
+		}
+		if cfg.Binding.Lifetime != c.want {
+			t.Errorf("%q advertInterval %s: lifetime %s, want %s", c.extra, c.interval, cfg.Binding.Lifetime, c.want)
+		}
+	}
+	// Other modes keep the plain default.
+	cfg, err := Parse([]byte("apiVersion: vipd.io/v1alpha1\nkind: Config\nnode: n1\nmode: static\ngroups: [{name: a, vips: [{address: 198.51.100.100}]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Binding.Lifetime != DefaultLifetime {
+		t.Errorf("static: lifetime %s", cfg.Binding.Lifetime)
+	}
+}
+
+// TestVRRPExcluded: an excluded IPv6 VIP needs no IPv6 peer and does not
+// take the group's VRID for IPv6; it is only for mode vrrp.
+func TestVRRPExcluded(t *testing.T) {
+	c, err := Parse([]byte(vrrpHead + `
+groups:
+- {name: a, vips: [{address: 198.51.100.100}, {address: "2001:db8::100", excluded: true}], vrrp: {vrid: 7, unicastPeers: [198.51.100.12]}}
+- {name: b, vips: [{address: "2001:db8::101"}], vrrp: {vrid: 7}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(fakeHost{}); err != nil {
+		t.Fatal(err)
+	}
+	if f := c.Groups[0].RouterFamilies(); len(f) != 1 || f[0] != 4 {
+		t.Errorf("router families %v", f)
+	}
+	c, err = Parse([]byte("apiVersion: vipd.io/v1alpha1\nkind: Config\nnode: n1\nmode: static\ngroups: [{name: a, vips: [{address: 198.51.100.100, excluded: true}]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(fakeHost{}); err == nil || !strings.Contains(err.Error(), `groups[0].vips[0].excluded: is set but mode is`) {
+		t.Errorf("static with excluded: %v", err)
 	}
 }
 

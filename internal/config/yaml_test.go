@@ -93,10 +93,10 @@ func fullConfigs(t *testing.T) map[string]func() *Config {
 			c := head(ModeVRRP)
 			c.VRRP = &VRRP{AdvertInterval: 200 * time.Millisecond, Preempt: ptr(false), PreemptDelay: 2 * time.Second}
 			c.Groups = []Group{
-				{Name: "web", Priority: 200, VIPs: []VIP{{Address: "198.51.100.100"}, {Address: "2001:db8::100"}},
+				{Name: "web", Priority: 200, VIPs: []VIP{{Address: "198.51.100.100"}, {Address: "2001:db8::100"}, {Address: "2001:db8::101", Excluded: true}},
 					VRRP: &GroupVRRP{VRID: 51, AdvertInterval: 100 * time.Millisecond, Preempt: ptr(true), PreemptDelay: ptr(time.Duration(0)),
-						Interface: "eth0", UnicastPeers: []string{"198.51.100.11", "2001:db8::11"},
-						MinPeerAdvertInterval: ptr(50 * time.Millisecond), MaxPeerAdvertInterval: ptr(time.Second)}},
+						Interface: "eth0", UnicastPeers: []string{"198.51.100.11", "2001:db8::11"}, UnicastSource: []string{"198.51.100.10", "2001:db8::10"},
+						MinPeerAdvertInterval: ptr(50 * time.Millisecond), MaxPeerAdvertInterval: ptr(200 * time.Millisecond)}},
 				{Name: "api", VIPs: []VIP{{Address: "203.0.113.7"}}, VRRP: &GroupVRRP{VRID: 52}},
 			}
 			return c

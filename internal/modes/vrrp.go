@@ -21,7 +21,7 @@ func VRRPSpecs(c *config.Config) ([]vrrp.GroupSpec, error) {
 		s := vrrp.GroupSpec{
 			Name: g.Name, VRID: uint8(v.VRID), Interface: v.Interface,
 			Interval: v.AdvertInterval, Preempt: *v.Preempt, PreemptDelay: *v.PreemptDelay,
-			Peers: slices.Clone(v.Peers),
+			Peers: slices.Clone(v.Peers), Sources: slices.Clone(v.Sources),
 		}
 		// Unset: zero, which the elector reads as the group's own interval.
 		if v.MinPeerAdvertInterval != nil {
@@ -31,7 +31,12 @@ func VRRPSpecs(c *config.Config) ([]vrrp.GroupSpec, error) {
 			s.MaxPeerInterval = *v.MaxPeerAdvertInterval
 		}
 		for _, vip := range g.VIPs {
-			s.VIPs = append(s.VIPs, vip.Addr)
+			// Excluded VIPs are bound with the group (the node manager binds
+			// every VIP of an owned group) but have no router and are not
+			// advertised.
+			if !vip.Excluded {
+				s.VIPs = append(s.VIPs, vip.Addr)
+			}
 		}
 		specs = append(specs, s)
 	}

@@ -50,3 +50,32 @@ groups:
 		t.Fatalf("defaults: %+v", a)
 	}
 }
+
+// TestSpecsExcluded: an excluded VIP (keepalived virtual_ipaddress_excluded)
+// gets no router and is not advertised; the unicast source is carried over.
+func TestSpecsExcluded(t *testing.T) {
+	c, err := config.Parse([]byte(`apiVersion: vipd.io/v1alpha1
+kind: Config
+node: n1
+mode: vrrp
+groups:
+- name: web
+  vips: [{address: 198.51.100.100}, {address: "2001:db8::100", excluded: true}]
+  vrrp: {vrid: 51, unicastPeers: [198.51.100.12], unicastSource: [198.51.100.11]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(eth0Host{}); err != nil {
+		t.Fatal(err)
+	}
+	specs, err := VRRPSpecs(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := specs[0]
+	if len(s.VIPs) != 1 || s.VIPs[0] != netip.MustParseAddr("198.51.100.100") ||
+		len(s.Sources) != 1 || s.Sources[0] != netip.MustParseAddr("198.51.100.11") {
+		t.Fatalf("spec %+v", s)
+	}
+}

@@ -29,6 +29,13 @@ type Router struct {
 	VIPs     []netip.Addr  // one or both families: a v4+v6 group (sync group in keepalived)
 	// Unicast lists each node's unicast peers by node (empty: multicast).
 	Unicast bool
+	// UnicastSource: vipd sends unicast adverts from the node's IPv4 and
+	// global IPv6 address (unicastSource) instead of the primary IPv4 and
+	// the link-local IPv6 address.
+	UnicastSource bool
+	// CheckUnicastSrc: keepalived accepts unicast adverts only from its
+	// unicast_peer addresses (check_unicast_src).
+	CheckUnicastSrc bool
 }
 
 // VipdConfig is a vrrp-mode vipd config for node h with priority prio.
@@ -41,6 +48,15 @@ func VipdConfig(h *lab.Host, prio int, r Router, peers []netip.Addr) *config.Con
 	if r.Unicast {
 		for _, p := range peers {
 			g.VRRP.UnicastPeers = append(g.VRRP.UnicastPeers, p.String())
+		}
+		if r.UnicastSource {
+			for _, fam := range families(r.VIPs) {
+				a := h.IPv4.Addr()
+				if fam == 6 {
+					a = h.IPv6.Addr()
+				}
+				g.VRRP.UnicastSource = append(g.VRRP.UnicastSource, a.String())
+			}
 		}
 	}
 	return &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Node: h.Name, Mode: config.ModeVRRP,
@@ -82,6 +98,9 @@ func KeepalivedConfig(h *lab.Host, prio int, r Router, src4 netip.Addr, peers []
 				src = h.IPv6.Addr()
 			}
 			fmt.Fprintf(&b, "  unicast_src_ip %s\n", src)
+			if r.CheckUnicastSrc {
+				b.WriteString("  check_unicast_src\n")
+			}
 			b.WriteString("  unicast_peer {\n")
 			for _, p := range peers {
 				if p.Is4() == (fam == 4) {
@@ -104,6 +123,20 @@ func KeepalivedConfig(h *lab.Host, prio int, r Router, src4 netip.Addr, peers []
 		fmt.Fprintf(&b, "vrrp_sync_group web {\n  group {\n    %s\n  }\n}\n", strings.Join(insts, "\n    "))
 	}
 	return b.String()
+}
+
+// families lists the address families (4, 6) of vips, in that order.
+func families(vips []netip.Addr) []int {
+	var fs []int
+	for _, fam := range []int{4, 6} {
+		for _, v := range vips {
+			if v.Is4() == (fam == 4) {
+				fs = append(fs, fam)
+				break
+			}
+		}
+	}
+	return fs
 }
 
 // Keepalived is a keepalived started in a lab node.
