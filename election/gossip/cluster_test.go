@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -21,9 +22,13 @@ import (
 // world records every node's reported ownership under one lock, so it can
 // check at the moment of each report that no two nodes hold a group.
 type world struct {
-	t       *testing.T
-	mu      sync.Mutex
-	owner   map[string]string // group -> node holding it
+	t  *testing.T
+	mu sync.Mutex
+	// holders: group -> nodes holding it. More than one is a double
+	// ownership, recorded in double; keeping every holder (not the last
+	// claimant) keeps the record true after one, so a wait for owners
+	// fails on the double instead of on a group that looks unowned.
+	holders map[string]map[string]bool
 	history []event
 	dead    map[string]bool // crashed nodes: their VIPs are gone
 	double  []string
@@ -40,7 +45,7 @@ type event struct {
 }
 
 func newWorld(t *testing.T) *world {
-	return &world{t: t, owner: map[string]string{}, dead: map[string]bool{}, bindErr: map[string]error{}, electors: map[string]*Elector{}}
+	return &world{t: t, holders: map[string]map[string]bool{}, dead: map[string]bool{}, bindErr: map[string]error{}, electors: map[string]*Elector{}}
 }
 
 func (w *world) reporter(node string) election.Reporter {
@@ -56,15 +61,20 @@ func (w *world) reporter(node string) election.Reporter {
 			return err
 		}
 		w.history = append(w.history, event{node, tr})
-		cur := w.owner[tr.Group]
-		switch {
-		case tr.Owner && cur != "" && cur != node:
-			w.double = append(w.double, fmt.Sprintf("%s took %s while %s held it (%s)", node, tr.Group, cur, tr.Reason))
-			w.owner[tr.Group] = node
-		case tr.Owner:
-			w.owner[tr.Group] = node
-		case cur == node:
-			delete(w.owner, tr.Group)
+		hs := w.holders[tr.Group]
+		if hs == nil {
+			hs = map[string]bool{}
+			w.holders[tr.Group] = hs
+		}
+		if tr.Owner {
+			for other := range hs {
+				if other != node {
+					w.double = append(w.double, fmt.Sprintf("%s took %s while %s held it (%s)", node, tr.Group, other, tr.Reason))
+				}
+			}
+			hs[node] = true
+		} else {
+			delete(hs, node)
 		}
 		return nil
 	}
@@ -75,10 +85,8 @@ func (w *world) crashed(node string) time.Time {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.dead[node] = true
-	for g, n := range w.owner {
-		if n == node {
-			delete(w.owner, g)
-		}
+	for _, hs := range w.holders {
+		delete(hs, node)
 	}
 	return time.Now()
 }
@@ -87,8 +95,10 @@ func (w *world) snapshot() map[string]string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	out := map[string]string{}
-	for g, n := range w.owner {
-		out[g] = n
+	for g, hs := range w.holders {
+		if len(hs) > 0 {
+			out[g] = strings.Join(slices.Sorted(maps.Keys(hs)), "+") // "a+b": both hold it
+		}
 	}
 	return out
 }
@@ -273,7 +283,11 @@ func waitOwners(t *testing.T, w *world, want map[string]string, timeout time.Dur
 			}
 			w.mu.Unlock()
 			slices.Sort(views)
-			t.Fatalf("timed out after %s waiting for owners %v; owners %v\n%s", timeout, want, w.snapshot(), strings.Join(views, "\n"))
+			w.mu.Lock()
+			double := slices.Clone(w.double)
+			w.mu.Unlock()
+			t.Fatalf("timed out after %s waiting for owners %v; owners %v (a+b: both hold it); double ownership seen: %v\n%s",
+				timeout, want, w.snapshot(), double, strings.Join(views, "\n"))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
