@@ -222,6 +222,8 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 		"profile", e.opts.Profile, "encrypted", len(e.opts.Keys) > 0, "fingerprint", e.fp.String())
 
 	joinedCh := make(chan struct{}, 1)
+	syncedCh := make(chan struct{}, 1)
+	syncing := false
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() {
@@ -306,8 +308,18 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 				// A join is still trying peers (TCP timeouts): its
 				// outcome decides between electing alone and waiting.
 				settle = time.After(100 * time.Millisecond)
+			case st.Joined && !syncing:
+				// Before the first election, one push/pull with every
+				// member known now: members that joined after our join
+				// (a concurrent start) and claims made during the
+				// holdoff reach us by gossip, which under load can take
+				// longer than the holdoff; a push/pull brings them in one
+				// round trip. Electing on a view without a member that
+				// another member already yields to takes a group that
+				// member is about to hold (seen under -race and load).
+				syncing = true
+				e.syncPeers(bg, &wg, ml, syncedCh)
 			case st.Joined:
-				settled = true
 			case st.Refused:
 				// Peers answer but refuse us (a different key): owning
 				// alone would put the same VIPs on two nodes.
@@ -316,6 +328,8 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 				settled = true
 				e.log.Warn("no gossip peer reachable; electing among the members known so far", "settle", e.opts.Settle)
 			}
+		case <-syncedCh:
+			settled = true
 		case <-rejoin.C:
 			e.join(bg, &wg, ml, false)
 		}

@@ -134,6 +134,25 @@ func (e *Elector) join(ctx context.Context, wg *sync.WaitGroup, ml *memberlist.M
 	})
 }
 
+// syncPeers does a push/pull with every alive peer in the background, then
+// signals done (also when some or all fail: the election then runs on what
+// gossip brought).
+func (e *Elector) syncPeers(ctx context.Context, wg *sync.WaitGroup, ml *memberlist.Memberlist, done chan struct{}) {
+	wg.Go(func() {
+		defer signal(done)
+		var addrs []string
+		for _, n := range e.peerNodes() {
+			addrs = append(addrs, n.Address())
+		}
+		if len(addrs) == 0 || ctx.Err() != nil {
+			return
+		}
+		if n, err := ml.Join(addrs); err != nil {
+			e.log.Debug("gossip: state sync before the first election", "synced", n, "of", len(addrs), "err", err)
+		}
+	})
+}
+
 // peerNodes lists alive peers from our own copies (see Run on why not
 // memberlist's Members()).
 func (e *Elector) peerNodes() []*memberlist.Node {

@@ -475,10 +475,89 @@ func TestLabGossipQuorumPartition(t *testing.T) {
 	t.Logf("quorum partition heal: one owner per group %s after the heal", took.Round(time.Millisecond))
 }
 
+// assignment is what the owner function gives the lab's groups among
+// hosts, every node bidding the default priority.
+func (g *gossipLab) assignment(hosts []*lab.Host) map[string]string {
+	var ms []gossip.Member
+	for _, h := range hosts {
+		bids := map[gossip.GroupID]int{}
+		for i := 0; i < g.groups; i++ {
+			bids[gossip.IDOf(groupName(i))] = config.DefaultPriority
+		}
+		ms = append(ms, gossip.Member{Name: h.Name, Bids: bids})
+	}
+	a := gossip.Assign(ms)
+	out := map[string]string{}
+	for i := 0; i < g.groups; i++ {
+		out[groupName(i)] = a[gossip.IDOf(groupName(i))]
+	}
+	return out
+}
+
+// goneEvents counts "member gone" log lines of every running member.
+func (g *gossipLab) goneEvents() map[string]int {
+	out := map[string]int{}
+	for name, p := range g.procs {
+		out[name] = strings.Count(p.Output(), "gossip member gone")
+	}
+	return out
+}
+
+// sampler reads every host's /status over and over and records what breaks
+// the invariants of a cluster whose membership does not change: at most one
+// owner per group in every sample, and the assignment never moving from
+// want. A host that does not answer within its client's timeout is counted,
+// not treated as a violation (the sample is skipped).
+type sampler struct {
+	g                *gossipLab
+	hosts            []*lab.Host
+	want             map[string]string
+	samples, skipped int
+	double, moved    []string
+}
+
+// sample reads one sample and returns it (nil if a host did not answer).
+func (s *sampler) sample() map[string][]string {
+	o, ok := s.g.owners(s.hosts)
+	if !ok {
+		s.skipped++
+		return nil
+	}
+	s.samples++
+	at := time.Now().Format("15:04:05.000")
+	for grp, ns := range o {
+		if len(ns) > 1 && len(s.double) < 10 {
+			s.double = append(s.double, fmt.Sprintf("%s: %s owned by %v", at, grp, ns))
+		}
+	}
+	for grp, n := range s.want {
+		if ns := o[grp]; (len(ns) != 1 || ns[0] != n) && len(s.moved) < 10 {
+			s.moved = append(s.moved, fmt.Sprintf("%s: %s owned by %v, want %s", at, grp, ns, n))
+		}
+	}
+	return o
+}
+
+func (s *sampler) check(t *testing.T, what string) {
+	t.Helper()
+	if len(s.double) > 0 {
+		t.Errorf("%s: two owners of a group in a sample (first 10): %v", what, s.double)
+	}
+	if len(s.moved) > 0 {
+		t.Errorf("%s: groups moved while the membership was stable (first 10): %v", what, s.moved)
+	}
+	if s.samples == 0 {
+		t.Errorf("%s: no complete /status sample (%d skipped)", what, s.skipped)
+	}
+}
+
 // TestLabGossipSoak (opt-in: VIPD_GOSSIP_SOAK=60s) leaves a 4-node cluster
-// idle on the shared machine and counts members wrongly declared dead: the
-// false-positive rate of the timing profile (VIPD_GOSSIP_PROFILE, default
-// fast) under whatever load the machine has.
+// idle on the shared machine and checks what the profile (VIPD_GOSSIP_PROFILE,
+// default fast) promises while nothing happens: no member wrongly declared
+// dead, no group moved, at most one owner per group, sampled from every
+// node's /status every 100 ms, under whatever load the machine has (the
+// load average is logged; a false positive here is a real finding about
+// the profile, not noise to retry).
 func TestLabGossipSoak(t *testing.T) {
 	d, err := time.ParseDuration(os.Getenv("VIPD_GOSSIP_SOAK"))
 	if err != nil {
@@ -494,36 +573,61 @@ func TestLabGossipSoak(t *testing.T) {
 		g.start(h, g.key)
 	}
 	g.waitOneOwnerEach("start", g.nodes, 30*time.Second)
-	before := map[string]int{}
-	for name, p := range g.procs {
-		before[name] = strings.Count(p.Output(), "gossip member gone")
-	}
+	want := g.assignment(g.nodes)
+	waitAssignment(t, g, g.nodes, want, 30*time.Second)
+	before := g.goneEvents()
 	load0, _ := os.ReadFile("/proc/loadavg")
-	time.Sleep(d)
-	load1, _ := os.ReadFile("/proc/loadavg")
-	gone, moves := 0, 0
-	for name, p := range g.procs {
-		out := p.Output()
-		gone += strings.Count(out, "gossip member gone") - before[name]
-		_ = out
+	began := time.Now()
+	s := &sampler{g: g, hosts: g.nodes, want: want}
+	for time.Since(began) < d {
+		s.sample()
+		time.Sleep(100 * time.Millisecond) // the sampling interval
 	}
+	load1, _ := os.ReadFile("/proc/loadavg")
+	after := g.goneEvents()
+	gone := 0
+	for name, n := range after {
+		if n > before[name] {
+			gone += n - before[name]
+			t.Errorf("%s declared a member gone %d times during the soak; nobody left", name, n-before[name])
+		}
+	}
+	s.check(t, "soak")
+	// Between samples too: every owned group was taken before the soak.
 	for _, h := range g.nodes {
-		st, _ := status(h)
+		st, ok := status(h)
+		if !ok {
+			t.Errorf("%s does not answer /status", h.Name)
+			continue
+		}
 		for _, gs := range st.Groups {
-			if gs.Owner && gs.Since.After(time.Now().Add(-d)) {
-				moves++
+			if gs.Owner && gs.Since.After(began) {
+				t.Errorf("%s (re)took %s at %s, during the soak (reason %s)", h.Name, gs.Name, gs.Since.Format("15:04:05.000"), gs.Reason)
 			}
 		}
 	}
-	t.Logf("profile %s, %s idle, 4 members: %d false 'member gone' events, %d groups (re)taken during the soak; loadavg %s -> %s",
-		profile, d, gone, moves, strings.TrimSpace(string(load0)), strings.TrimSpace(string(load1)))
-	g.waitOneOwnerEach("end", g.nodes, 10*time.Second)
+	t.Logf("profile %s, %s idle, 4 members, %d samples (%d skipped): %d false 'member gone' events, %d moves seen; loadavg %s -> %s",
+		profile, d, s.samples, s.skipped, gone, len(s.moved), strings.TrimSpace(string(load0)), strings.TrimSpace(string(load1)))
 }
 
-// A member that stalls (SIGSTOP, like a long GC pause or CPU starvation) is
-// declared dead once the stall outlasts detection: the profile's false-
-// positive threshold. Logs which stalls were survived; asserts only that the
-// cluster always returns to one owner per group.
+// TestLabGossipStall: a member that stalls (SIGSTOP, like a long GC pause
+// or CPU starvation) is declared dead once the stall outlasts failure
+// detection (fast profile: probe 100 ms, suspicion 300-600 ms). What a
+// stall must do, whatever the machine's load:
+//   - a 100 ms stall (a third of the minimum suspicion) goes unnoticed:
+//     nobody declares the member gone and no group moves;
+//   - a 1 s stall is detected: the others declare the member gone (whether
+//     they took its groups before it resumed is logged);
+//   - while the member is stopped the others never show two owners of a
+//     group, and after every stall the cluster returns to one owner per
+//     group and to the original assignment.
+//
+// 250 ms and 500 ms are the threshold zone and are logged, not asserted:
+// the stall the others see is the SIGSTOP plus however long the resumed
+// process then waits for a CPU, so on a loaded machine (load average 15-20
+// here) a 250 ms stop can be declared dead, and the member can even flap
+// (declared dead again shortly after rejoining); the opt-in soak measures
+// that false-positive rate.
 func TestLabGossipStall(t *testing.T) {
 	const members, groups = 3, 6
 	g := newGossipLab(t, members, members, groups, config.Gossip{})
@@ -531,22 +635,73 @@ func TestLabGossipStall(t *testing.T) {
 		g.start(h, g.key)
 	}
 	g.waitOneOwnerEach("start", g.nodes, 30*time.Second)
+	want := g.assignment(g.nodes)
+	waitAssignment(t, g, g.nodes, want, 30*time.Second)
 	victim := g.nodes[1]
+	if _, ok := groupOwnedBy(want, victim.Name); !ok {
+		t.Fatalf("%s owns no group in %v: a stall would show nothing", victim.Name, want)
+	}
+	others := without(g.nodes, victim)
 	p := g.procs[victim.Name]
 	var results []string
 	for _, stall := range []time.Duration{100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second} {
-		before := strings.Count(g.procs[g.nodes[0].Name].Output(), "gossip member gone")
+		before := g.goneEvents()
+		// While stopped the victim cannot answer /status: sample the others
+		// for two owners (their own view must stay consistent).
+		during := &sampler{g: g, hosts: others, want: map[string]string{}}
 		if err := p.Signal(syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(stall)
+		stopped := time.Now()
+		takenOver := false // a group of the victim's owned by another
+		for time.Since(stopped) < stall {
+			for grp, ns := range during.sample() {
+				takenOver = takenOver || want[grp] == victim.Name && len(ns) > 0
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		if err := p.Signal(syscall.SIGCONT); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Second)
+		resumed := time.Now()
 		_, took := g.waitOneOwnerEach(fmt.Sprintf("after a %s stall", stall), g.nodes, 30*time.Second)
-		dead := strings.Count(g.procs[g.nodes[0].Name].Output(), "gossip member gone") > before
-		results = append(results, fmt.Sprintf("%s: declared dead=%v (settled %s after)", stall, dead, (time.Second+took).Round(10*time.Millisecond)))
+		waitAssignment(t, g, g.nodes, want, 30*time.Second)
+		back := time.Since(resumed)
+		if stall <= 100*time.Millisecond {
+			// A death is declared at the latest when the longest suspicion
+			// (600 ms) after the last failed probe has run out: watch past
+			// it for a late declaration or move.
+			after := &sampler{g: g, hosts: g.nodes, want: want}
+			for watch := time.Now(); time.Since(watch) < time.Second; time.Sleep(50 * time.Millisecond) {
+				after.sample()
+			}
+			after.check(t, fmt.Sprintf("after a %s stall", stall))
+		}
+		deaths := 0
+		for _, h := range others {
+			deaths = max(deaths, g.goneEvents()[h.Name]-before[h.Name])
+		}
+		dead := deaths > 0
+		if during.samples > 0 || stall > 100*time.Millisecond {
+			during.check(t, fmt.Sprintf("during a %s stall", stall))
+		}
+		switch {
+		case stall <= 100*time.Millisecond && dead:
+			t.Errorf("a %s stall got %s declared dead; the fast profile must ride out stalls well under its probe timeout + suspicion", stall, victim.Name)
+		case stall <= 100*time.Millisecond:
+			for _, h := range g.nodes {
+				st, _ := status(h)
+				for _, gs := range st.Groups {
+					if gs.Owner && gs.Since.After(stopped) {
+						t.Errorf("a %s stall moved %s to %s (%s)", stall, gs.Name, h.Name, gs.Reason)
+					}
+				}
+			}
+		case stall >= time.Second && !dead:
+			t.Errorf("a %s stall went unnoticed; failure detection must catch a member silent for that long", stall)
+		}
+		results = append(results, fmt.Sprintf("%s: declared dead=%v (%d times), groups taken over while stopped=%v (one owner per group %s after resuming, original assignment %s after)",
+			stall, dead, deaths, takenOver, took.Round(10*time.Millisecond), back.Round(10*time.Millisecond)))
 	}
 	t.Logf("stalls of %s (profile fast): %s", victim.Name, strings.Join(results, "; "))
 }

@@ -84,7 +84,7 @@ func startReal(t *testing.T, cp *kubetest.ControlPlane, id, lease string, tm Tim
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := runNode(t, Options{Client: cs, Namespace: realNS, Identity: id, Groups: []Group{{Name: "g", Lease: lease}}, Timing: tm, Log: testLog(t, id)}, prio)
+	n := runNode(t, Options{Client: cs, Namespace: realNS, Identity: id, Groups: []Group{{Name: "g", Lease: lease}}, Timing: tm, Log: testLog(t, id)}, prio, nil, nil)
 	return &realNode{node: n, cut: cut}
 }
 

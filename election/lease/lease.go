@@ -54,9 +54,10 @@ type Options struct {
 	Groups   []Group
 	Timing   Timing
 	Log      *slog.Logger
-	// Now is the clock (time.Now when nil). Its monotonic reading is what
-	// every deadline is measured with.
-	Now func() time.Time
+	// Clock is where every reading, timer and request deadline comes from
+	// (RealClock when nil). Its monotonic reading is what every deadline is
+	// measured with.
+	Clock Clock
 }
 
 // Elector implements election.Elector with one Lease per group.
@@ -107,8 +108,8 @@ func New(o Options) (*Elector, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	if o.Now == nil {
-		o.Now = time.Now
+	if o.Clock == nil {
+		o.Clock = RealClock{}
 	}
 	names := make([]string, len(o.Groups))
 	e := &Elector{o: o, events: make(chan *corev1.Event, 32)}
@@ -142,7 +143,7 @@ func (e *Elector) Status() any { return e.GroupStatuses() }
 // node cannot own anything (an owner has fenced by then) and its election
 // view is stale. Shorter blips are normal (restarts, leader changes in etcd).
 func (e *Elector) Ready() (bool, string) {
-	now := e.o.Now()
+	now := e.o.Clock.Now()
 	for _, g := range e.GroupStatuses() {
 		if !g.APIErrorSince.IsZero() && now.Sub(g.APIErrorSince) > e.o.Timing.LeaseDuration {
 			return false, fmt.Sprintf("group %s: Kubernetes API unreachable for %s: %s",
@@ -210,7 +211,7 @@ type campaign struct {
 	apiErrSince time.Time
 }
 
-func (c *campaign) now() time.Time { return c.e.o.Now() }
+func (c *campaign) now() time.Time { return c.e.o.Clock.Now() }
 
 func (c *campaign) timing() Timing { return c.e.o.Timing }
 
@@ -234,7 +235,7 @@ func (c *campaign) run(ctx context.Context) {
 	c.view = view{observedAt: c.now(), unknown: true}
 	c.refresh(ctx)
 
-	timer := time.NewTimer(time.Hour)
+	timer := c.e.o.Clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		in := c.e.inputs.Get(c.g.Name)
@@ -289,7 +290,7 @@ func (c *campaign) run(ctx context.Context) {
 		var timerC <-chan time.Time
 		if !wakeAt.IsZero() {
 			timer.Reset(wakeAt.Sub(now))
-			timerC = timer.C
+			timerC = timer.C()
 		}
 		select {
 		case <-ctx.Done():
@@ -305,12 +306,7 @@ func (c *campaign) run(ctx context.Context) {
 				c.observe(l, deleted)
 			}
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
+		timer.Stop()
 	}
 }
 
@@ -381,7 +377,7 @@ func minTime(a, b time.Time) time.Time {
 // refresh reads the Lease (at start, after a conflict, periodically).
 func (c *campaign) refresh(ctx context.Context) {
 	c.lastRead = c.now()
-	rctx, cancel := context.WithDeadline(ctx, attemptDeadline(c.now(), time.Time{}, c.timing()))
+	rctx, cancel := withDeadline(ctx, c.e.o.Clock, attemptDeadline(c.now(), time.Time{}, c.timing()))
 	defer cancel()
 	l, err := c.leases().Get(rctx, c.g.Lease, metav1.GetOptions{})
 	switch {
@@ -407,11 +403,11 @@ func (c *campaign) acquire(ctx context.Context) {
 	t := c.timing()
 	sent := c.now()
 	c.lastAttempt = sent
-	rctx, cancel := context.WithDeadline(ctx, attemptDeadline(sent, time.Time{}, t))
+	rctx, cancel := withDeadline(ctx, c.e.o.Clock, attemptDeadline(sent, time.Time{}, t))
 	defer cancel()
 	self := c.e.o.Identity
 	dur := int32(t.LeaseDuration / time.Second)
-	at := metav1.NewMicroTime(time.Now())
+	at := metav1.NewMicroTime(sent)
 	var (
 		got *coordinationv1.Lease
 		err error
@@ -478,10 +474,10 @@ func (c *campaign) acquire(ctx context.Context) {
 func (c *campaign) renew(ctx context.Context, deadline time.Time) {
 	sent := c.now()
 	c.lastAttempt = sent
-	rctx, cancel := context.WithDeadline(ctx, attemptDeadline(sent, deadline, c.timing()))
+	rctx, cancel := withDeadline(ctx, c.e.o.Clock, attemptDeadline(sent, deadline, c.timing()))
 	defer cancel()
 	l := c.cur.DeepCopy()
-	at := metav1.NewMicroTime(time.Now())
+	at := metav1.NewMicroTime(sent)
 	dur := int32(c.timing().LeaseDuration / time.Second)
 	self := c.e.o.Identity
 	l.Spec.HolderIdentity = &self
@@ -532,7 +528,7 @@ func (c *campaign) stepDown(reason, peer string) {
 // follower watching takes over within milliseconds. Best effort: if it fails
 // the Lease simply expires.
 func (c *campaign) release() {
-	ctx, cancel := context.WithDeadline(context.Background(), attemptDeadline(c.now(), time.Time{}, c.timing()))
+	ctx, cancel := withDeadline(context.Background(), c.e.o.Clock, attemptDeadline(c.now(), time.Time{}, c.timing()))
 	defer cancel()
 	for range 3 {
 		if c.cur == nil || holderOf(c.cur) != c.e.o.Identity {
@@ -540,7 +536,7 @@ func (c *campaign) release() {
 		}
 		l := c.cur.DeepCopy()
 		one := int32(1)
-		at := metav1.NewMicroTime(time.Now())
+		at := metav1.NewMicroTime(c.now())
 		l.Spec.HolderIdentity = nil
 		l.Spec.LeaseDurationSeconds = &one
 		l.Spec.RenewTime = &at
@@ -614,12 +610,12 @@ func (c *campaign) watch(ctx context.Context, out *mailbox) {
 				warned = true
 			}
 			c.log.Debug("watch failed", "err", err)
-			sleep(ctx, c.timing().RetryPeriod)
+			sleep(ctx, c.e.o.Clock, c.timing().RetryPeriod)
 			continue
 		}
 		rv = c.consume(ctx, w, out, rv)
 		w.Stop()
-		sleep(ctx, c.timing().RetryPeriod/4)
+		sleep(ctx, c.e.o.Clock, c.timing().RetryPeriod/4)
 	}
 }
 
@@ -646,15 +642,6 @@ func (c *campaign) consume(ctx context.Context, w watch.Interface, out *mailbox,
 				return ""
 			}
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
 	}
 }
 
@@ -694,7 +681,7 @@ func (m *mailbox) take() (*coordinationv1.Lease, bool, bool) {
 // separate goroutine and dropped when the queue is full, so it can never
 // delay fencing or a takeover.
 func (c *campaign) event(typ, reason, msg string) {
-	now := metav1.NewTime(time.Now())
+	now := metav1.NewTime(c.now())
 	ev := &corev1.Event{
 		// Named like client-go's recorder does (object.<hex nanos>).
 		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", c.g.Lease, now.UnixNano()), Namespace: c.e.o.Namespace},
@@ -717,8 +704,9 @@ func (c *campaign) event(typ, reason, msg string) {
 func (e *Elector) sendEvents(drain <-chan struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	clk := e.o.Clock
 	send := func(ev *corev1.Event) {
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		rctx, cancel := withDeadline(ctx, clk, clk.Now().Add(5*time.Second))
 		defer cancel()
 		if _, err := e.o.Client.CoreV1().Events(ev.Namespace).Create(rctx, ev, metav1.CreateOptions{}); err != nil {
 			e.o.Log.Debug("recording event failed", "reason", ev.Reason, "err", err)
@@ -730,7 +718,9 @@ func (e *Elector) sendEvents(drain <-chan struct{}) {
 			send(ev)
 		case <-drain:
 			// Shutting down: what is queued gets at most a second in total.
-			time.AfterFunc(time.Second, cancel)
+			var stop context.CancelFunc
+			ctx, stop = withDeadline(ctx, clk, clk.Now().Add(time.Second))
+			defer stop()
 			for {
 				select {
 				case ev := <-e.events:
