@@ -148,7 +148,7 @@ func TestVIPFailoverByHand(t *testing.T) {
 			if err := p.WaitOwner("node1", 5*time.Second); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(150 * time.Millisecond) // a few neighbour samples
+			waitNeighborSample(t, p, "node1", p.Snapshot().Start, 5*time.Second)
 
 			at := time.Now()
 			if _, err := n1.Run(ctx, "ip", "addr", "del", vip.String()+"/"+bits, "dev", "eth0"); err != nil {
@@ -161,7 +161,7 @@ func TestVIPFailoverByHand(t *testing.T) {
 			if err := p.WaitOwner("node2", 5*time.Second); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(150 * time.Millisecond)
+			waitNeighborSample(t, p, "node2", at, 5*time.Second)
 			rec := p.Stop()
 			t.Log(rec.Summary())
 
@@ -195,6 +195,32 @@ func TestVIPFailoverByHand(t *testing.T) {
 				t.Errorf("NodeFor(%s) = %q", n2.MAC, rec.NodeFor(n2.MAC))
 			}
 		})
+	}
+}
+
+// waitNeighborSample waits until a neighbour sample taken at or after since
+// names node. Samples are due every 50 ms, but under load one can come late or
+// miss its 40 ms answer window, so a fixed sleep does not guarantee one (a
+// 150 ms sleep here failed on a loaded machine with one sample in that time).
+func waitNeighborSample(t *testing.T, p *Probe, node string, since time.Time, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		rec := p.Snapshot()
+		for _, s := range rec.Neighbors {
+			if s.At.Before(since) {
+				continue
+			}
+			for _, n := range rec.NeighborNodes(s) {
+				if n == node {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no neighbour sample named %s within %s (%d samples)", node, timeout, len(rec.Neighbors))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -273,14 +299,19 @@ func TestDualOwnerVisible(t *testing.T) {
 	if _, err := p.WaitReply(3 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
-	rec := p.Stop()
+	// Until a sample has caught both answers in its window (not a fixed
+	// sleep: under load samples come late and answers miss the window).
 	dual := 0
-	for _, s := range rec.Neighbors {
-		if s.At.After(at) && len(s.MACs) == 2 {
-			dual++
+	var rec Record
+	for deadline := time.Now().Add(5 * time.Second); dual == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		rec = p.Snapshot()
+		for _, s := range rec.Neighbors {
+			if s.At.After(at) && len(s.MACs) == 2 {
+				dual++
+			}
 		}
 	}
+	p.Stop()
 	if dual == 0 {
 		t.Fatalf("no sample with two MACs among %d samples", len(rec.Neighbors))
 	}
