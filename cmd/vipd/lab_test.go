@@ -95,7 +95,8 @@ type announcement struct {
 
 // captureAnnouncements listens in h's namespace for ARP frames and ICMPv6
 // neighbour advertisements about vips.
-func captureAnnouncements(t *testing.T, h *lab.Host, vips ...netip.Addr) func() map[netip.Addr][]announcement {
+// count says how many were seen so far for a VIP; stop ends the capture.
+func captureAnnouncements(t *testing.T, h *lab.Host, vips ...netip.Addr) (count func(netip.Addr) int, stop func() map[netip.Addr][]announcement) {
 	t.Helper()
 	var conns []*packet.Conn
 	err := h.Do(func() error {
@@ -143,8 +144,13 @@ func captureAnnouncements(t *testing.T, h *lab.Host, vips ...netip.Addr) func() 
 			}
 		}(c)
 	}
+	count = func(a netip.Addr) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen[a])
+	}
 	stopped := false
-	stop := func() map[netip.Addr][]announcement {
+	stop = func() map[netip.Addr][]announcement {
 		if !stopped {
 			stopped = true
 			for _, c := range conns {
@@ -157,7 +163,7 @@ func captureAnnouncements(t *testing.T, h *lab.Host, vips ...netip.Addr) func() 
 		return seen
 	}
 	t.Cleanup(func() { stop() })
-	return stop
+	return count, stop
 }
 
 // bindWatch brackets, for each VIP, when it was bound on a node and when
@@ -356,7 +362,7 @@ func TestLabStaticHoldsAnnouncesAndCleansUp(t *testing.T) {
 	if err := l.StartResponders(probePort); err != nil {
 		t.Fatal(err)
 	}
-	stopCapture := captureAnnouncements(t, l.Client, v4, v6)
+	announced, stopCapture := captureAnnouncements(t, l.Client, v4, v6)
 	bindToAnn := watchBindToAnnouncement(t, n, l.Client, v4, v6)
 
 	p := startStatic(t, l, n, bin, v4, v6)
@@ -376,7 +382,9 @@ func TestLabStaticHoldsAnnouncesAndCleansUp(t *testing.T) {
 
 	// The announcements reached the client: GARP in both forms and an NA,
 	// from the node's MAC, the first within milliseconds of the bind.
-	time.Sleep(400 * time.Millisecond) // let the 3-frame burst (100ms apart) finish
+	// Until the 3-frame burst (100 ms apart) is in: a fixed 400 ms sleep
+	// raced a vipd slowed down by a loaded machine.
+	waitFor(t, "the announcement burst", 5*time.Second, func() bool { return announced(v4) >= 3 && announced(v6) >= 3 })
 	seen := stopCapture()
 	for _, vip := range []netip.Addr{v4, v6} {
 		anns := seen[vip]
