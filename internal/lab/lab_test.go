@@ -49,6 +49,22 @@ func TestBuildAndTeardown(t *testing.T) {
 		if ok, err := h.HasAddress(h.IPv6.Addr()); err != nil || !ok {
 			t.Errorf("%s lacks %s (err %v)", name, h.IPv6, err)
 		}
+		// Never inherited from the host (whose ip_forward=1 would make a
+		// node that gave a VIP up route to the new owner).
+		if err := h.Do(func() error {
+			for _, k := range []string{"ipv4/conf/all/forwarding", "ipv4/conf/eth0/forwarding", "ipv6/conf/all/forwarding"} {
+				b, err := os.ReadFile("/proc/sys/net/" + k)
+				if err != nil {
+					return err
+				}
+				if strings.TrimSpace(string(b)) != "0" {
+					return fmt.Errorf("%s = %s", k, bytes.TrimSpace(b))
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Errorf("%s forwards: %v", name, err)
+		}
 		if h.MAC[0]&0x02 == 0 || h.MAC[0]&0x01 != 0 {
 			t.Errorf("%s MAC %s is not locally administered unicast", name, h.MAC)
 		}
