@@ -83,10 +83,6 @@ func TestKeepalivedInterop(t *testing.T) {
 	}
 	n1, n2, n3 := l.Nodes[0], l.Nodes[1], l.Nodes[2]
 	stopPcap := startPcap(t, l, n1)
-	ka, err := vrrplab.StartKeepalived(l, n1, vrrplab.KeepalivedConfig(n1, 150, r, netip.Addr{}, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
 	startVipd := func(h *lab.Host, prio int) *lab.Process {
 		t.Helper()
 		p, err := l.StartVipdConfig(h, bin, vrrplab.VipdConfig(h, prio, r, nil))
@@ -95,8 +91,12 @@ func TestKeepalivedInterop(t *testing.T) {
 		}
 		return p
 	}
+	// vipd (200) first, and master before keepalived starts: started
+	// together, keepalived's Master_Down_Interval (341 ms at priority 150)
+	// ends only 20 ms after vipd's (322 ms at 200), so a vipd that takes
+	// longer than that to start (a loaded machine) let keepalived become
+	// master for a moment, which waitKeepalivedBackup rightly fails.
 	v2 := startVipd(n2, 200)
-	v3 := startVipd(n3, 100)
 
 	p4, err := l.StartProbe(ctxFor(t), r.VIPs[0], port, 10*time.Millisecond)
 	if err != nil {
@@ -117,8 +117,13 @@ func TestKeepalivedInterop(t *testing.T) {
 	n2src := []netip.Addr{n2.IPv4.Addr(), linkLocal(t, n2)}
 	n1src := []netip.Addr{n1.IPv4.Addr(), linkLocal(t, n1)}
 
-	// 1. vipd (200) is master; keepalived and the other vipd are backups.
+	// 1. vipd (200) is master; keepalived and the other vipd join as backups.
 	waitProbes("node2", 15*time.Second)
+	ka, err := vrrplab.StartKeepalived(l, n1, vrrplab.KeepalivedConfig(n1, 150, r, netip.Addr{}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v3 := startVipd(n3, 100)
 	waitVipdSees(t, n3, n2src, 200, 10*time.Second)
 	waitKeepalivedBackup(t, ka)
 
@@ -183,7 +188,11 @@ func startPcap(t *testing.T, l *lab.Lab, h *lab.Host) (stop func() string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // tcpdump attaches
+	// tcpdump says so once its filter is attached (a fixed sleep raced its
+	// start-up on a loaded machine).
+	if err := p.WaitOutput("listening on", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	return func() string {
 		time.Sleep(300 * time.Millisecond)
 		p.Signal(syscall.SIGINT)

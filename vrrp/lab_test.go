@@ -122,9 +122,22 @@ func TestLabFailover(t *testing.T) {
 	report := func(name string, at time.Time, want string) {
 		t.Helper()
 		for fam, p := range map[string]*lab.Probe{"v4": p4, "v6": p6} {
-			f, ok := p.Snapshot().FailoverAfter(at)
-			if !ok || f.To != want {
-				t.Fatalf("%s %s: failover %+v ok=%v, want to %s", name, fam, f, ok, want)
+			rec := p.Snapshot()
+			f, ok := rec.FailoverAfter(at)
+			if !ok {
+				t.Fatalf("%s %s: no failover after the event, want to %s", name, fam, want)
+			}
+			if f.To != want {
+				// Skew_Time puts node2 (priority 100) only 19.5 ms ahead of
+				// node3 (50) at 100 ms adverts. A node2 scheduled later than
+				// that on a loaded machine lets node3 take the group until it
+				// hears node2 and yields (seen: node3 master by
+				// master-down-timer at .170, node2 by preempt at .186). VRRP
+				// promises the end state, not the first taker.
+				if spans := rec.Owners(); len(spans) == 0 || spans[len(spans)-1].Node != want {
+					t.Fatalf("%s %s: failover %+v, and %s does not own it in the end", name, fam, f, want)
+				}
+				t.Logf("%s %s: %s answered first, then yielded to %s", name, fam, f.To, want)
 			}
 			t.Logf("%s %s: %s", name, fam, f)
 		}

@@ -51,6 +51,22 @@ func TestBuildAndTeardown(t *testing.T) {
 		if ok, err := h.HasAddress(h.IPv6.Addr()); err != nil || !ok {
 			t.Errorf("%s lacks %s (err %v)", name, h.IPv6, err)
 		}
+		// Never inherited from the host (whose ip_forward=1 would make a
+		// node that gave a VIP up route to the new owner).
+		if err := h.Do(func() error {
+			for _, k := range []string{"ipv4/conf/all/forwarding", "ipv4/conf/eth0/forwarding", "ipv6/conf/all/forwarding"} {
+				b, err := os.ReadFile("/proc/sys/net/" + k)
+				if err != nil {
+					return err
+				}
+				if strings.TrimSpace(string(b)) != "0" {
+					return fmt.Errorf("%s = %s", k, bytes.TrimSpace(b))
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Errorf("%s forwards: %v", name, err)
+		}
 		if h.MAC[0]&0x02 == 0 || h.MAC[0]&0x01 != 0 {
 			t.Errorf("%s MAC %s is not locally administered unicast", name, h.MAC)
 		}
@@ -150,7 +166,7 @@ func TestVIPFailoverByHand(t *testing.T) {
 			if err := p.WaitOwner("node1", 5*time.Second); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(150 * time.Millisecond) // a few neighbour samples
+			waitNeighborSample(t, p, "node1", p.Snapshot().Start, 5*time.Second)
 
 			at := time.Now()
 			if _, err := n1.Run(ctx, "ip", "addr", "del", vip.String()+"/"+bits, "dev", "eth0"); err != nil {
@@ -163,7 +179,7 @@ func TestVIPFailoverByHand(t *testing.T) {
 			if err := p.WaitOwner("node2", 5*time.Second); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(150 * time.Millisecond)
+			waitNeighborSample(t, p, "node2", at, 5*time.Second)
 			rec := p.Stop()
 			t.Log(rec.Summary())
 
@@ -197,6 +213,32 @@ func TestVIPFailoverByHand(t *testing.T) {
 				t.Errorf("NodeFor(%s) = %q", n2.MAC, rec.NodeFor(n2.MAC))
 			}
 		})
+	}
+}
+
+// waitNeighborSample waits until a neighbour sample taken at or after since
+// names node. Samples are due every 50 ms, but under load one can come late or
+// miss its 40 ms answer window, so a fixed sleep does not guarantee one (a
+// 150 ms sleep here failed on a loaded machine with one sample in that time).
+func waitNeighborSample(t *testing.T, p *Probe, node string, since time.Time, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		rec := p.Snapshot()
+		for _, s := range rec.Neighbors {
+			if s.At.Before(since) {
+				continue
+			}
+			for _, n := range rec.NeighborNodes(s) {
+				if n == node {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no neighbour sample named %s within %s (%d samples)", node, timeout, len(rec.Neighbors))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -275,14 +317,19 @@ func TestDualOwnerVisible(t *testing.T) {
 	if _, err := p.WaitReply(3 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
-	rec := p.Stop()
+	// Until a sample has caught both answers in its window (not a fixed
+	// sleep: under load samples come late and answers miss the window).
 	dual := 0
-	for _, s := range rec.Neighbors {
-		if s.At.After(at) && len(s.MACs) == 2 {
-			dual++
+	var rec Record
+	for deadline := time.Now().Add(5 * time.Second); dual == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		rec = p.Snapshot()
+		for _, s := range rec.Neighbors {
+			if s.At.After(at) && len(s.MACs) == 2 {
+				dual++
+			}
 		}
 	}
+	p.Stop()
 	if dual == 0 {
 		t.Fatalf("no sample with two MACs among %d samples", len(rec.Neighbors))
 	}

@@ -3,9 +3,9 @@ package lab
 import (
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/mdlayher/ndp"
-	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv6"
 )
 
@@ -19,6 +19,7 @@ import (
 // EINVAL (seen here). So: messages are encoded with ndp.MarshalMessage, and
 // the interface is given by index in the control message.
 type ndpConn struct {
+	ic      *net.IPConn // reads, with the kernel's arrival time
 	pc      *ipv6.PacketConn
 	ifIndex int
 	src     netip.Addr
@@ -27,17 +28,22 @@ type ndpConn struct {
 // listenNDP must run inside the target namespace (Host.Do). src must be an
 // address on the interface with index ifIndex.
 func listenNDP(src netip.Addr, ifIndex int) (*ndpConn, error) {
-	c, err := icmp.ListenPacket("ip6:ipv6-icmp", src.String())
+	c, err := net.ListenPacket("ip6:ipv6-icmp", src.String())
 	if err != nil {
 		return nil, err
 	}
-	pc := c.IPv6PacketConn()
+	ic := c.(*net.IPConn)
+	pc := ipv6.NewPacketConn(ic)
 	// The kernel computes ICMPv6 checksums on raw ICMPv6 sockets itself.
 	if err := pc.SetControlMessage(ipv6.FlagDst, true); err != nil {
 		c.Close()
 		return nil, err
 	}
-	return &ndpConn{pc: pc, ifIndex: ifIndex, src: src}, nil
+	if err := enableRxTimestamps(ic); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &ndpConn{ic: ic, pc: pc, ifIndex: ifIndex, src: src}, nil
 }
 
 func (c *ndpConn) acceptOnly(types ...ipv6.ICMPType) error {
@@ -59,23 +65,26 @@ func (c *ndpConn) send(m ndp.Message, dst netip.Addr) error {
 	return err
 }
 
-// recv returns the next parsable NDP message and the destination address it
-// was sent to.
-func (c *ndpConn) recv(buf []byte) (ndp.Message, netip.Addr, error) {
+// recv returns the next parsable NDP message, the destination address it
+// was sent to and the kernel's arrival time.
+func (c *ndpConn) recv(buf []byte) (ndp.Message, netip.Addr, time.Time, error) {
+	oob := make([]byte, 256)
 	for {
-		n, cm, _, err := c.pc.ReadFrom(buf)
+		n, oobn, _, _, err := c.ic.ReadMsgIP(buf, oob)
 		if err != nil {
-			return nil, netip.Addr{}, err
+			return nil, netip.Addr{}, time.Time{}, err
 		}
+		at := rxTime(oob[:oobn])
 		m, err := ndp.ParseMessage(buf[:n])
 		if err != nil {
 			continue
 		}
+		var cm ipv6.ControlMessage
 		var dst netip.Addr
-		if cm != nil {
+		if cm.Parse(oob[:oobn]) == nil {
 			dst, _ = netip.AddrFromSlice(cm.Dst)
 		}
-		return m, dst, nil
+		return m, dst, at, nil
 	}
 }
 

@@ -9,8 +9,11 @@ import (
 	"time"
 
 	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
+	"github.com/mdlayher/packet"
 	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
 // Announcement is a gratuitous ARP (request or reply with sender = VIP) or an
@@ -52,26 +55,58 @@ func (l *Lab) newNeighWatcher(vip netip.Addr) (*neighWatcher, error) {
 	o := l.Observer
 	var ifi *net.Interface
 	if vip.Is4() {
+		// arp.Client sends the requests; frames are read from its packet
+		// socket directly, for the kernel's arrival time.
+		var pc *packet.Conn
 		var ac *arp.Client
 		err := o.Do(func() error {
 			var err error
 			if ifi, err = net.InterfaceByName(o.Link); err != nil {
 				return err
 			}
-			ac, err = arp.Dial(ifi)
+			if pc, err = packet.Listen(ifi, packet.Raw, int(ethernet.EtherTypeARP), nil); err != nil {
+				return err
+			}
+			if err = enableRxTimestamps(pc); err == nil {
+				ac, err = arp.New(ifi, pc)
+			}
+			if err != nil {
+				pc.Close()
+			}
 			return err
 		})
 		if err != nil {
 			return nil, err
 		}
+		rc, err := pc.SyscallConn()
+		if err != nil {
+			ac.Close()
+			return nil, err
+		}
 		self := o.IPv4.Addr()
+		buf, oob := make([]byte, 1500), make([]byte, 128)
 		return &neighWatcher{
 			request: func() error { return ac.Request(vip) },
 			read: func() (neighEvent, bool, error) {
-				pkt, _, err := ac.Read()
-				at := time.Now()
-				if err != nil {
+				var n, oobn int
+				var rerr error
+				if err := rc.Read(func(fd uintptr) bool {
+					n, oobn, _, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_DONTWAIT)
+					return rerr != unix.EAGAIN
+				}); err != nil {
 					return neighEvent{}, false, err
+				}
+				if rerr != nil {
+					return neighEvent{}, false, rerr
+				}
+				at := rxTime(oob[:oobn])
+				var f ethernet.Frame
+				if f.UnmarshalBinary(buf[:n]) != nil || f.EtherType != ethernet.EtherTypeARP {
+					return neighEvent{}, false, nil
+				}
+				pkt := new(arp.Packet)
+				if pkt.UnmarshalBinary(f.Payload) != nil {
+					return neighEvent{}, false, nil
 				}
 				if pkt.SenderIP != vip {
 					return neighEvent{}, false, nil
@@ -121,8 +156,7 @@ func (l *Lab) newNeighWatcher(vip netip.Addr) (*neighWatcher, error) {
 	return &neighWatcher{
 		request: func() error { return nc.send(ns, snm) },
 		read: func() (neighEvent, bool, error) {
-			m, dst, err := nc.recv(buf)
-			at := time.Now()
+			m, dst, at, err := nc.recv(buf)
 			if err != nil {
 				return neighEvent{}, false, err
 			}

@@ -98,8 +98,14 @@ func (l *Lab) StartProbeConfig(ctx context.Context, cfg ProbeConfig) (*Probe, er
 	// and an ICMP error never sticks to the socket and fails later reads.
 	err := l.Client.Do(func() error {
 		var err error
-		p.conn, err = net.ListenPacket(network, "")
-		return err
+		if p.conn, err = net.ListenPacket(network, ""); err != nil {
+			return err
+		}
+		if err := enableRxTimestamps(p.conn.(*net.UDPConn)); err != nil {
+			p.conn.Close()
+			return err
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("probe socket: %w", err)
@@ -161,9 +167,11 @@ func (p *Probe) send(ctx context.Context, dst net.Addr) {
 
 func (p *Probe) receive() {
 	buf := make([]byte, 1500)
+	oob := make([]byte, 128)
+	uc := p.conn.(*net.UDPConn)
 	for {
-		n, _, err := p.conn.ReadFrom(buf)
-		at := time.Now()
+		n, oobn, _, _, err := uc.ReadMsgUDP(buf, oob)
+		at := rxTime(oob[:oobn])
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
