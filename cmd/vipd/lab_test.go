@@ -376,7 +376,7 @@ func TestLabStaticHoldsAnnouncesAndCleansUp(t *testing.T) {
 	// from the node's MAC, the first within milliseconds of the bind.
 	// Until the 3-frame burst (100 ms apart) is in: a fixed 400 ms sleep
 	// raced a vipd slowed down by a loaded machine.
-	waitFor(t, "the announcement burst", 5*time.Second, func() bool { return announced(v4) >= 3 && announced(v6) >= 3 })
+	testutil.WaitFor(t, "the announcement burst", 5*time.Second, func() bool { return announced(v4) >= 3 && announced(v6) >= 3 })
 	seen := stopCapture()
 	for _, vip := range []netip.Addr{v4, v6} {
 		anns := seen[vip]
