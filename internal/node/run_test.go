@@ -22,11 +22,10 @@ import (
 // fakeKernel is an addr.Kernel that keeps addresses in a map and logs
 // every change into the shared event log.
 type fakeKernel struct {
-	log      *eventLog
-	mu       sync.Mutex
-	addrs    map[netip.Addr]string // -> interface
-	failOn   map[netip.Addr]error  // Replace fails for these
-	leftover []netip.Addr          // present at start (an earlier run's)
+	log    *eventLog
+	mu     sync.Mutex
+	addrs  map[netip.Addr]string // -> interface
+	failOn map[netip.Addr]error  // Replace fails for these
 }
 
 func newFakeKernel(log *eventLog) *fakeKernel {
