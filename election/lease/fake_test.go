@@ -558,6 +558,9 @@ func TestFakeIneligible(t *testing.T) {
 		if tr := a.rec.wait(t, false, time.Second); tr.Reason != "ineligible" {
 			t.Fatalf("a: %+v", tr)
 		}
+		// The release follows the report on a's campaign goroutine: let it
+		// run until every goroutine of the bubble is blocked again.
+		synctest.Wait()
 		if l := getLease(t, f, "elig"); l.Spec.HolderIdentity != nil {
 			t.Fatalf("a stepped down but did not release: holder %q", *l.Spec.HolderIdentity)
 		}
