@@ -80,6 +80,9 @@ type eligibilityTracker struct {
 	now    func() time.Time
 	wake   chan struct{}
 
+	known     chan struct{} // closed with the first link states
+	knownOnce sync.Once
+
 	mu    sync.Mutex // also orders apply calls
 	links map[string]LinkState
 	holds map[string]*bindHold
@@ -88,7 +91,7 @@ type eligibilityTracker struct {
 
 func newEligibilityTracker(groups []Group, now func() time.Time, apply func(string, election.Input)) *eligibilityTracker {
 	return &eligibilityTracker{groups: groups, apply: apply, now: now, wake: make(chan struct{}, 1),
-		holds: map[string]*bindHold{}, last: map[string]election.Input{}}
+		known: make(chan struct{}), holds: map[string]*bindHold{}, last: map[string]election.Input{}}
 }
 
 // evaluateLocked pushes every group's input that changed (all with force).
@@ -118,6 +121,7 @@ func (e *eligibilityTracker) setLinks(links map[string]LinkState) {
 	defer e.mu.Unlock()
 	e.links = maps.Clone(links)
 	e.evaluateLocked(false)
+	e.knownOnce.Do(func() { close(e.known) })
 }
 
 // bindFailed holds group down; the group's new input is applied before it

@@ -40,6 +40,7 @@ type Deps struct {
 	Listener net.Listener
 	// Hooks are tuning knobs, zero for the defaults.
 	StopTimeout  time.Duration // how long the elector may take to stop (default 10s)
+	LinkWait     time.Duration // how long the election waits for the first link states (default 2s)
 	ConflictHold time.Duration // DefaultConflictHold
 	// Restart backoff of a failed watcher: doubles from RestartMin up to
 	// RestartMax (defaults 100ms and 30s).
@@ -127,6 +128,19 @@ func Run(ctx context.Context, spec Spec, d Deps) error {
 		})
 	}
 
+	// The election starts from the links' real state, not from "unknown":
+	// a mode's first word to its peers (gossip's first node meta, VRRP's
+	// first timer) then carries this node's real eligibility and priority.
+	// Bounded, so a link watch that cannot start delays nothing for long
+	// (the groups stay ineligible until it does).
+	linkWait := time.NewTimer(d.LinkWait)
+	select {
+	case <-tracker.known:
+	case <-linkWait.C:
+		log.Warn("link states not known yet; starting the election with every group ineligible", "after", d.LinkWait)
+	case <-ctx.Done():
+	}
+	linkWait.Stop()
 	log.Info("vipd started", "mode", spec.Mode, "groups", len(spec.Groups), "version", spec.Version)
 	electErr := make(chan error, 1)
 	go func() { electErr <- d.Elector.Run(electCtx, manager.Report) }()
@@ -168,6 +182,9 @@ func (d *Deps) defaults() {
 	}
 	if d.StopTimeout <= 0 {
 		d.StopTimeout = 10 * time.Second
+	}
+	if d.LinkWait <= 0 {
+		d.LinkWait = 2 * time.Second
 	}
 	if d.ConflictHold <= 0 {
 		d.ConflictHold = DefaultConflictHold

@@ -117,6 +117,7 @@ func (e *fakeElector) Ready() (bool, string) { return e.notReady == "", e.notRea
 func (e *fakeElector) Status() any           { return "fake" }
 
 func (e *fakeElector) Run(ctx context.Context, report election.Reporter) error {
+	e.log.add("elector run")
 	owned := map[string]bool{}
 	for {
 		select {
@@ -153,7 +154,7 @@ func (e *fakeElector) Run(ctx context.Context, report election.Reporter) error {
 type fakeLinks struct {
 	mu      sync.Mutex
 	update  func(map[string]LinkState)
-	initial map[string]LinkState
+	initial map[string]LinkState // nil: never reports
 }
 
 func (l *fakeLinks) Watch(ctx context.Context, _ []string, update func(map[string]LinkState)) error {
@@ -161,7 +162,9 @@ func (l *fakeLinks) Watch(ctx context.Context, _ []string, update func(map[strin
 	l.update = update
 	init := l.initial
 	l.mu.Unlock()
-	update(init)
+	if init != nil {
+		update(init)
+	}
 	<-ctx.Done()
 	return nil
 }
@@ -290,8 +293,9 @@ func TestRunLifecycle(t *testing.T) {
 		if evs[0] != "kernel del "+vipA.String() {
 			t.Fatalf("first event %q, want the stale VIP removed: %v", evs[0], evs)
 		}
-		if contains(evs, "input web eligible=true ") < 0 {
-			t.Fatalf("no eligible input from the links: %v", evs)
+		// The election starts from the links' real state.
+		if in, run := contains(evs, "input web eligible=true "), contains(evs, "elector run"); in < 0 || run < in {
+			t.Fatalf("the eligible input from the links must come before the elector runs: %v", evs)
 		}
 		if code, body := r.ln.get(t, "/readyz"); code != 200 {
 			t.Fatalf("/readyz %d %q", code, body)
@@ -451,5 +455,26 @@ func TestRunElectorMissesStopTimeout(t *testing.T) {
 		if err := <-r.done; err != nil {
 			t.Fatal(err)
 		}
+	})
+}
+
+// A link watch that never reports delays the election by LinkWait only;
+// the groups stay ineligible meanwhile and after.
+func TestRunStartsWithoutLinkStatesAfterLinkWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		r := startRig(t, func(r *rig, _ *Deps) { r.links.initial = nil })
+		if got := contains(r.log.all(), "elector run"); got >= 0 {
+			t.Fatalf("elector ran before LinkWait: %v", r.log.all())
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if contains(r.log.all(), "elector run") < 0 || time.Since(start) != 2*time.Second {
+			t.Fatalf("elector did not run after LinkWait (2s): %v", r.log.all())
+		}
+		if in := r.elector.inputs.Get("web"); in.Eligible || in.Reason != LinksUnknown {
+			t.Fatalf("input %+v, want ineligible: %s", in, LinksUnknown)
+		}
+		r.stop(t)
 	})
 }
