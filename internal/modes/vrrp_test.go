@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/vrrp"
 )
 
 type eth0Host struct{}
@@ -14,7 +15,7 @@ func (eth0Host) InterfaceExists(n string) bool          { return n == "eth0" }
 func (eth0Host) InterfaceFor(netip.Addr) (string, bool) { return "eth0", true }
 
 func TestSpecsFromConfig(t *testing.T) {
-	c, err := config.Parse([]byte(`apiVersion: vipd.io/v1alpha1
+	specs := vrrpSpecsOf(t, `apiVersion: vipd.io/v1alpha1
 kind: Config
 node: n1
 mode: vrrp
@@ -27,17 +28,7 @@ groups:
 - name: api
   vips: [{address: 198.51.100.101}]
   vrrp: {vrid: 52}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Validate(eth0Host{}); err != nil {
-		t.Fatal(err)
-	}
-	specs, err := VRRPSpecs(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	s := specs[0]
 	if s.Name != "web" || s.VRID != 51 || s.Interface != "eth0" || s.Interval != 200*time.Millisecond ||
 		s.Preempt || s.PreemptDelay != 3*time.Second || len(s.VIPs) != 2 || len(s.Peers) != 2 {
@@ -54,7 +45,7 @@ groups:
 // TestSpecsExcluded: an excluded VIP (keepalived virtual_ipaddress_excluded)
 // gets no router and is not advertised; the unicast source is carried over.
 func TestSpecsExcluded(t *testing.T) {
-	c, err := config.Parse([]byte(`apiVersion: vipd.io/v1alpha1
+	specs := vrrpSpecsOf(t, `apiVersion: vipd.io/v1alpha1
 kind: Config
 node: n1
 mode: vrrp
@@ -62,7 +53,18 @@ groups:
 - name: web
   vips: [{address: 198.51.100.100}, {address: "2001:db8::100", excluded: true}]
   vrrp: {vrid: 51, unicastPeers: [198.51.100.12], unicastSource: [198.51.100.11]}
-`))
+`)
+	s := specs[0]
+	if len(s.VIPs) != 1 || s.VIPs[0] != netip.MustParseAddr("198.51.100.100") ||
+		len(s.Sources) != 1 || s.Sources[0] != netip.MustParseAddr("198.51.100.11") {
+		t.Fatalf("spec %+v", s)
+	}
+}
+
+// vrrpSpecsOf parses, validates and translates a vrrp-mode config.
+func vrrpSpecsOf(t *testing.T, yaml string) []vrrp.GroupSpec {
+	t.Helper()
+	c, err := config.Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,9 +75,5 @@ groups:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := specs[0]
-	if len(s.VIPs) != 1 || s.VIPs[0] != netip.MustParseAddr("198.51.100.100") ||
-		len(s.Sources) != 1 || s.Sources[0] != netip.MustParseAddr("198.51.100.11") {
-		t.Fatalf("spec %+v", s)
-	}
+	return specs
 }
