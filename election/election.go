@@ -15,7 +15,19 @@ type Input struct {
 	// Eligible false means the node must not own the group (failed health
 	// check, draining). An owner that becomes ineligible gives the group up.
 	Eligible bool
-	// Priority is the effective priority, 1..254 (VRRP semantics: higher wins).
+	// Degraded (only with Eligible) makes the node a last resort for the
+	// group: a gate check fails but the group's policy is "keep", or its
+	// checks are not known yet while it owns the group. Every elector
+	// implements the same rule: a degraded node keeps a group it owns until a
+	// healthy (Eligible, not Degraded) node wants it, never takes a group
+	// from a live owner, and takes a group nobody owns only if no healthy
+	// node does. Priority still orders degraded nodes among themselves.
+	// (VRRP: it advertises priority 1, so every healthy preempting router
+	// wins; Lease: it hands over to a healthy candidate that asks; gossip: its
+	// bid ranks below every healthy bid.)
+	Degraded bool
+	// Priority is the effective priority, 1..254 (VRRP semantics: higher
+	// wins): the group's base priority plus its check weights, clamped.
 	Priority int
 	// Reason says why the input is what it is (e.g. "link eth0 down"); an
 	// elector puts it into the Transition it reports because of this input.

@@ -55,6 +55,10 @@ type Config struct {
 	Binding  Binding  `yaml:"binding,omitempty"`
 	Announce Announce `yaml:"announce,omitempty"`
 	Groups   []Group  `yaml:"groups,omitempty"`
+	// Checks are the health checks groups track (docs/health.md).
+	Checks []Check `yaml:"checks,omitempty"`
+	// Health is the node-wide anti-flap policy.
+	Health HealthPolicy `yaml:"health,omitempty"`
 
 	// Mode-wide settings; each is allowed only with its mode.
 	VRRP   *VRRP   `yaml:"vrrp,omitempty"`
@@ -99,6 +103,14 @@ type Group struct {
 	VIPs []VIP  `yaml:"vips,omitempty"`
 	// Priority of this node for this group, 1..254; higher wins. Default 100.
 	Priority int `yaml:"priority,omitempty"`
+
+	// Track lists the checks that gate or weigh this node's candidacy.
+	Track []Track `yaml:"track,omitempty"`
+	// WhenNoneHealthy: "keep" (default: an owner whose gate fails keeps
+	// the group until a healthy node takes it) or "release".
+	WhenNoneHealthy string `yaml:"whenNoneHealthy,omitempty"`
+	// Notify runs hooks on this group's transitions.
+	Notify *Notify `yaml:"notify,omitempty"`
 
 	VRRP  *GroupVRRP  `yaml:"vrrp,omitempty"`
 	Lease *GroupLease `yaml:"lease,omitempty"`
@@ -202,6 +214,8 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	c.applyModeDefaults()
+	// After the mode's: an endpoints check inherits the Lease's API access.
+	c.applyHealthDefaults()
 	if c.Binding.Lifetime == 0 {
 		// After the mode's defaults: in mode vrrp the lifetime must outlive
 		// the groups' Master_Down_Interval (vrrp.go).

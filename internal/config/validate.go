@@ -81,6 +81,7 @@ func (c *Config) Validate(host Host) error {
 	c.validateBinding(&errs)
 	c.validateAnnounce(&errs)
 	c.validateGroups(host, &errs)
+	c.validateHealth(&errs)
 	c.validateMode(host, &errs)
 	if len(errs) > 0 {
 		return errs

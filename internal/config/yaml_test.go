@@ -84,9 +84,25 @@ func fullConfigs(t *testing.T) map[string]func() *Config {
 		ModeStatic: func() *Config {
 			c := head(ModeStatic)
 			c.Groups = []Group{
-				{Name: "web", Priority: 150, VIPs: []VIP{{Address: "198.51.100.100"}, {Address: "2001:db8::100/64", Interface: "eth0"}}},
-				{Name: "api", VIPs: []VIP{{Address: "203.0.113.7", Interface: "eth1"}}},
+				{Name: "web", Priority: 150, VIPs: []VIP{{Address: "198.51.100.100"}, {Address: "2001:db8::100/64", Interface: "eth0"}},
+					Track: []Track{{Check: "web"}, {Check: "drain"}, {Check: "backend", Weight: -60}, {Check: "uplink", Weight: 20}},
+					WhenNoneHealthy: PolicyRelease,
+					Notify: &Notify{Command: []string{"/etc/vipd/notify.sh"}, Master: []string{"/bin/true", "master"}, Backup: []string{"/bin/true"},
+						Fault: []string{"/bin/true"}, Stop: []string{"/bin/true"}, Timeout: 5 * time.Second}},
+				{Name: "api", VIPs: []VIP{{Address: "203.0.113.7", Interface: "eth1"}}, Track: []Track{{Check: "ingress"}}},
 			}
+			c.Checks = []Check{
+				{Name: "web", Interval: 200 * time.Millisecond, Timeout: 100 * time.Millisecond, Rise: 3, Fall: 4,
+					HTTP: &HTTPCheck{URL: "https://127.0.0.1:6443/readyz", CAFile: "/etc/kubernetes/pki/ca.crt", CertFile: "/c.crt", KeyFile: "/c.key",
+						BearerTokenFile: "/token", Host: "kubernetes", ExpectStatus: "200"}},
+				{Name: "insecure", HTTP: &HTTPCheck{URL: "https://127.0.0.1:8443/", InsecureSkipVerify: true}},
+				{Name: "backend", TCP: &TCPCheck{Address: "127.0.0.1:8080"}},
+				{Name: "script", Exec: &ExecCheck{Command: []string{"/etc/keepalived/check.sh", "-v"}, User: "nobody"}},
+				{Name: "ingress", Endpoints: &EndpointsCheck{Namespace: "ingress", Service: "ingress-nginx", Kubeconfig: "/etc/vipd/kubeconfig", Server: "https://127.0.0.1:6443"}},
+				{Name: "uplink", Interface: &InterfaceCheck{Name: "eth1"}},
+				{Name: "drain", File: &FileCheck{Path: "/etc/vipd/drain"}},
+			}
+			c.Health = HealthPolicy{StartupDelay: 30 * time.Second, MinMoveInterval: ptr(time.Duration(0))}
 			return c
 		},
 		ModeVRRP: func() *Config {

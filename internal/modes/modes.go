@@ -14,6 +14,8 @@ import (
 	"github.com/vipd/vipd/election"
 	"github.com/vipd/vipd/internal/addr"
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/health"
+	"github.com/vipd/vipd/internal/hooks"
 	"github.com/vipd/vipd/internal/node"
 )
 
@@ -24,12 +26,20 @@ type Mode struct {
 	// New translates the validated config into the mode's own options and
 	// builds its elector. It touches no interface (sockets are opened in Run).
 	New func(c *config.Config, log *slog.Logger) (election.Elector, error)
+	// Reload applies a validated new config to an elector New built, while
+	// it runs (SIGHUP, docs/reload.md): groups added, removed or changed,
+	// and the mode's own settings. The daemon has already called SetInput
+	// for every added group. Before Reload returns, every removed group the
+	// elector owned has been reported Owner=false. A change the mode cannot
+	// apply in place returns an error that names the setting and says it
+	// needs a restart; nothing is changed then.
+	Reload func(e election.Elector, c *config.Config) error
 }
 
 // registry lists every mode; config's table (config.ModeNames) must list
 // the same names (tested).
 var registry = [...]Mode{
-	{Name: config.ModeStatic, New: newStatic},
+	{Name: config.ModeStatic, New: newStatic, Reload: reloadStatic},
 	{Name: config.ModeVRRP, New: newVRRP},
 	{Name: config.ModeLease, New: newLease},
 	{Name: config.ModeGossip, New: newGossip},
@@ -67,6 +77,15 @@ func newStatic(c *config.Config, _ *slog.Logger) (election.Elector, error) {
 	return election.NewStatic(c.GroupNames()), nil
 }
 
+func reloadStatic(e election.Elector, c *config.Config) error {
+	s, ok := e.(*election.Static)
+	if !ok {
+		return fmt.Errorf("mode static: elector is a %T", e)
+	}
+	s.Reconfigure(c.GroupNames())
+	return nil
+}
+
 // NodeSpec translates the daemon's part of a validated config.
 func NodeSpec(c *config.Config, version string) node.Spec {
 	s := node.Spec{
@@ -77,12 +96,49 @@ func NodeSpec(c *config.Config, version string) node.Spec {
 	if c.Announce.Refresh != nil {
 		s.Announce.Refresh = *c.Announce.Refresh
 	}
+	s.StartupDelay = c.Health.StartupDelay
+	if c.Health.MinMoveInterval != nil {
+		s.MinMoveInterval = *c.Health.MinMoveInterval
+	}
 	for _, g := range c.Groups {
-		ng := node.Group{Name: g.Name, Priority: g.Priority}
+		ng := node.Group{Name: g.Name, Priority: g.Priority, KeepWhenNoneHealthy: g.WhenNoneHealthy != config.PolicyRelease}
 		for _, v := range g.VIPs {
 			ng.VIPs = append(ng.VIPs, addr.VIP{Interface: v.Interface, Addr: v.Addr})
 		}
+		for _, t := range g.Track {
+			ng.Track = append(ng.Track, node.Track{Check: t.Check, Weight: t.Weight})
+		}
+		if n := g.Notify; n != nil {
+			ng.Notify = &hooks.Spec{Command: n.Command, Master: n.Master, Backup: n.Backup, Fault: n.Fault, Stop: n.Stop, Timeout: n.Timeout}
+		}
 		s.Groups = append(s.Groups, ng)
 	}
+	for _, k := range c.Checks {
+		s.Checks = append(s.Checks, HealthSpec(k, c.Node))
+	}
 	return s
+}
+
+// HealthSpec translates one validated check.
+func HealthSpec(k config.Check, nodeName string) health.Spec {
+	h := health.Spec{Name: k.Name, Interval: k.Interval, Timeout: k.Timeout, Rise: k.Rise, Fall: k.Fall}
+	switch {
+	case k.HTTP != nil:
+		lo, hi, _ := config.ParseExpectStatus(k.HTTP.ExpectStatus)
+		h.HTTP = &health.HTTP{URL: k.HTTP.URL, CAFile: k.HTTP.CAFile, InsecureSkipVerify: k.HTTP.InsecureSkipVerify,
+			CertFile: k.HTTP.CertFile, KeyFile: k.HTTP.KeyFile, BearerTokenFile: k.HTTP.BearerTokenFile, Host: k.HTTP.Host,
+			StatusMin: lo, StatusMax: hi}
+	case k.TCP != nil:
+		h.TCP = &health.TCP{Address: k.TCP.Address}
+	case k.Exec != nil:
+		h.Exec = &health.Exec{Command: k.Exec.Command, User: k.Exec.User}
+	case k.Endpoints != nil:
+		h.Endpoints = &health.Endpoints{Namespace: k.Endpoints.Namespace, Service: k.Endpoints.Service, NodeName: nodeName,
+			Kubeconfig: k.Endpoints.Kubeconfig, Server: k.Endpoints.Server}
+	case k.Interface != nil:
+		h.Interface = &health.Interface{Name: k.Interface.Name}
+	case k.File != nil:
+		h.File = &health.File{Path: k.File.Path}
+	}
+	return h
 }

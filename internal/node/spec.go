@@ -5,6 +5,8 @@ import (
 
 	"github.com/vipd/vipd/arp"
 	"github.com/vipd/vipd/internal/addr"
+	"github.com/vipd/vipd/internal/health"
+	"github.com/vipd/vipd/internal/hooks"
 )
 
 // Spec is the daemon's part of the validated configuration, translated once
@@ -19,6 +21,19 @@ type Spec struct {
 	Lifetime, Refresh time.Duration
 	Announce          arp.Schedule
 	Groups            []Group
+	// Checks are the health checks the groups track.
+	Checks []health.Spec
+	// StartupDelay: for this long after start the node takes no group from
+	// a healthy owner. MinMoveInterval: the least time between two
+	// health-caused moves of one group toward this node (0: off).
+	StartupDelay, MinMoveInterval time.Duration
+}
+
+// Track is one check's effect on a group: Weight 0 gates, N > 0 adds N
+// while passing, N < 0 subtracts |N| while failing.
+type Track struct {
+	Check  string
+	Weight int
 }
 
 // Group is one configured group as the daemon needs it.
@@ -26,6 +41,12 @@ type Group struct {
 	Name     string
 	Priority int
 	VIPs     []addr.VIP
+	Track    []Track
+	// KeepWhenNoneHealthy is the group's policy "keep": a node whose gate
+	// fails is degraded (a last resort) instead of ineligible.
+	KeepWhenNoneHealthy bool
+	// Notify is the group's hooks (nil: none).
+	Notify *hooks.Spec
 }
 
 // AllVIPs lists every VIP of groups.
