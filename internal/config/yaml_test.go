@@ -85,7 +85,7 @@ func fullConfigs(t *testing.T) map[string]func() *Config {
 			c := head(ModeStatic)
 			c.Groups = []Group{
 				{Name: "web", Priority: 150, VIPs: []VIP{{Address: "198.51.100.100"}, {Address: "2001:db8::100/64", Interface: "eth0"}},
-					Track: []Track{{Check: "web"}, {Check: "drain"}, {Check: "backend", Weight: -60}, {Check: "uplink", Weight: 20}},
+					Track:           []Track{{Check: "web"}, {Check: "drain"}, {Check: "backend", Weight: -60}, {Check: "uplink", Weight: 20}},
 					WhenNoneHealthy: PolicyRelease,
 					Notify: &Notify{Command: []string{"/etc/vipd/notify.sh"}, Master: []string{"/bin/true", "master"}, Backup: []string{"/bin/true"},
 						Fault: []string{"/bin/true"}, Stop: []string{"/bin/true"}, Timeout: 5 * time.Second}},
