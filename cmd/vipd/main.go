@@ -51,6 +51,9 @@ Usage:
   vipd validate --config FILE   check a config without touching any interface
   vipd status [--addr HOST:PORT | --config FILE]
                                 show who owns which VIP on this node
+  vipd reload [--addr HOST:PORT | --config FILE]
+                                make the running daemon re-read its config
+                                (SIGHUP; an invalid file changes nothing)
   vipd demo [--advert 100ms]    failover demo in a throw-away namespace lab (root)
   vipd version                  print the version
 `
@@ -94,6 +97,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return validateCmd(rest, stdout, stderr)
 	case "status":
 		return statusCmd(ctx, rest, stdout, stderr)
+	case "reload":
+		return reloadCmd(ctx, rest, stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, rest, stdout, stderr)
 	case "version":

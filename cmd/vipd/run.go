@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 
+	"github.com/vipd/vipd/election"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/modes"
 	"github.com/vipd/vipd/internal/node"
@@ -59,5 +63,55 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
-	return node.RunSystem(ctx, modes.NodeSpec(cfg, version), elector, log)
+	reloads := make(chan node.Reload)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	done := make(chan struct{})
+	defer func() { stop(); <-done }()
+	go func() {
+		defer close(done)
+		serveReloads(runCtx, *path, cfg, elector, hup, reloads)
+	}()
+	return node.RunSystem(runCtx, modes.NodeSpec(cfg, version), elector, log, reloads)
+}
+
+// serveReloads turns each SIGHUP into one reload: the file is read and
+// validated again; a file that cannot be used, or a change that needs a
+// restart, reaches the daemon as a refused reload (logged and counted
+// there), so nothing changes; a valid one is applied as a diff.
+func serveReloads(ctx context.Context, path string, cur *config.Config, elector election.Elector, hup <-chan os.Signal, reloads chan<- node.Reload) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		next, err := config.Load(path, config.LocalHost{})
+		if err == nil {
+			err = modes.CheckReload(cur, next)
+		}
+		req := node.Reload{Err: err}
+		result := make(chan error, 1)
+		req.Done = result
+		if err == nil {
+			req.Spec = modes.NodeSpec(next, version)
+			req.Elector = func() error { return modes.Reload(elector, next) }
+		}
+		select {
+		case reloads <- req:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case err = <-result:
+		case <-ctx.Done():
+			return
+		}
+		if err == nil {
+			cur = next
+		}
+	}
 }

@@ -94,4 +94,67 @@ func printStatus(w io.Writer, st node.Status, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\t%s\n", g.Name, owner, now.Sub(g.Since).Round(time.Second), reason, strings.Join(vips, ", "))
 	}
 	_ = tw.Flush()
+	fmt.Fprintln(w)
+	for _, g := range st.Groups {
+		fmt.Fprintf(w, "group %s: %s\n", g.Name, candidacyLine(g))
+	}
+	if len(st.Checks) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "CHECK\tSTATE\tSINCE\tLAST ERROR / DETAIL")
+		for _, c := range st.Checks {
+			detail := c.LastError
+			if detail == "" {
+				detail = c.Detail
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s ago\t%s\n", c.Name, c.State, now.Sub(c.Since).Round(time.Second), detail)
+		}
+		_ = tw.Flush()
+	}
+}
+
+// candidacyLine is a group's effective priority and how it came about:
+// "priority 40 = 100 base - 60 backend (failing); gate apiserver passing".
+func candidacyLine(g node.GroupStatus) string {
+	c := g.Candidacy
+	var b strings.Builder
+	state := "eligible"
+	switch {
+	case !g.Eligible:
+		state = "not eligible"
+	case g.Degraded:
+		state = "degraded (last resort)"
+	}
+	fmt.Fprintf(&b, "%s, priority %d = %d base", state, c.Effective, c.Base)
+	for _, w := range c.Weights {
+		if w.Applied != 0 {
+			fmt.Fprintf(&b, " %+d %s (%s)", w.Applied, w.Check, w.State)
+		} else {
+			fmt.Fprintf(&b, " (%+d %s: %s, not applied)", w.Weight, w.Check, w.State)
+		}
+	}
+	if c.Effective != c.Base+sumApplied(c) {
+		b.WriteString(", clamped to 1..254")
+	}
+	for _, gt := range c.Gates {
+		fmt.Fprintf(&b, "; gate %s %s", gt.Check, gt.State)
+		if gt.Error != "" {
+			fmt.Fprintf(&b, " (%s)", gt.Error)
+		}
+	}
+	if c.Held != "" {
+		b.WriteString("; improvement " + c.Held)
+	}
+	if g.Why != "" {
+		b.WriteString("; why: " + g.Why)
+	}
+	return b.String()
+}
+
+func sumApplied(c node.Breakdown) int {
+	n := 0
+	for _, w := range c.Weights {
+		n += w.Applied
+	}
+	return n
 }

@@ -9,6 +9,7 @@ package modes
 import (
 	"fmt"
 	"log/slog"
+	"reflect"
 
 	"github.com/vipd/vipd/arp"
 	"github.com/vipd/vipd/election"
@@ -83,6 +84,39 @@ func reloadStatic(e election.Elector, c *config.Config) error {
 		return fmt.Errorf("mode static: elector is a %T", e)
 	}
 	s.Reconfigure(c.GroupNames())
+	return nil
+}
+
+// Reload applies next's mode part to a running elector (Mode.Reload).
+func Reload(e election.Elector, next *config.Config) error {
+	m, ok := Lookup(next.Mode)
+	if !ok {
+		return fmt.Errorf("mode %q is not available in this build", next.Mode)
+	}
+	if m.Reload == nil {
+		return fmt.Errorf("mode %s cannot reload its groups: restart vipd", next.Mode)
+	}
+	return m.Reload(e, next)
+}
+
+// CheckReload refuses, before anything changes, a new config whose
+// differences need a restart: the daemon's own (node.NeedsRestart) and the
+// mode's transport settings (a gossip key or bind address, the Lease API
+// and timing), which the running elector cannot change in place.
+func CheckReload(cur, next *config.Config) error {
+	if err := node.NeedsRestart(NodeSpec(cur, ""), NodeSpec(next, "")); err != nil {
+		return err
+	}
+	var keys []string
+	switch {
+	case cur.Lease != nil && next.Lease != nil && *cur.Lease != *next.Lease:
+		keys = append(keys, "lease")
+	case cur.Gossip != nil && next.Gossip != nil && !reflect.DeepEqual(cur.Gossip, next.Gossip):
+		keys = append(keys, "gossip")
+	}
+	if len(keys) > 0 {
+		return fmt.Errorf("%v changed: that needs a restart (the running daemon keeps its current config)", keys)
+	}
 	return nil
 }
 

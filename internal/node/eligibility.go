@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/vipd/vipd/election"
+	"github.com/vipd/vipd/internal/health"
 )
 
 // LinksUnknown is a group's reason before the first link states arrive
@@ -72,42 +73,109 @@ type bindHold struct {
 	reason  string // empty once expired
 }
 
-// eligibilityTracker owns every group's input: it combines link states and
-// bind holds and pushes each change to apply (the elector and the status).
+// eligibilityTracker owns every group's input: it combines link states,
+// bind holds, check results, ownership and the start-up delay (Candidacy),
+// damps improvements (anti-flap), and pushes each change to apply (the
+// elector and the status).
 type eligibilityTracker struct {
-	groups []Group
-	apply  func(group string, in election.Input)
-	now    func() time.Time
-	wake   chan struct{}
+	apply   func(group string, in election.Input, b Breakdown)
+	now     func() time.Time
+	minMove time.Duration
+	wake    chan struct{}
 
 	known     chan struct{} // closed with the first link states
 	knownOnce sync.Once
 
-	mu    sync.Mutex // also orders apply calls
-	links map[string]LinkState
-	holds map[string]*bindHold
-	last  map[string]election.Input
+	mu            sync.Mutex // also orders apply calls
+	groups        []Group
+	links         map[string]LinkState
+	holds         map[string]*bindHold
+	checks        map[string]health.Result
+	owners        map[string]bool
+	startingUntil time.Time
+	last          map[string]applied
 }
 
-func newEligibilityTracker(groups []Group, now func() time.Time, apply func(string, election.Input)) *eligibilityTracker {
-	return &eligibilityTracker{groups: groups, apply: apply, now: now, wake: make(chan struct{}, 1),
-		known: make(chan struct{}), holds: map[string]*bindHold{}, last: map[string]election.Input{}}
+// applied is what a group's input was last set to, and its damping state.
+type applied struct {
+	in         election.Input
+	b          Breakdown
+	healthRank int       // rank of the health part alone
+	healthDrop time.Time // when health last made this node a worse candidate
+	heldUntil  time.Time // an improvement is held until then
+}
+
+func newEligibilityTracker(groups []Group, now func() time.Time, startupDelay, minMove time.Duration, apply func(string, election.Input, Breakdown)) *eligibilityTracker {
+	e := &eligibilityTracker{groups: groups, apply: apply, now: now, minMove: minMove, wake: make(chan struct{}, 1),
+		known: make(chan struct{}), holds: map[string]*bindHold{}, checks: map[string]health.Result{},
+		owners: map[string]bool{}, last: map[string]applied{}}
+	if startupDelay > 0 {
+		e.startingUntil = now().Add(startupDelay)
+	}
+	return e
+}
+
+func (e *eligibilityTracker) signal() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// allUp is links with every interface of g up: the health part of a
+// candidacy alone, for damping.
+func allUp(g Group) map[string]LinkState {
+	m := map[string]LinkState{}
+	for _, v := range g.VIPs {
+		m[v.Interface] = LinkState{Exists: true, Up: true}
+	}
+	return m
 }
 
 // evaluateLocked pushes every group's input that changed (all with force).
 func (e *eligibilityTracker) evaluateLocked(force bool) {
+	now := e.now()
+	if !e.startingUntil.IsZero() && !now.Before(e.startingUntil) {
+		e.startingUntil = time.Time{}
+	}
 	for _, g := range e.groups {
 		hold := ""
 		if h := e.holds[g.Name]; h != nil {
 			hold = h.reason
 		}
-		in := Eligibility(g, e.links, hold)
-		if prev, ok := e.last[g.Name]; ok && prev == in && !force {
+		f := Facts{Links: e.links, Hold: hold, Checks: e.checks, Owner: e.owners[g.Name], StartingUntil: e.startingUntil}
+		in, b := Candidacy(g, f)
+		f.Links, f.Hold = allUp(g), ""
+		healthIn, _ := Candidacy(g, f)
+		hr := rank(healthIn)
+
+		prev, seen := e.last[g.Name]
+		next := applied{in: in, b: b, healthRank: hr, healthDrop: prev.healthDrop}
+		if seen && hr < prev.healthRank {
+			next.healthDrop = now
+		}
+		// Anti-flap: after health made this node a worse candidate, it
+		// becomes a better one again only minMove later. Worse is applied
+		// at once: a broken owner must never be kept by a damper.
+		if seen && e.minMove > 0 && rank(in) > rank(prev.in) && !next.healthDrop.IsZero() {
+			if until := next.healthDrop.Add(e.minMove); now.Before(until) {
+				next.in = prev.in
+				next.heldUntil = until
+				next.b.Held = fmt.Sprintf("held until %s (health.minMoveInterval %s after the last health-caused drop)",
+					until.Format(time.TimeOnly), e.minMove)
+			}
+		}
+		if seen && !force && prev.in == next.in && prev.b.Held == next.b.Held && breakdownEqual(prev.b, next.b) {
+			e.last[g.Name] = next
 			continue
 		}
-		e.last[g.Name] = in
-		e.apply(g.Name, in)
+		e.last[g.Name] = next
+		e.apply(g.Name, next.in, next.b)
 	}
+}
+
+func breakdownEqual(a, b Breakdown) bool {
+	return fmt.Sprint(a) == fmt.Sprint(b)
 }
 
 func (e *eligibilityTracker) start() {
@@ -124,6 +192,68 @@ func (e *eligibilityTracker) setLinks(links map[string]LinkState) {
 	e.knownOnce.Do(func() { close(e.known) })
 }
 
+// setCheck records a check's new result.
+func (e *eligibilityTracker) setCheck(r health.Result) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.checks[r.Name] = r
+	e.evaluateLocked(false)
+	e.signal()
+}
+
+// setChecks replaces every check result (after a reload).
+func (e *eligibilityTracker) setChecks(rs []health.Result) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.checks = map[string]health.Result{}
+	for _, r := range rs {
+		e.checks[r.Name] = r
+	}
+	e.evaluateLocked(false)
+	e.signal()
+}
+
+// setOwner records whether this node owns group (unknown checks and the
+// start-up delay treat an owner differently).
+func (e *eligibilityTracker) setOwner(group string, owner bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.owners[group] == owner {
+		return
+	}
+	e.owners[group] = owner
+	e.evaluateLocked(false)
+}
+
+// setGroups replaces the group list (a reload); inputs of new groups are
+// applied before it returns.
+func (e *eligibilityTracker) setGroups(groups []Group) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.groups = groups
+	keep := map[string]bool{}
+	for _, g := range groups {
+		keep[g.Name] = true
+	}
+	for name := range e.last {
+		if !keep[name] {
+			delete(e.last, name)
+			delete(e.holds, name)
+			delete(e.owners, name)
+		}
+	}
+	e.evaluateLocked(false)
+	e.signal()
+}
+
+// input returns a group's applied input.
+func (e *eligibilityTracker) input(group string) (election.Input, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	a, ok := e.last[group]
+	return a.in, ok
+}
+
 // bindFailed holds group down; the group's new input is applied before it
 // returns (the Reporter contract).
 func (e *eligibilityTracker) bindFailed(group string, err error) {
@@ -138,10 +268,7 @@ func (e *eligibilityTracker) bindFailed(group string, err error) {
 	h.reason = fmt.Sprintf("bind failed (retry in %s): %v", h.backoff, err)
 	e.evaluateLocked(false)
 	e.mu.Unlock()
-	select {
-	case e.wake <- struct{}{}:
-	default:
-	}
+	e.signal()
 }
 
 // bound forgets group's backoff after a successful take.
@@ -153,7 +280,8 @@ func (e *eligibilityTracker) bound(group string) {
 	}
 }
 
-// run ends bind holds when they expire, until ctx is done.
+// run re-evaluates when a bind hold, the start-up delay or an anti-flap
+// hold ends, until ctx is done.
 func (e *eligibilityTracker) run(ctx context.Context) {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
@@ -161,20 +289,35 @@ func (e *eligibilityTracker) run(ctx context.Context) {
 		e.mu.Lock()
 		now := e.now()
 		var next time.Time
-		expired := false
+		due := false
+		consider := func(at time.Time) {
+			switch {
+			case at.IsZero():
+			case !now.Before(at):
+				due = true
+			case next.IsZero() || at.Before(next):
+				next = at
+			}
+		}
 		for _, h := range e.holds {
 			if h.reason == "" {
 				continue
 			}
 			if !now.Before(h.until) {
 				h.reason = ""
-				expired = true
-			} else if next.IsZero() || h.until.Before(next) {
-				next = h.until
+				due = true
+			} else {
+				consider(h.until)
 			}
 		}
-		if expired {
+		consider(e.startingUntil)
+		for _, a := range e.last {
+			consider(a.heldUntil)
+		}
+		if due {
 			e.evaluateLocked(false)
+			e.mu.Unlock()
+			continue
 		}
 		e.mu.Unlock()
 		wait := time.Hour

@@ -60,12 +60,18 @@ type Manager struct {
 	onBindFailure func(group string, err error)
 	// onBound tells eligibility that a take succeeded (resets its backoff).
 	onBound func(group string)
+	// onChange is called after every transition and eligibility change of
+	// a group, outside mu (hooks follow the group's state with it).
+	onChange func(group string)
+	// onOwner is called after every transition with the group's ownership
+	// (eligibility treats an owner differently), outside every lock.
+	onOwner func(group string, owner bool)
 
-	groups map[string]*groupState // fixed after NewManager
+	wg sync.WaitGroup // pending conflict reactions
+
+	mu     sync.Mutex // guards groups, order, every groupState.status and epoch
+	groups map[string]*groupState
 	order  []string
-	wg     sync.WaitGroup // pending conflict reactions
-
-	mu sync.Mutex // guards every groupState.status and epoch
 }
 
 type groupState struct {
@@ -79,19 +85,140 @@ type groupState struct {
 // conflict reactions it starts; Wait waits for the latter.
 func NewManager(ctx context.Context, log *slog.Logger, groups []Group, b Binder, a Announcer) *Manager {
 	m := &Manager{log: log, ctx: ctx, binder: b, announcer: a, now: time.Now, conflictHold: DefaultConflictHold,
-		onBindFailure: func(string, error) {}, onBound: func(string) {}, groups: map[string]*groupState{}}
-	start := m.now()
+		onBindFailure: func(string, error) {}, onBound: func(string) {}, onChange: func(string) {}, onOwner: func(string, bool) {}, groups: map[string]*groupState{}}
 	for _, g := range groups {
-		st := &groupState{cfg: g, status: GroupStatus{
-			Name: g.Name, Since: start, Reason: "starting", Priority: g.Priority, Why: election.AwaitingInput,
-		}}
-		for _, v := range g.VIPs {
-			st.status.VIPs = append(st.status.VIPs, VIPStatus{Address: v.Addr.String(), Interface: v.Interface})
-		}
-		m.groups[g.Name] = st
-		m.order = append(m.order, g.Name)
+		m.addLocked(g)
 	}
 	return m
+}
+
+func (m *Manager) addLocked(g Group) {
+	st := &groupState{cfg: g, status: GroupStatus{
+		Name: g.Name, Since: m.now(), Reason: "starting", Priority: g.Priority, Why: election.AwaitingInput,
+	}}
+	for _, v := range g.VIPs {
+		st.status.VIPs = append(st.status.VIPs, VIPStatus{Address: v.Addr.String(), Interface: v.Interface})
+	}
+	m.groups[g.Name] = st
+	m.order = append(m.order, g.Name)
+}
+
+func (m *Manager) group(name string) (*groupState, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, ok := m.groups[name]
+	return st, ok
+}
+
+// Owner reports whether this node owns group.
+func (m *Manager) Owner(group string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, ok := m.groups[group]
+	return ok && st.status.Owner
+}
+
+// Add starts tracking a group a reload added (not owned, awaiting input).
+func (m *Manager) Add(g Group) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.groups[g.Name]; !ok {
+		m.addLocked(g)
+	}
+}
+
+// Remove forgets a group a reload removed; the elector has reported it
+// Owner=false already, and whatever is still bound is removed here.
+func (m *Manager) Remove(name string) {
+	st, ok := m.group(name)
+	if !ok {
+		return
+	}
+	st.tmu.Lock()
+	defer st.tmu.Unlock()
+	if m.Owner(name) {
+		m.release(st, election.Transition{Group: name, Reason: "removed", At: m.now()}, m.log.With("group", name))
+	}
+	m.mu.Lock()
+	delete(m.groups, name)
+	for i, n := range m.order {
+		if n == name {
+			m.order = append(m.order[:i:i], m.order[i+1:]...)
+			break
+		}
+	}
+	m.mu.Unlock()
+}
+
+// Update applies a reload's change to a kept group: its VIPs, tracks,
+// priority and hooks. An owned group binds and announces its added VIPs and
+// removes its dropped ones; VIPs in both lists are not touched.
+func (m *Manager) Update(g Group) {
+	st, ok := m.group(g.Name)
+	if !ok {
+		return
+	}
+	st.tmu.Lock()
+	defer st.tmu.Unlock()
+	log := m.log.With("group", g.Name, "reason", "reload")
+	old := st.cfg
+	m.mu.Lock()
+	owner := st.status.Owner
+	prev := map[addr.VIP]VIPStatus{}
+	for i, v := range old.VIPs {
+		prev[v] = st.status.VIPs[i]
+	}
+	st.cfg = g
+	st.status.VIPs = nil
+	for _, v := range g.VIPs {
+		vs, kept := prev[v]
+		if !kept {
+			vs = VIPStatus{Address: v.Addr.String(), Interface: v.Interface}
+		}
+		st.status.VIPs = append(st.status.VIPs, vs)
+	}
+	m.mu.Unlock()
+	if !owner {
+		return
+	}
+	keep := map[addr.VIP]bool{}
+	for _, v := range g.VIPs {
+		keep[v] = true
+	}
+	for _, v := range old.VIPs {
+		if !keep[v] {
+			m.announcer.Stop(v.Addr)
+			if err := m.binder.Unbind(v); err != nil {
+				log.Error("removing a VIP the reload dropped", "vip", v, "err", err)
+			} else {
+				log.Info("removed a VIP the reload dropped", "vip", v)
+			}
+		}
+	}
+	for i, v := range g.VIPs {
+		if _, kept := prev[v]; kept {
+			continue
+		}
+		err := m.binder.Bind(v)
+		m.mu.Lock()
+		if i < len(st.status.VIPs) {
+			st.status.VIPs[i].Bound = err == nil
+			if err != nil {
+				st.status.VIPs[i].Error = err.Error()
+			}
+		}
+		m.mu.Unlock()
+		if err != nil {
+			// The group keeps its other VIPs: one unbindable new address
+			// must not move the ones that work. Shown in /status.
+			log.Error("binding a VIP the reload added", "vip", v, "err", err)
+			continue
+		}
+		if err := m.announcer.Start(m.ctx, v.Interface, v.Addr); err != nil {
+			log.Warn("announcing VIP", "vip", v, "err", err)
+		}
+		log.Info("bound a VIP the reload added", "vip", v)
+	}
 }
 
 // ErrBind wraps the error of a take that failed because a VIP could not be bound.
@@ -102,13 +229,26 @@ var ErrBind = errors.New("binding VIPs")
 // cannot be bound, the ones bound are removed again, the group is made
 // ineligible, and the error is returned: the elector steps down.
 func (m *Manager) Report(t election.Transition) error {
-	st, ok := m.groups[t.Group]
+	st, ok := m.group(t.Group)
 	if !ok {
 		m.log.Error("transition for an unknown group", "group", t.Group)
 		return nil
 	}
+	defer func() {
+		m.onOwner(t.Group, m.Owner(t.Group))
+		m.onChange(t.Group)
+	}()
 	st.tmu.Lock()
 	defer st.tmu.Unlock()
+	// A move that health caused names the check: this node's own input
+	// says why it is a worse candidate (the elector's reason says how the
+	// election saw it, e.g. higher-priority-advert).
+	m.mu.Lock()
+	if !t.Owner && strings.Contains(st.status.Why, "check ") && !strings.Contains(t.Reason, st.status.Why) &&
+		t.Reason != "shutdown" && t.Reason != "removed" {
+		t.Reason += " (" + st.status.Why + ")"
+	}
+	m.mu.Unlock()
 	log := m.log.With("group", t.Group, "reason", t.Reason)
 	if t.Peer != "" {
 		log = log.With("peer", t.Peer)
@@ -259,13 +399,38 @@ func (m *Manager) reannounce(st *groupState, v addr.VIP, epoch uint64) {
 // Wait waits for pending conflict reactions (they end with the manager's ctx).
 func (m *Manager) Wait() { m.wg.Wait() }
 
-// SetEligibility records a group's input for status.
-func (m *Manager) SetEligibility(group string, in election.Input) {
+// SetEligibility records a group's input and its breakdown for status.
+func (m *Manager) SetEligibility(group string, in election.Input, b Breakdown) {
+	m.mu.Lock()
+	st, ok := m.groups[group]
+	if ok {
+		st.status.Eligible, st.status.Degraded, st.status.Priority, st.status.Why = in.Eligible, in.Degraded, in.Priority, in.Reason
+		st.status.Candidacy = b
+	}
+	m.mu.Unlock()
+	if ok {
+		m.onChange(group)
+	}
+}
+
+// names lists the groups in config order.
+func (m *Manager) names() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if st, ok := m.groups[group]; ok {
-		st.status.Eligible, st.status.Priority, st.status.Why = in.Eligible, in.Priority, in.Reason
+	return append([]string(nil), m.order...)
+}
+
+// status returns one group's status.
+func (m *Manager) status(group string) (GroupStatus, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st, ok := m.groups[group]
+	if !ok {
+		return GroupStatus{}, false
 	}
+	out := st.status
+	out.VIPs = append([]VIPStatus(nil), out.VIPs...)
+	return out, true
 }
 
 // Groups returns the status of every group in config order.
@@ -285,8 +450,11 @@ func (m *Manager) Groups() []GroupStatus {
 func (m *Manager) Ready() (bool, string) {
 	var why []string
 	for _, g := range m.Groups() {
-		if !g.Eligible {
+		switch {
+		case !g.Eligible:
 			why = append(why, g.Name+": "+g.Why)
+		case g.Degraded:
+			why = append(why, g.Name+": degraded: "+g.Why)
 		}
 	}
 	if len(why) == 0 {

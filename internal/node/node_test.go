@@ -154,13 +154,13 @@ func TestReady(t *testing.T) {
 	if ok, why := m.Ready(); ok || why != "not eligible: a: "+election.AwaitingInput+"; b: "+election.AwaitingInput {
 		t.Fatalf("before any input: Ready() = %v, %q", ok, why)
 	}
-	m.SetEligibility("a", election.Input{Eligible: true, Priority: 100})
-	m.SetEligibility("b", election.Input{Eligible: true, Priority: 100})
+	m.SetEligibility("a", election.Input{Eligible: true, Priority: 100}, Breakdown{})
+	m.SetEligibility("b", election.Input{Eligible: true, Priority: 100}, Breakdown{})
 	if ok, _ := m.Ready(); !ok {
 		t.Fatal("not ready with every group eligible")
 	}
-	m.SetEligibility("b", election.Input{Priority: 100, Reason: "link eth1 down"})
-	m.SetEligibility("a", election.Input{Priority: 100, Reason: "link eth0 down"})
+	m.SetEligibility("b", election.Input{Priority: 100, Reason: "link eth1 down"}, Breakdown{})
+	m.SetEligibility("a", election.Input{Priority: 100, Reason: "link eth0 down"}, Breakdown{})
 	ok, why := m.Ready()
 	if ok || why != "not eligible: a: link eth0 down; b: link eth1 down" {
 		t.Fatalf("Ready() = %v, %q", ok, why)

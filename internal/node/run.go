@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"github.com/vipd/vipd/arp"
 	"github.com/vipd/vipd/election"
 	"github.com/vipd/vipd/internal/addr"
+	"github.com/vipd/vipd/internal/hooks"
 	"github.com/vipd/vipd/internal/httpapi"
 )
 
@@ -38,7 +40,13 @@ type Deps struct {
 	Conflicts ConflictSource
 	// Listener serves /healthz, /readyz and /status; nil serves nothing.
 	Listener net.Listener
-	// Hooks are tuning knobs, zero for the defaults.
+	// Health runs the checks (nil: the config has none; RunSystem builds
+	// internal/health's). Hooks runs notify hooks (nil: none).
+	Health HealthRunner
+	Hooks  HookRunner
+	// Reloads delivers validated new configurations (SIGHUP); nil: none.
+	Reloads <-chan Reload
+	// Tuning knobs, zero for the defaults.
 	StopTimeout  time.Duration // how long the elector may take to stop (default 10s)
 	LinkWait     time.Duration // how long the election waits for the first link states (default 2s)
 	ConflictHold time.Duration // DefaultConflictHold
@@ -92,13 +100,33 @@ func Run(ctx context.Context, spec Spec, d Deps) error {
 		binder.ReleaseAll()
 	}()
 
-	tracker := newEligibilityTracker(spec.Groups, time.Now, func(group string, in election.Input) {
-		manager.SetEligibility(group, in)
+	notify := &notifier{hooks: d.Hooks, manager: manager, last: map[string]hooks.State{}}
+	for _, g := range spec.Groups {
+		d.Hooks.Set(g.Name, g.Notify)
+	}
+	// Hooks are the last to go: STOP runs after the election removed the
+	// VIPs, and every queued hook ends (or is killed) before Run returns.
+	defer func() {
+		for _, name := range manager.names() {
+			notify.stop(name, "shutdown")
+		}
+		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.StopTimeout)
+		d.Hooks.Close(hctx)
+		cancel()
+	}()
+	tracker := newEligibilityTracker(spec.Groups, time.Now, spec.StartupDelay, spec.MinMoveInterval, func(group string, in election.Input, b Breakdown) {
+		prev, _ := manager.status(group)
+		manager.SetEligibility(group, in, b)
 		d.Elector.SetInput(group, in)
+		if prev.Eligible == in.Eligible && prev.Degraded == in.Degraded && prev.Priority == in.Priority && prev.Why == in.Reason {
+			return
+		}
 		switch {
+		case in.Eligible && in.Degraded:
+			log.Warn("degraded: a last resort for the group", "group", group, "priority", in.Priority, "why", in.Reason)
 		case in.Eligible:
-			log.Info("eligible", "group", group, "priority", in.Priority)
-		case in.Reason == LinksUnknown:
+			log.Info("eligible", "group", group, "priority", in.Priority, "why", in.Reason)
+		case pendingReason(in.Reason):
 			log.Debug("not eligible yet", "group", group, "why", in.Reason)
 		default:
 			log.Warn("not eligible", "group", group, "why", in.Reason)
@@ -106,19 +134,25 @@ func Run(ctx context.Context, spec Spec, d Deps) error {
 	})
 	manager.onBindFailure = tracker.bindFailed
 	manager.onBound = tracker.bound
+	manager.onOwner = tracker.setOwner
+	manager.onChange = notify.changed
 	tracker.start()
 	wg.Go(func() { tracker.run(watchCtx) })
 
 	sup.Go(watchCtx, "binder", binder.Run)
-	ifnames := Interfaces(spec.Groups)
-	sup.Go(watchCtx, "links", func(ctx context.Context) error { return d.Links.Watch(ctx, ifnames, tracker.setLinks) })
-	for _, ifname := range ifnames {
-		sup.Go(watchCtx, "conflicts "+ifname, func(ctx context.Context) error {
-			return d.Conflicts(ctx, ifname, binder.Held, manager.Conflict)
-		})
+	sup.Go(watchCtx, "health", func(ctx context.Context) error { return d.Health.Run(ctx, tracker.setCheck) })
+	w := &watches{sup: sup, ctx: watchCtx, links: d.Links, conflicts: d.Conflicts, tracker: tracker,
+		binder: binder, manager: manager, byIf: map[string]func(){}}
+	w.set(Interfaces(spec.Groups))
+	defer w.stopAll()
+
+	rl := &reloader{log: log, spec: spec, manager: manager, tracker: tracker, health: d.Health, hooks: d.Hooks,
+		notify: notify, watches: w}
+	if d.Reloads != nil {
+		wg.Go(func() { rl.serve(watchCtx, d.Reloads) })
 	}
 
-	dm := &daemon{spec: spec, binder: binder, manager: manager, elector: d.Elector, sup: sup}
+	dm := &daemon{spec: spec, binder: binder, manager: manager, elector: d.Elector, sup: sup, health: d.Health, hooks: d.Hooks, reloads: rl}
 	if d.Listener != nil {
 		srv = &http.Server{Handler: httpapi.Handler(dm), ReadHeaderTimeout: 5 * time.Second}
 		wg.Go(func() {
@@ -180,6 +214,12 @@ func (d *Deps) defaults() {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
+	if d.Health == nil {
+		d.Health = noChecks{}
+	}
+	if d.Hooks == nil {
+		d.Hooks = noHooks{}
+	}
 	if d.StopTimeout <= 0 {
 		d.StopTimeout = 10 * time.Second
 	}
@@ -200,7 +240,7 @@ func (d *Deps) defaults() {
 // RunSystem runs the daemon on this host: HTTP listener, netlink, raw
 // sockets. The listener is opened first, so a busy port ends vipd before it
 // touches any interface.
-func RunSystem(ctx context.Context, spec Spec, elector election.Elector, log *slog.Logger) error {
+func RunSystem(ctx context.Context, spec Spec, elector election.Elector, log *slog.Logger, reloads <-chan Reload) error {
 	ln, err := net.Listen("tcp", spec.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("http.listen: %w", err)
@@ -216,7 +256,7 @@ func RunSystem(ctx context.Context, spec Spec, elector election.Elector, log *sl
 	log.Info("serving /healthz, /readyz, /status", "http", ln.Addr().String())
 	return Run(ctx, spec, Deps{
 		Log: log, Elector: elector, Kernel: kernel, Announcer: announcer,
-		Links: NetlinkLinks{}, Conflicts: WatchConflicts, Listener: ln,
+		Links: NetlinkLinks{}, Conflicts: WatchConflicts, Listener: ln, Reloads: reloads,
 	})
 }
 
@@ -277,13 +317,29 @@ type supervisor struct {
 	watchers []*WatcherStatus
 }
 
-// Go runs fn until ctx is done, restarting it whenever it returns early.
-func (s *supervisor) Go(ctx context.Context, name string, fn func(context.Context) error) {
+// Go runs fn until ctx is done or stop is called, restarting it whenever it
+// returns early. stop ends it, waits for it and forgets its status.
+func (s *supervisor) Go(ctx context.Context, name string, fn func(context.Context) error) (stop func()) {
 	st := &WatcherStatus{Name: name, Running: true}
 	s.mu.Lock()
 	s.watchers = append(s.watchers, st)
 	s.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	ended := make(chan struct{})
+	stop = func() {
+		cancel()
+		<-ended
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for i, w := range s.watchers {
+			if w == st {
+				s.watchers = append(s.watchers[:i:i], s.watchers[i+1:]...)
+				break
+			}
+		}
+	}
 	s.wg.Go(func() {
+		defer close(ended)
 		backoff := s.min
 		for {
 			started := time.Now()
@@ -315,6 +371,7 @@ func (s *supervisor) Go(ctx context.Context, name string, fn func(context.Contex
 			s.mu.Unlock()
 		}
 	})
+	return stop
 }
 
 // Status returns every watcher's state.
@@ -335,6 +392,9 @@ type daemon struct {
 	manager *Manager
 	elector election.Elector
 	sup     *supervisor
+	health  HealthRunner
+	hooks   HookRunner
+	reloads *reloader
 }
 
 // Healthy: the process works: the VIP refresh loop runs and every watcher
@@ -371,11 +431,23 @@ func (d *daemon) Status() any {
 	healthy, unhealthy := d.Healthy()
 	ready, why := d.Ready()
 	return Status{
+		PID:  os.Getpid(),
 		Node: d.spec.Node, Mode: d.spec.Mode, Version: d.spec.Version,
 		Healthy: healthy, Unhealthy: unhealthy, Ready: ready, NotReady: why,
-		Groups:   d.manager.Groups(),
+		Groups:   d.groups(),
+		Checks:   d.health.Results(),
+		Reloads:  d.reloads.status(),
 		Binding:  d.binder.Stats(),
 		Watchers: d.sup.Status(),
 		Election: d.elector.Status(),
 	}
+}
+
+// groups is the groups' status with their hook records.
+func (d *daemon) groups() []GroupStatus {
+	gs := d.manager.Groups()
+	for i := range gs {
+		gs[i].Hooks = d.hooks.Status(gs[i].Name)
+	}
+	return gs
 }

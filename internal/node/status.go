@@ -4,10 +4,13 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/addr"
+	"github.com/vipd/vipd/internal/health"
 )
 
 // Status is the document served on /status and printed by `vipd status`.
 type Status struct {
+	// PID is the daemon's process (`vipd reload` signals it).
+	PID       int           `json:"pid"`
 	Node      string        `json:"node"`
 	Mode      string        `json:"mode"`
 	Version   string        `json:"version"`
@@ -16,7 +19,11 @@ type Status struct {
 	Ready     bool          `json:"ready"`
 	NotReady  string        `json:"notReady,omitempty"`
 	Groups    []GroupStatus `json:"groups"`
-	Binding   addr.Stats    `json:"binding"`
+	// Checks are the health checks' states (docs/health.md).
+	Checks []health.Result `json:"checks,omitempty"`
+	// Reloads records configuration reloads (docs/reload.md).
+	Reloads ReloadStatus `json:"reloads"`
+	Binding addr.Stats   `json:"binding"`
 	// Watchers are the daemon's long-running watches (link state, address
 	// deletions, conflicts per interface) and whether they run.
 	Watchers []WatcherStatus `json:"watchers"`
@@ -27,15 +34,22 @@ type Status struct {
 
 // GroupStatus is one group as shown on /status.
 type GroupStatus struct {
-	Name     string      `json:"name"`
-	Owner    bool        `json:"owner"`
-	Since    time.Time   `json:"since"`
-	Reason   string      `json:"reason"`
-	Peer     string      `json:"peer,omitempty"`
-	Eligible bool        `json:"eligible"`
-	Priority int         `json:"priority"`
-	Why      string      `json:"why,omitempty"` // why the node is not eligible
-	VIPs     []VIPStatus `json:"vips"`
+	Name     string    `json:"name"`
+	Owner    bool      `json:"owner"`
+	Since    time.Time `json:"since"`
+	Reason   string    `json:"reason"`
+	Peer     string    `json:"peer,omitempty"`
+	Eligible bool      `json:"eligible"`
+	// Degraded: eligible only as a last resort (a gate fails with policy
+	// keep, checks not known yet while owning, or the start-up delay).
+	Degraded bool `json:"degraded,omitempty"`
+	// Priority is the effective priority; Candidacy shows how it came about.
+	Priority  int         `json:"priority"`
+	Candidacy Breakdown   `json:"candidacy"`
+	Why       string      `json:"why,omitempty"` // why the node is not (fully) eligible
+	VIPs      []VIPStatus `json:"vips"`
+	// Hooks is the group's notify hooks' record (nil: none configured).
+	Hooks any `json:"hooks,omitempty"`
 	// BindFailures counts takes that failed because a VIP could not be bound.
 	BindFailures uint64 `json:"bindFailures,omitempty"`
 }
