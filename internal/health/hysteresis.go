@@ -3,7 +3,7 @@ package health
 // counters is a polled check's debounce state: the State and how many
 // attempts in a row passed or failed. Only one of the two runs is non-zero.
 type counters struct {
-	State        State
+	State         State
 	Passes, Fails int
 }
 
