@@ -40,13 +40,14 @@ type Runner struct {
 	ran      bool
 	wg       sync.WaitGroup
 
-	// State changes are queued under mu in the order they happen and
-	// delivered one at a time by whichever goroutine finds nobody else
-	// delivering, so onChange is never called concurrently, sees every
-	// check's changes in order, and may itself call Results or Update.
-	onChange   func(Result)
-	queue      []Result
-	delivering bool
+	// State changes are queued under mu in the order they happen and handed
+	// to onChange by one goroutine of Run's, so onChange is never called
+	// concurrently, sees every check's changes in order, may itself call
+	// Results or Update, and a slow onChange delays no check.
+	onChange func(Result)
+	queue    []Result
+	notify   chan struct{} // cap 1: the queue is not empty
+	closed   bool          // Run is ending: queue nothing more
 }
 
 // check is one running check. Everything but spec, prober, watcher and
@@ -142,17 +143,53 @@ func (r *Runner) Run(ctx context.Context, onChange func(Result)) error {
 	r.ran = true
 	r.runCtx = ctx
 	r.onChange = onChange
+	r.notify = make(chan struct{}, 1)
 	for _, c := range r.checks {
 		r.startLocked(c)
 	}
 	r.mu.Unlock()
+
+	quit := make(chan struct{})
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		for {
+			select {
+			case <-r.notify:
+				r.deliver()
+			case <-quit:
+				r.mu.Lock()
+				r.closed = true
+				r.mu.Unlock()
+				r.deliver() // what the checks reported before they ended
+				return
+			}
+		}
+	}()
 
 	<-ctx.Done()
 	r.mu.Lock()
 	r.stopping = true // every wg.Add happened under mu before this
 	r.mu.Unlock()
 	r.wg.Wait()
+	close(quit)
+	<-delivered
 	return nil
+}
+
+// deliver hands the queued changes to onChange, one at a time.
+func (r *Runner) deliver() {
+	for {
+		r.mu.Lock()
+		if len(r.queue) == 0 {
+			r.mu.Unlock()
+			return
+		}
+		res := r.queue[0]
+		r.queue = r.queue[1:]
+		r.mu.Unlock()
+		r.onChange(res)
+	}
 }
 
 // startLocked starts c's goroutine if Run is running. r.mu is held.
@@ -182,17 +219,6 @@ func (r *Runner) startLocked(c *check) {
 // built, Update returns the error and changes nothing. Results follow the
 // new config order.
 func (r *Runner) Update(specs []Spec) error {
-	if err := r.apply(specs); err != nil {
-		return err
-	}
-	// Delivered after updateMu is released, so onChange may call Update.
-	r.mu.Lock()
-	r.deliverLocked()
-	r.mu.Unlock()
-	return nil
-}
-
-func (r *Runner) apply(specs []Spec) error {
 	r.updateMu.Lock()
 	defer r.updateMu.Unlock()
 	checks, err := r.plan(specs)
@@ -339,7 +365,6 @@ func (r *Runner) record(c *check, ok bool, detail string, err error, latency tim
 	}
 	if c.cnt.State != prev {
 		r.changedLocked(c, prev, "")
-		r.deliverLocked()
 	}
 }
 
@@ -358,25 +383,11 @@ func (r *Runner) changedLocked(c *check, prev State, why string) {
 		attrs = append(attrs, "detail", c.res.Detail)
 	}
 	r.log.Info("health check state changed", attrs...)
-	if r.onChange != nil {
+	if r.onChange != nil && !r.closed {
 		r.queue = append(r.queue, c.res)
+		select {
+		case r.notify <- struct{}{}:
+		default: // already signalled
+		}
 	}
-}
-
-// deliverLocked hands queued changes to onChange unless another goroutine
-// is already doing so (it will pick them up). r.mu is held, and released
-// around each call.
-func (r *Runner) deliverLocked() {
-	if r.delivering {
-		return
-	}
-	r.delivering = true
-	for len(r.queue) > 0 {
-		res := r.queue[0]
-		r.queue = r.queue[1:]
-		r.mu.Unlock()
-		r.onChange(res)
-		r.mu.Lock()
-	}
-	r.delivering = false
 }
