@@ -133,7 +133,9 @@ func checkTiming(s Spec) error {
 // reset to Unknown by Update. It returns nil once every goroutine it started
 // (including those Update started) has ended; the probers bound each attempt
 // by ctx, so that is at most one attempt's timeout after ctx is done.
-// onChange should be quick: the check that made the change waits for it.
+// onChange runs on a goroutine of its own: a slow one delays no check (the
+// changes queue meanwhile) and it may call Results and Update. The changes
+// made before the checks stopped are delivered before Run returns.
 func (r *Runner) Run(ctx context.Context, onChange func(Result)) error {
 	r.mu.Lock()
 	if r.ran {
