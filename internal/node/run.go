@@ -20,6 +20,7 @@ import (
 	"github.com/vipd/vipd/arp"
 	"github.com/vipd/vipd/election"
 	"github.com/vipd/vipd/internal/addr"
+	"github.com/vipd/vipd/internal/health"
 	"github.com/vipd/vipd/internal/hooks"
 	"github.com/vipd/vipd/internal/httpapi"
 )
@@ -253,10 +254,14 @@ func RunSystem(ctx context.Context, spec Spec, elector election.Elector, log *sl
 	defer kernel.Close()
 	announcer := arp.NewAnnouncer(log.With("component", "announce"), spec.Announce, arp.Open)
 	defer announcer.Close()
+	checks, err := health.NewRunner(log.With("component", "health"), spec.Checks)
+	if err != nil {
+		return err
+	}
 	log.Info("serving /healthz, /readyz, /status", "http", ln.Addr().String())
 	return Run(ctx, spec, Deps{
 		Log: log, Elector: elector, Kernel: kernel, Announcer: announcer,
-		Links: NetlinkLinks{}, Conflicts: WatchConflicts, Listener: ln, Reloads: reloads,
+		Links: NetlinkLinks{}, Conflicts: WatchConflicts, Listener: ln, Reloads: reloads, Health: checks,
 	})
 }
 
