@@ -45,6 +45,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Defaults.
@@ -330,4 +332,35 @@ func LookupUser(name string) (*syscall.Credential, error) {
 		cred.Groups = append(cred.Groups, uint32(n))
 	}
 	return cred, nil
+}
+
+// Summary is output made fit for a log line or /status: whitespace runs
+// (newlines included) become one space, control characters and invalid
+// UTF-8 become '?', and the result is cut to at most max bytes on a
+// character boundary.
+func Summary(out []byte, max int) string {
+	var b strings.Builder
+	space := false
+	for _, r := range strings.ToValidUTF8(string(out), "\uFFFD") {
+		switch {
+		case unicode.IsSpace(r):
+			space = b.Len() > 0
+			continue
+		case r == utf8.RuneError || unicode.IsControl(r):
+			r = '?'
+		}
+		n := utf8.RuneLen(r)
+		if space {
+			n++
+		}
+		if b.Len()+n > max {
+			break
+		}
+		if space {
+			b.WriteByte(' ')
+			space = false
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

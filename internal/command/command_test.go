@@ -275,3 +275,24 @@ func TestReapOrphans(t *testing.T) {
 		return err != nil
 	})
 }
+
+func TestSummary(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"", 10, ""},
+		{"  ok \n", 10, "ok"},
+		{"line one\nline two\r\n\tthree\n", 100, "line one line two three"},
+		{"abcdefghij", 4, "abcd"},
+		{"ab cdef", 3, "ab"},
+		{"ab cdef", 4, "ab c"},
+		{"héllo", 2, "h"},
+		{"a\x00b\xffc", 10, "a?b?c"},
+	} {
+		if got := Summary([]byte(tc.in), tc.max); got != tc.want {
+			t.Errorf("Summary(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+		}
+	}
+}
