@@ -150,6 +150,7 @@ func (r *Runner) Notify(ev Event) {
 		r.log.Warn("hook queue full: dropped the oldest pending event", "group", ev.Group,
 			"dropped_state", string(old.State), "dropped_at", old.At, "queue", QueueSize, "dropped_total", g.st.Dropped)
 	}
+	ev.VIPs = append([]string(nil), ev.VIPs...) // the caller may reuse its slice
 	g.queue = append(g.queue, queued{ev: ev, spec: g.spec})
 	g.st.Pending = len(g.queue)
 	if !g.working {
