@@ -169,11 +169,9 @@ func Run(ctx context.Context, o Options) Result {
 	waitErr := cc.Wait()
 	res.Duration = time.Since(start)
 	res.Output, res.Truncated = out.buf, out.dropped
-	if ctx.Err() != nil && killedByUs(cc.ProcessState) {
-		// Members of the group that forked while the first SIGKILL was
-		// being delivered: a second one costs nothing.
-		_ = syscall.Kill(-cc.Process.Pid, syscall.SIGKILL)
-	}
+	// No second group kill after the reap: the kernel already makes a
+	// fork racing the group SIGKILL fail, and once the group is empty its
+	// id may belong to someone else.
 	reapOrphansIfInit()
 
 	st := cc.ProcessState
@@ -204,14 +202,6 @@ func Run(ctx context.Context, o Options) Result {
 		res.Err = waitErr
 	}
 	return res
-}
-
-func killedByUs(st *os.ProcessState) bool {
-	if st == nil {
-		return false
-	}
-	ws, ok := st.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
 }
 
 func unwrapPathErr(err error) error {
