@@ -26,15 +26,3 @@ const (
 	Fault  State = "FAULT"
 	Stop   State = "STOP"
 )
-
-// Event is one state change of a group, as the daemon reports it.
-type Event struct {
-	Group    string
-	State    State
-	Previous State // "" at start
-	Reason   string
-	VIPs     []string
-	Peer     string
-	Priority int
-	At       time.Time
-}

@@ -262,7 +262,21 @@ func RunSystem(ctx context.Context, spec Spec, elector election.Elector, log *sl
 	return Run(ctx, spec, Deps{
 		Log: log, Elector: elector, Kernel: kernel, Announcer: announcer,
 		Links: NetlinkLinks{}, Conflicts: WatchConflicts, Listener: ln, Reloads: reloads, Health: checks,
+		Hooks: hookRunner{hooks.New(log.With("component", "hooks"))},
 	})
+}
+
+// hookRunner adapts internal/hooks.Runner to HookRunner.
+type hookRunner struct{ r *hooks.Runner }
+
+func (h hookRunner) Set(group string, spec *hooks.Spec) { h.r.Set(group, spec) }
+func (h hookRunner) Notify(ev hooks.Event)              { h.r.Notify(ev) }
+func (h hookRunner) Close(ctx context.Context)          { _ = h.r.Close(ctx) }
+func (h hookRunner) Status(group string) any {
+	if st, ok := h.r.Status()[group]; ok {
+		return st
+	}
+	return nil
 }
 
 // WatchConflicts is the ConflictSource of this host: arp.WatchConflicts on
