@@ -79,8 +79,10 @@ func newEndpointsWatcherClient(s Spec, cs kubernetes.Interface) (*endpointsWatch
 //
 // It returns an error when the client cannot be built or the first list
 // fails (e.g. the API is unreachable, or RBAC forbids it). Once synced, the
-// informer keeps its last view through API outages and re-lists by itself;
-// the latest error then only shows in the detail.
+// informer keeps its last view through API outages and re-lists by itself.
+// An error that ends a list or watch then shows in the detail until the next
+// event; client-go retries a refused connection without reporting it, so an
+// API server that is simply down leaves the detail as it was.
 func (w *endpointsWatcher) Watch(ctx context.Context, observe func(ok bool, detail string)) error {
 	cs, err := w.client()
 	if err != nil {
@@ -172,7 +174,7 @@ func (w *endpointsWatcher) Watch(ctx context.Context, observe func(ok bool, deta
 		}
 		ok, detail := evalEndpoints(list, w.service, w.node)
 		if apiErr != nil {
-			detail += "; API unreachable, last known state: " + apiErr.Error()
+			detail += " (last known state; API error: " + apiErr.Error() + ")"
 		}
 		observe(ok, detail)
 		select {
