@@ -481,17 +481,17 @@ func TestFakeRunningRace(t *testing.T) {
 	})
 }
 
-// TestFakeGracefulHandover: a held Lease is never preempted; released, it
-// is taken after exactly the follower's tie-break delay (the watch brings
-// the release at once).
+// TestFakeGracefulHandover: a lower-priority follower never asks for a
+// held Lease; released, it is taken after exactly the follower's tie-break
+// delay (the watch brings the release at once).
 func TestFakeGracefulHandover(t *testing.T) {
 	fakeTest(t, func(t *testing.T) {
 		f := newRVFake()
 		w := newWorld(t)
-		a := startIn(t, w, f, "a", "h", 100)
+		a := startIn(t, w, f, "a", "h", 254)
 		a.rec.wait(t, true, time.Minute)
 		b := startIn(t, w, f, "b", "h", 200)
-		b.rec.none(t, 3*testTiming.LeaseDuration) // never preempts
+		b.rec.none(t, 3*testTiming.LeaseDuration) // lower: never asks
 		a.stop()
 		drop := a.rec.wait(t, false, time.Second)
 		took := b.rec.wait(t, true, time.Second)
