@@ -219,6 +219,9 @@ type recorder struct {
 	// elector, then returns the error.
 	bindErr error
 	elector *Elector
+	// before, when set, is called at the start of every report (to look
+	// at the world at the instant of a transition, before it is acted on).
+	before func(election.Transition)
 }
 
 func newRecorder(node string, w *world) *recorder {
@@ -228,8 +231,11 @@ func newRecorder(node string, w *world) *recorder {
 func (r *recorder) report(t election.Transition) error {
 	t.At = time.Now()
 	r.mu.Lock()
-	err := r.bindErr
+	err, before := r.bindErr, r.before
 	r.mu.Unlock()
+	if before != nil {
+		before(t)
+	}
 	if !t.Owner {
 		err = nil
 	}
