@@ -219,6 +219,9 @@ type recorder struct {
 	// elector, then returns the error.
 	bindErr error
 	elector *Elector
+	// before, when set, is called at the start of every report (to look
+	// at the world at the instant of a transition, before it is acted on).
+	before func(election.Transition)
 }
 
 func newRecorder(node string, w *world) *recorder {
@@ -228,8 +231,11 @@ func newRecorder(node string, w *world) *recorder {
 func (r *recorder) report(t election.Transition) error {
 	t.At = time.Now()
 	r.mu.Lock()
-	err := r.bindErr
+	err, before := r.bindErr, r.before
 	r.mu.Unlock()
+	if before != nil {
+		before(t)
+	}
 	if !t.Owner {
 		err = nil
 	}
@@ -481,17 +487,17 @@ func TestFakeRunningRace(t *testing.T) {
 	})
 }
 
-// TestFakeGracefulHandover: a held Lease is never preempted; released, it
-// is taken after exactly the follower's tie-break delay (the watch brings
-// the release at once).
+// TestFakeGracefulHandover: a lower-priority follower never asks for a
+// held Lease; released, it is taken after exactly the follower's tie-break
+// delay (the watch brings the release at once).
 func TestFakeGracefulHandover(t *testing.T) {
 	fakeTest(t, func(t *testing.T) {
 		f := newRVFake()
 		w := newWorld(t)
-		a := startIn(t, w, f, "a", "h", 100)
+		a := startIn(t, w, f, "a", "h", 254)
 		a.rec.wait(t, true, time.Minute)
 		b := startIn(t, w, f, "b", "h", 200)
-		b.rec.none(t, 3*testTiming.LeaseDuration) // never preempts
+		b.rec.none(t, 3*testTiming.LeaseDuration) // lower: never asks
 		a.stop()
 		drop := a.rec.wait(t, false, time.Second)
 		took := b.rec.wait(t, true, time.Second)

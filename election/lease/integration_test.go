@@ -76,6 +76,12 @@ type realNode struct {
 
 func startReal(t *testing.T, cp *kubetest.ControlPlane, id, lease string, tm Timing, prio int) *realNode {
 	t.Helper()
+	return startRealIn(t, nil, cp, id, lease, tm, prio)
+}
+
+// startRealIn is startReal with reports checked against w (nil: not checked).
+func startRealIn(t *testing.T, w *world, cp *kubetest.ControlPlane, id, lease string, tm Timing, prio int) *realNode {
+	t.Helper()
 	applyRBAC(t, cp)
 	cut := &cuttable{}
 	cfg := cp.RESTConfig(cp.VipdToken)
@@ -84,7 +90,7 @@ func startReal(t *testing.T, cp *kubetest.ControlPlane, id, lease string, tm Tim
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := runNode(t, Options{Client: cs, Namespace: realNS, Identity: id, Groups: []Group{{Name: "g", Lease: lease}}, Timing: tm, Log: testLog(t, id)}, prio, nil, nil)
+	n := runNode(t, Options{Client: cs, Namespace: realNS, Identity: id, Groups: []Group{{Name: "g", Lease: lease}}, Timing: tm, Log: testLog(t, id)}, prio, w, nil)
 	return &realNode{node: n, cut: cut}
 }
 
@@ -201,7 +207,8 @@ func TestRealRace(t *testing.T) {
 func TestRealGracefulHandover(t *testing.T) {
 	cp := kubetest.Shared(t)
 	name := leaseName(t)
-	a := startReal(t, cp, "a", name, realTiming, 100)
+	// Equal priorities: neither asks the other for the Lease.
+	a := startReal(t, cp, "a", name, realTiming, 254)
 	a.rec.wait(t, true, 10*time.Second)
 	b := startReal(t, cp, "b", name, realTiming, 254)
 	time.Sleep(time.Second)
@@ -236,6 +243,95 @@ func TestRealGracefulHandover(t *testing.T) {
 	t.Logf("graceful handover worst of 5: %s (priority 254, no tie-break delay)", worst.Round(time.Millisecond))
 	if worst > time.Second {
 		t.Errorf("graceful handover took %s", worst)
+	}
+}
+
+// TestRealDegradedHandover: the holder turns degraded; the healthy follower
+// asks and receives the group by handover, with no instant where both
+// report owner (checked at every report, and by sampling); the old holder
+// dropped its VIPs before the Lease named the new one. Then the same
+// with a pure priority difference (a weight), back to the first node.
+func TestRealDegradedHandover(t *testing.T) {
+	cp := kubetest.Shared(t)
+	name := leaseName(t)
+	w := newWorld(t)
+	a := startRealIn(t, w, cp, "a", name, realTiming, 200)
+	a.rec.wait(t, true, 10*time.Second)
+	b := startRealIn(t, w, cp, "b", name, realTiming, 100)
+	time.Sleep(time.Second)
+	if !a.rec.owner("g") || b.rec.owner("g") {
+		t.Fatal("b took the Lease from a healthy, higher holder")
+	}
+	admin := adminClient(t, cp)
+	var aDropped atomic.Bool
+	a.rec.onReport(func(tr election.Transition) {
+		if tr.Owner {
+			return
+		}
+		l, err := admin.CoordinationV1().Leases(realNS).Get(context.Background(), name, metav1.GetOptions{})
+		if err == nil && holderOf(l) != "a" {
+			t.Errorf("a reports Owner=false while the Lease already names %q", holderOf(l))
+		}
+		aDropped.Store(true)
+	})
+	b.rec.onReport(func(tr election.Transition) {
+		if tr.Owner && !aDropped.Load() {
+			t.Errorf("b reports Owner=true before a dropped")
+		}
+	})
+	stopSampling := make(chan struct{})
+	sampled := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stopSampling:
+				sampled <- n
+				return
+			default:
+			}
+			if a.rec.owner("g") && b.rec.owner("g") {
+				t.Errorf("a and b both owners")
+			}
+			n++
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	at := time.Now()
+	a.e.SetInput("g", degradedIn(200))
+	drop := a.rec.wait(t, false, 5*time.Second)
+	took := b.rec.wait(t, true, 5*time.Second)
+	t.Logf("holder degraded at 0: it dropped the VIPs at %s (%s), b owner at %s (%s): handover gap %s",
+		drop.At.Sub(at).Round(time.Microsecond), drop.Reason, took.At.Sub(at).Round(time.Microsecond), took.Reason,
+		took.At.Sub(drop.At).Round(time.Microsecond))
+	if drop.Reason != "handover:b" || took.Reason != "handed-over-by:a" {
+		t.Errorf("reasons %q, %q", drop.Reason, took.Reason)
+	}
+	if took.At.Sub(at) > time.Second {
+		t.Errorf("handover took %s", took.At.Sub(at))
+	}
+	a.rec.none(t, realTiming.LeaseDuration) // degraded: does not ask back
+	a.rec.onReport(nil)
+	b.rec.onReport(nil)
+
+	// a healthy again with the higher priority: preference by handover.
+	at = time.Now()
+	a.e.SetInput("g", healthyIn(200))
+	drop = b.rec.wait(t, false, 5*time.Second)
+	took = a.rec.wait(t, true, 5*time.Second)
+	t.Logf("higher-priority node healthy again at 0: b dropped at %s, a owner at %s (%s)",
+		drop.At.Sub(at).Round(time.Microsecond), took.At.Sub(at).Round(time.Microsecond), took.Reason)
+	if drop.Reason != "handover:a" || took.Reason != "handed-over-by:b" {
+		t.Errorf("reasons %q, %q", drop.Reason, took.Reason)
+	}
+	close(stopSampling)
+	t.Logf("%d samples of both nodes' ownership, never two owners", <-sampled)
+	l, err := admin.CoordinationV1().Leases(realNS).Get(t.Context(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if holderOf(l) != "a" || *l.Spec.LeaseTransitions != 2 || l.Annotations[annPriority] != "200" {
+		t.Errorf("Lease: holder %s, transitions %d, annotations %v", holderOf(l), *l.Spec.LeaseTransitions, l.Annotations)
 	}
 }
 

@@ -302,6 +302,17 @@ func TestLabLease(t *testing.T) {
 		c.start(i, prios[i])
 		time.Sleep(time.Second)
 	}
+	// The highest priority takes its group back by handover (Lease mode's
+	// preference by priority) once it runs again: wait until it holds.
+	top := c.l.Nodes[0].Name
+	settle := func() string {
+		t.Helper()
+		testutil.WaitForEvery(t, top+" holds the VIP again", 15*time.Second, 10*time.Millisecond, func() bool {
+			hs := c.held.holders()
+			return len(hs) == 1 && hs[0] == top
+		})
+		return top
+	}
 
 	t.Run("FollowerKilled", func(t *testing.T) {
 		probe := c.probe()
@@ -359,7 +370,8 @@ func TestLabLease(t *testing.T) {
 				t.Errorf("%s after SIGTERM: exited %v, err %v", owner, exited, err)
 			}
 			restart(owner)
-			owner = next
+			owner = settle()
+			t.Logf("%s restarted: took the VIP back from %s by handover", owner, next)
 		}
 		c.checkNoOverlap()
 	})
@@ -394,7 +406,7 @@ func TestLabLease(t *testing.T) {
 				t.Errorf("crash takeover took %s", took.Sub(at))
 			}
 			restart(owner)
-			owner = next
+			owner = settle()
 		}
 		c.checkNoOverlap()
 	})
@@ -432,12 +444,13 @@ func TestLabLease(t *testing.T) {
 			if _, err := h.Run(t.Context(), "ip", "route", "del", "blackhole", route); err != nil {
 				t.Fatal(err)
 			}
-			// Healed, the old owner rejoins as a follower without disturbing.
-			time.Sleep(6 * time.Second)
-			if hs := c.held.holders(); len(hs) != 1 || hs[0] != next {
-				t.Fatalf("after healing: holders %v, want %s", hs, next)
+			// Healed, the old owner (the highest priority) takes its group
+			// back by handover, and nothing else moves.
+			owner = settle()
+			time.Sleep(2 * time.Second)
+			if hs := c.held.holders(); len(hs) != 1 || hs[0] != owner {
+				t.Fatalf("after healing: holders %v, want %s", hs, owner)
 			}
-			owner = next
 		}
 		c.checkNoOverlap()
 	})

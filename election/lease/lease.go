@@ -13,7 +13,10 @@
 //     leadership; vipd must stay a candidate for the life of the process;
 //   - takeover: followers here watch the Lease instead of polling, so a
 //     released Lease is taken within tens of milliseconds;
-//   - eligibility and priority (election.Input) have no place in it.
+//   - eligibility, health and priority (election.Input) have no place in it;
+//     here they travel in the Lease's annotations and move a held Lease by
+//     a handover in which the old holder fences itself before it names the
+//     new one (handover.go).
 //
 // The loop is small because the API server does the hard part: every write
 // is an update conditional on the resourceVersion the writer last saw.
@@ -25,6 +28,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,24 +62,47 @@ type Options struct {
 	// (RealClock when nil). Its monotonic reading is what every deadline is
 	// measured with.
 	Clock Clock
+	// Kubeconfig and Server say what Client was built from (the config's
+	// lease.kubeconfig and lease.server); the elector only compares them in
+	// Reconfigure, where a change needs a restart.
+	Kubeconfig, Server string
 }
 
 // Elector implements election.Elector with one Lease per group.
 type Elector struct {
-	o      Options
+	o      Options // immutable after New (Reconfigure keeps its own list)
 	inputs *election.Inputs
-	groups []*group
 	events chan *corev1.Event
 
 	// reportMu serialises calls to the Reporter across groups.
 	reportMu sync.Mutex
+	// reconfMu serialises Reconfigure calls.
+	reconfMu sync.Mutex
+
+	mu     sync.Mutex
+	groups []*group
+	run    *running // non-nil while Run runs
 }
+
+// running is what Run shares with Reconfigure to start and stop campaigns.
+type running struct {
+	ctx    context.Context
+	report election.Reporter
+	wg     sync.WaitGroup
+}
+
+// errRemoved ends the campaign of a group a reload removed.
+var errRemoved = errors.New("group removed")
 
 var _ election.Elector = (*Elector)(nil)
 
 type group struct {
 	Group
 	wake chan struct{} // input changed (coalesced)
+	// stop ends its campaign; done is closed once it has ended (nil: not
+	// started). Both are set under Elector.mu.
+	stop context.CancelCauseFunc
+	done chan struct{}
 
 	mu     sync.Mutex
 	status GroupStatus
@@ -111,20 +138,44 @@ func New(o Options) (*Elector, error) {
 	if o.Clock == nil {
 		o.Clock = RealClock{}
 	}
+	if err := checkGroups(o.Groups); err != nil {
+		return nil, err
+	}
 	names := make([]string, len(o.Groups))
 	e := &Elector{o: o, events: make(chan *corev1.Event, 32)}
 	for i, g := range o.Groups {
 		names[i] = g.Name
-		e.groups = append(e.groups, &group{Group: g, wake: make(chan struct{}, 1),
-			status: GroupStatus{Group: g.Name, Lease: g.Lease}})
+		e.groups = append(e.groups, newGroup(g))
 	}
 	e.inputs = election.NewInputs(names)
 	return e, nil
 }
 
+func newGroup(g Group) *group {
+	return &group{Group: g, wake: make(chan struct{}, 1), status: GroupStatus{Group: g.Name, Lease: g.Lease}}
+}
+
+func checkGroups(gs []Group) error {
+	seen := map[string]bool{}
+	for _, g := range gs {
+		switch {
+		case g.Name == "" || g.Lease == "":
+			return fmt.Errorf("lease: group %q: name and Lease name are required", g.Name)
+		case seen["g:"+g.Name]:
+			return fmt.Errorf("lease: group %q listed twice", g.Name)
+		case seen["l:"+g.Lease]:
+			return fmt.Errorf("lease: Lease %q used by two groups", g.Lease)
+		}
+		seen["g:"+g.Name], seen["l:"+g.Lease] = true, true
+	}
+	return nil
+}
+
 // SetInput implements election.Elector.
 func (e *Elector) SetInput(name string, in election.Input) {
 	e.inputs.Set(name, in)
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, g := range e.groups {
 		if g.Name == name {
 			select {
@@ -155,6 +206,8 @@ func (e *Elector) Ready() (bool, string) {
 
 // GroupStatuses returns every group's state.
 func (e *Elector) GroupStatuses() []GroupStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	out := make([]GroupStatus, len(e.groups))
 	for i, g := range e.groups {
 		g.mu.Lock()
@@ -168,22 +221,135 @@ func (e *Elector) GroupStatuses() []GroupStatus {
 // It never returns because of the API server (slow or gone is a state shown
 // in Status) or because a Lease was lost.
 func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
+	r := &running{ctx: ctx, report: report}
+	e.mu.Lock()
+	if e.run != nil {
+		e.mu.Unlock()
+		return errors.New("lease: Run is already running")
+	}
+	e.run = r
+	for _, g := range e.groups {
+		e.start(g)
+	}
+	e.mu.Unlock()
+
 	drain := make(chan struct{})
 	evDone := make(chan struct{})
 	go func() { defer close(evDone); e.sendEvents(drain) }()
 
-	var wg sync.WaitGroup
-	for _, g := range e.groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := &campaign{e: e, g: g, report: report, log: e.o.Log.With("group", g.Name, "lease", g.Lease)}
-			c.run(ctx)
-		}()
-	}
-	wg.Wait()
+	<-ctx.Done()
+	e.mu.Lock()
+	e.run = nil // Reconfigure starts no campaign from now on
+	e.mu.Unlock()
+	r.wg.Wait()
 	close(drain) // send what is queued (the shutdown events), briefly
 	<-evDone
+	return nil
+}
+
+// start runs g's campaign under the running Run; e.mu is held.
+func (e *Elector) start(g *group) {
+	r := e.run
+	ctx, stop := context.WithCancelCause(r.ctx)
+	g.stop, g.done = stop, make(chan struct{})
+	done := g.done
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(done)
+		defer stop(nil)
+		c := &campaign{e: e, g: g, report: r.report, log: e.o.Log.With("group", g.Name, "lease", g.Lease)}
+		c.run(ctx)
+	}()
+}
+
+// Reconfigure applies a reload (internal/modes' Mode.Reload contract): o
+// holds the same translated values New takes. Groups added start a campaign;
+// groups removed (or whose Lease name changed, which is a remove and an
+// add) step down if they are owned — reported Owner=false with reason
+// "removed", VIPs gone — and release their Lease, before Reconfigure
+// returns; groups unchanged are not touched. A changed namespace, identity,
+// timing or API endpoint needs a restart: the error names the setting and
+// nothing changes. o.Client, Log and Clock are ignored (the running ones
+// stay). Before Run starts, or after it ended, only the group list changes.
+func (e *Elector) Reconfigure(o Options) error {
+	if err := e.restartNeeded(o); err != nil {
+		return err
+	}
+	if err := checkGroups(o.Groups); err != nil {
+		return err
+	}
+	e.reconfMu.Lock()
+	defer e.reconfMu.Unlock()
+
+	e.mu.Lock()
+	old := map[string]*group{}
+	for _, g := range e.groups {
+		old[g.Name] = g
+	}
+	var next, added, removed []*group
+	for _, want := range o.Groups {
+		if g := old[want.Name]; g != nil && g.Group == want {
+			next = append(next, g)
+			delete(old, want.Name)
+			continue
+		}
+		g := newGroup(want)
+		next = append(next, g)
+		added = append(added, g)
+	}
+	for _, g := range e.groups {
+		if old[g.Name] == g {
+			removed = append(removed, g)
+			if g.stop != nil {
+				g.stop(errRemoved)
+			}
+		}
+	}
+	e.groups = next
+	e.mu.Unlock()
+
+	// The removed campaigns step down and release before any added one
+	// starts: a group whose Lease was renamed must be reported Owner=false
+	// under its old Lease before it can be reported Owner=true again.
+	for _, g := range removed {
+		if g.done != nil {
+			<-g.done
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.run != nil {
+		for _, g := range added {
+			e.start(g)
+		}
+	}
+	return nil
+}
+
+// restartNeeded names the first setting of o that differs from the running
+// one and cannot change in place.
+func (e *Elector) restartNeeded(o Options) error {
+	cur := e.o
+	for _, d := range []struct {
+		key      string
+		old, new any
+	}{
+		{"node", cur.Identity, o.Identity},
+		{"lease.namespace", cur.Namespace, o.Namespace},
+		{"lease.kubeconfig", cur.Kubeconfig, o.Kubeconfig},
+		{"lease.server", cur.Server, o.Server},
+		// The fencing rule ties the three together and to binding.lifetime,
+		// and the other nodes' campaigns: no in-place change is simple and
+		// obviously safe, so none is attempted.
+		{"lease.leaseDuration", cur.Timing.LeaseDuration, o.Timing.LeaseDuration},
+		{"lease.renewDeadline", cur.Timing.RenewDeadline, o.Timing.RenewDeadline},
+		{"lease.retryPeriod", cur.Timing.RetryPeriod, o.Timing.RetryPeriod},
+	} {
+		if d.old != d.new {
+			return fmt.Errorf("%s: changed from %q to %q: this setting needs a restart of vipd", d.key, fmt.Sprint(d.old), fmt.Sprint(d.new))
+		}
+	}
 	return nil
 }
 
@@ -209,6 +375,16 @@ type campaign struct {
 	retryAt     time.Time // a follower's next attempt after an API error
 	lastRead    time.Time // a follower's last Get (resync)
 	apiErrSince time.Time
+	lastRequest time.Time // a candidate's last handover request (or withdrawal)
+	// nextHandover: a named holder that is not the owner retries handing
+	// over or releasing no sooner than this.
+	nextHandover time.Time
+}
+
+// input is this node's current candidacy for the group.
+func (c *campaign) input() eligibility {
+	in := c.e.inputs.Get(c.g.Name)
+	return eligibility{Eligible: in.Eligible, Degraded: in.Eligible && in.Degraded, Priority: in.Priority}
 }
 
 func (c *campaign) now() time.Time { return c.e.o.Clock.Now() }
@@ -238,9 +414,9 @@ func (c *campaign) run(ctx context.Context) {
 	timer := c.e.o.Clock.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		in := c.e.inputs.Get(c.g.Name)
-		elig := eligibility{Eligible: in.Eligible, Priority: in.Priority}
+		in := c.input()
 		now := c.now()
+		self := c.e.o.Identity
 
 		// Decide what to do now and when to wake next.
 		var wakeAt time.Time
@@ -256,12 +432,39 @@ func (c *campaign) run(ctx context.Context) {
 				c.stepDown("renew-deadline", "")
 				continue
 			}
+			to, prio, asked := requestOf(c.cur)
+			if asked && shouldYield(self, in, to, prio) {
+				c.handOver(ctx, to)
+				continue
+			}
+			if (asked || !publishedMatches(c.cur, in)) && c.sentAt.Equal(c.lastAttempt) {
+				// Renew now: a request we do not honour is cleared at
+				// once so its candidate sees our answer, and a changed
+				// input is published at once. (After a failed attempt
+				// the retry schedule applies instead.)
+				c.lastAttempt = time.Time{}
+			}
 			next := nextRenewal(c.lastAttempt, deadline, c.timing())
 			if !now.Before(next) {
 				c.renew(ctx, deadline)
 				continue
 			}
 			wakeAt = next
+		} else if c.view.holder == self && c.cur != nil && (!in.Eligible || c.pendingHandover(in)) {
+			// Named holder but not owner: we stepped down for a handover
+			// whose write failed, or a handover named us after we turned
+			// ineligible. Hand over (again) or release, at most once per
+			// RetryPeriod.
+			if !now.Before(c.nextHandover) {
+				c.nextHandover = now.Add(c.timing().RetryPeriod)
+				if to, _, ok := requestOf(c.cur); ok && in.Eligible {
+					c.writeHandover(ctx, to)
+				} else {
+					c.release()
+				}
+				continue
+			}
+			wakeAt = c.nextHandover
 		} else {
 			// A follower re-reads the Lease every LeaseDuration even though
 			// it watches: a watch stuck on a dead connection would otherwise
@@ -275,7 +478,15 @@ func (c *campaign) run(ctx context.Context) {
 				continue
 			}
 			wakeAt = resync
-			if at, ok := acquireAt(c.view, c.e.o.Identity, elig, c.timing()); ok {
+			if write, ask := c.requestWrite(in); write {
+				at := c.lastRequest.Add(c.timing().RetryPeriod)
+				if !now.Before(at) {
+					c.request(ctx, ask, in)
+					continue
+				}
+				wakeAt = minTime(wakeAt, at)
+			}
+			if at, ok := acquireAt(c.view, c.e.o.Identity, in, c.timing()); ok {
 				if c.retryAt.After(at) {
 					at = c.retryAt
 				}
@@ -295,7 +506,11 @@ func (c *campaign) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			if c.owner {
-				c.stepDown("shutdown", "")
+				reason := "shutdown"
+				if errors.Is(context.Cause(ctx), errRemoved) {
+					reason = "removed"
+				}
+				c.stepDown(reason, "")
 				c.release()
 			}
 			return
@@ -326,9 +541,15 @@ func (c *campaign) observe(l *coordinationv1.Lease, deleted bool) {
 	if c.cur != nil && !c.view.unknown && !newer(l.ResourceVersion, c.cur.ResourceVersion) {
 		return
 	}
+	prev, prevView := c.cur, c.view
 	c.cur = l
 	c.view = view{exists: true, resourceVersion: l.ResourceVersion, holder: holderOf(l),
 		duration: durationOf(l), observedAt: now}
+	if prev != nil && prevView.exists && !prevView.unknown && sameRenewal(prev, l) {
+		// A candidate's request, not a write of the holder: the holder's
+		// time is still counted from its last write.
+		c.view.observedAt = prevView.observedAt
+	}
 	c.log.Debug("lease observed", "rv", l.ResourceVersion, "holder", c.view.holder)
 	if c.owner && c.view.holder != c.e.o.Identity {
 		c.stepDown("lease-lost", c.view.holder)
@@ -408,6 +629,8 @@ func (c *campaign) acquire(ctx context.Context) {
 	self := c.e.o.Identity
 	dur := int32(t.LeaseDuration / time.Second)
 	at := metav1.NewMicroTime(sent)
+	in := c.input()
+	reason := "lease-acquired"
 	var (
 		got *coordinationv1.Lease
 		err error
@@ -419,10 +642,15 @@ func (c *campaign) acquire(ctx context.Context) {
 			Spec: coordinationv1.LeaseSpec{HolderIdentity: &self, LeaseDurationSeconds: &dur,
 				AcquireTime: &at, RenewTime: &at, LeaseTransitions: new(int32)},
 		}
+		setCandidacy(l, in)
 		got, err = c.leases().Create(rctx, l, metav1.CreateOptions{})
 	} else {
 		l := c.cur.DeepCopy()
 		prev := holderOf(l)
+		if by := l.Annotations[annHandedOverBy]; prev == self && by != "" {
+			reason = "handed-over-by:" + by
+		}
+		setCandidacy(l, in)
 		l.Spec.HolderIdentity = &self
 		l.Spec.LeaseDurationSeconds = &dur
 		l.Spec.RenewTime = &at
@@ -445,8 +673,8 @@ func (c *campaign) acquire(ctx context.Context) {
 		c.sentAt = sent
 		c.retryAt = time.Time{}
 		c.setStatus()
-		c.log.Info("lease acquired", "after", c.now().Sub(sent))
-		if err := c.e.doReport(election.Transition{Group: c.g.Name, Owner: true, Reason: "lease-acquired", Peer: self, At: c.now()}, c.report); err != nil {
+		c.log.Info("lease acquired", "reason", reason, "after", c.now().Sub(sent))
+		if err := c.e.doReport(election.Transition{Group: c.g.Name, Owner: true, Reason: reason, Peer: self, At: c.now()}, c.report); err != nil {
 			// The node could not bind (and made the group ineligible):
 			// hand the Lease straight back so a node that can takes it.
 			c.owner = false
@@ -483,6 +711,7 @@ func (c *campaign) renew(ctx context.Context, deadline time.Time) {
 	l.Spec.HolderIdentity = &self
 	l.Spec.LeaseDurationSeconds = &dur
 	l.Spec.RenewTime = &at
+	setCandidacy(l, c.input())
 	got, err := c.leases().Update(rctx, l, metav1.UpdateOptions{})
 	switch {
 	case err == nil:
@@ -505,6 +734,114 @@ func (c *campaign) renew(ctx context.Context, deadline time.Time) {
 	}
 }
 
+// pendingHandover: the Lease carries a request we (as its holder) honour.
+func (c *campaign) pendingHandover(in eligibility) bool {
+	to, prio, ok := requestOf(c.cur)
+	return ok && shouldYield(c.e.o.Identity, in, to, prio)
+}
+
+// requestWrite decides whether a candidate writes a handover request (ask)
+// or withdraws its own (!ask): only while another node holds the Lease.
+func (c *campaign) requestWrite(in eligibility) (write, ask bool) {
+	self := c.e.o.Identity
+	if c.cur == nil || !c.view.exists || c.view.holder == "" || c.view.holder == self {
+		return false, false
+	}
+	return wantsRequestWrite(c.cur, self, shouldRequest(publishedOf(c.cur), in), in)
+}
+
+// request asks the holder for the group (or withdraws our request) with an
+// update conditional on the version we saw, leaving holderIdentity alone.
+// On conflict we re-read and decide again.
+func (c *campaign) request(ctx context.Context, ask bool, in eligibility) {
+	c.lastRequest = c.now()
+	rctx, cancel := withDeadline(ctx, c.e.o.Clock, attemptDeadline(c.now(), time.Time{}, c.timing()))
+	defer cancel()
+	l := c.cur.DeepCopy()
+	if ask {
+		if l.Annotations == nil {
+			l.Annotations = map[string]string{}
+		}
+		l.Annotations[annHandoverTo] = c.e.o.Identity
+		l.Annotations[annHandoverPriority] = strconv.Itoa(clampPriority(in.Priority))
+	} else {
+		delete(l.Annotations, annHandoverTo)
+		delete(l.Annotations, annHandoverPriority)
+	}
+	got, err := c.leases().Update(rctx, l, metav1.UpdateOptions{})
+	switch {
+	case err == nil:
+		c.apiOK()
+		c.observe(got, false)
+		if ask {
+			p := publishedOf(got)
+			c.log.Info("asked the holder to hand the group over", "holder", holderOf(got),
+				"holderPriority", p.priority, "holderDegraded", p.degraded, "priority", clampPriority(in.Priority))
+		} else {
+			c.log.Info("withdrew the handover request", "holder", holderOf(got))
+		}
+	case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
+		c.apiOK()
+		c.refresh(ctx)
+	default:
+		if ctx.Err() == nil {
+			c.apiFailed(err)
+		}
+		c.log.Debug("handover request failed", "err", err)
+	}
+}
+
+// handOver gives the group to the candidate that asked: VIPs first (the
+// report returns once they are gone), then the Lease.
+func (c *campaign) handOver(ctx context.Context, to string) {
+	c.stepDown("handover:"+to, to)
+	c.writeHandover(ctx, to)
+}
+
+// writeHandover names to as the holder (a new acquisition: acquireTime,
+// renewTime, leaseTransitions+1), clears the request and marks who handed
+// over. The new holder confirms with a write of its own before it binds. If
+// to died meanwhile, the Lease expires as any other; if this write fails,
+// the Lease still names us and the loop tries again or takes it back.
+func (c *campaign) writeHandover(ctx context.Context, to string) {
+	self := c.e.o.Identity
+	if c.cur == nil || holderOf(c.cur) != self {
+		return
+	}
+	sent := c.now()
+	rctx, cancel := withDeadline(ctx, c.e.o.Clock, attemptDeadline(sent, time.Time{}, c.timing()))
+	defer cancel()
+	l := c.cur.DeepCopy()
+	at := metav1.NewMicroTime(sent)
+	n := int32(1)
+	if l.Spec.LeaseTransitions != nil {
+		n = *l.Spec.LeaseTransitions + 1
+	}
+	l.Spec.HolderIdentity = &to
+	l.Spec.AcquireTime, l.Spec.RenewTime, l.Spec.LeaseTransitions = &at, &at, &n
+	clearCandidacy(l)
+	if l.Annotations == nil {
+		l.Annotations = map[string]string{}
+	}
+	l.Annotations[annHandedOverBy] = self
+	got, err := c.leases().Update(rctx, l, metav1.UpdateOptions{})
+	switch {
+	case err == nil:
+		c.apiOK()
+		c.observe(got, false)
+		c.log.Info("lease handed over", "to", to)
+		c.event(corev1.EventTypeNormal, "HandedOver", fmt.Sprintf("%s handed the Lease of group %s over to %s", self, c.g.Name, to))
+	case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
+		c.apiOK()
+		c.refresh(ctx)
+	default:
+		if ctx.Err() == nil {
+			c.apiFailed(err)
+		}
+		c.log.Warn("handing the Lease over failed; retrying", "to", to, "err", err)
+	}
+}
+
 // stepDown reports Owner=false and returns once the VIPs are gone.
 func (c *campaign) stepDown(reason, peer string) {
 	if !c.owner {
@@ -516,9 +853,10 @@ func (c *campaign) stepDown(reason, peer string) {
 	_ = c.e.doReport(election.Transition{Group: c.g.Name, Owner: false, Reason: reason, Peer: peer, At: c.now()}, c.report)
 	c.log.Info("lease given up, VIPs dropped", "reason", reason, "peer", peer, "sinceLastRenewal", held,
 		"dropped", c.now().Sub(c.sentAt))
-	typ := corev1.EventTypeNormal
-	if reason != "shutdown" && reason != "ineligible" {
-		typ = corev1.EventTypeWarning
+	typ := corev1.EventTypeWarning
+	switch {
+	case reason == "shutdown", reason == "ineligible", reason == "removed", strings.HasPrefix(reason, "handover:"):
+		typ = corev1.EventTypeNormal
 	}
 	c.event(typ, "Released", fmt.Sprintf("%s dropped the VIPs of group %s (%s)", c.e.o.Identity, c.g.Name, reason))
 }
@@ -540,6 +878,7 @@ func (c *campaign) release() {
 		l.Spec.HolderIdentity = nil
 		l.Spec.LeaseDurationSeconds = &one
 		l.Spec.RenewTime = &at
+		clearCandidacy(l)
 		got, err := c.leases().Update(ctx, l, metav1.UpdateOptions{})
 		if err == nil {
 			c.cur = got

@@ -31,8 +31,8 @@ type Timing struct {
 // PriorityStep is the tie-break delay per priority point below the maximum
 // (254): when a Lease becomes free, a candidate of priority p waits
 // (254-p)*PriorityStep before trying, so the highest-priority candidate
-// usually wins the race without any coordination. Ownership is never
-// preempted: a higher-priority node does not take a held Lease.
+// usually wins the race without any coordination. A held Lease changes
+// hands only by handover (handover.go): the holder names its successor.
 const PriorityStep = time.Millisecond
 
 // maxPriority is VRRP's highest configurable priority.
@@ -80,6 +80,10 @@ func acquireAt(v view, self string, in eligibility, t Timing) (at time.Time, ok 
 		return time.Time{}, false
 	}
 	delay := priorityDelay(in.Priority)
+	if in.Degraded {
+		// A last resort: any healthy candidate goes first.
+		delay += degradedDelay(t)
+	}
 	switch {
 	case v.deleted:
 		return v.observedAt.Add(t.LeaseDuration + delay), true
@@ -101,6 +105,7 @@ func acquireAt(v view, self string, in eligibility, t Timing) (at time.Time, ok 
 // eligibility is election.Input, restated so timing stays a leaf.
 type eligibility struct {
 	Eligible bool
+	Degraded bool
 	Priority int
 }
 

@@ -24,14 +24,18 @@ func TestAcquireAt(t *testing.T) {
 		{"never existed: create at once", view{observedAt: t0}, elig, true, 0},
 		{"not read yet: create (conditional) at once", view{unknown: true, observedAt: t0}, elig, true, 0},
 		{"released: at once", view{exists: true, holder: "", duration: time.Second, observedAt: t0}, elig, true, 0},
-		{"released, priority 100 waits 154ms", view{exists: true, observedAt: t0}, eligibility{true, 100}, true, ms(154)},
-		{"released, priority 1 waits 253ms", view{exists: true, observedAt: t0}, eligibility{true, 1}, true, ms(253)},
+		{"released, priority 100 waits 154ms", view{exists: true, observedAt: t0}, eligibility{Eligible: true, Priority: 100}, true, ms(154)},
+		{"released, priority 1 waits 253ms", view{exists: true, observedAt: t0}, eligibility{Eligible: true, Priority: 1}, true, ms(253)},
 		{"held by us (earlier process): at once", view{exists: true, holder: "me", duration: 4 * time.Second, observedAt: t0}, elig, true, 0},
 		{"held by other: our duration after seeing it", view{exists: true, holder: "n2", duration: 4 * time.Second, observedAt: t0}, elig, true, 4 * time.Second},
 		{"held by other with longer duration: theirs", view{exists: true, holder: "n2", duration: 10 * time.Second, observedAt: t0}, elig, true, 10 * time.Second},
 		{"held by other claiming 1s: never less than ours", view{exists: true, holder: "n2", duration: time.Second, observedAt: t0}, elig, true, 4 * time.Second},
-		{"held by other, priority delay adds", view{exists: true, holder: "n2", duration: 4 * time.Second, observedAt: t0}, eligibility{true, 200}, true, 4*time.Second + ms(54)},
+		{"held by other, priority delay adds", view{exists: true, holder: "n2", duration: 4 * time.Second, observedAt: t0}, eligibility{Eligible: true, Priority: 200}, true, 4*time.Second + ms(54)},
 		{"deleted under a holder: full duration", view{deleted: true, observedAt: t0}, elig, true, 4 * time.Second},
+		{"degraded, released: tie-break + retryPeriod + 254ms", view{exists: true, observedAt: t0}, eligibility{Eligible: true, Degraded: true, Priority: 254}, true, ms(500 + 254)},
+		{"degraded priority 1, released: after every healthy candidate", view{exists: true, observedAt: t0}, eligibility{Eligible: true, Degraded: true, Priority: 1}, true, ms(253 + 500 + 254)},
+		{"degraded, expired: after every healthy candidate", view{exists: true, holder: "n2", duration: 4 * time.Second, observedAt: t0}, eligibility{Eligible: true, Degraded: true, Priority: 100}, true, 4*time.Second + ms(154+500+254)},
+		{"degraded, named holder: at once", view{exists: true, holder: "me", duration: 4 * time.Second, observedAt: t0}, eligibility{Eligible: true, Degraded: true, Priority: 100}, true, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			at, ok := acquireAt(tc.v, "me", tc.in, defaultTiming)
@@ -56,7 +60,7 @@ func TestFencingArithmetic(t *testing.T) {
 		{LeaseDuration: 2 * time.Second, RenewDeadline: 200 * time.Millisecond, RetryPeriod: 100 * time.Millisecond},
 	} {
 		drop := ownerDeadline(t0, tm)
-		follower, _ := acquireAt(view{exists: true, holder: "owner", duration: tm.LeaseDuration, observedAt: t0}, "f", eligibility{true, 254}, tm)
+		follower, _ := acquireAt(view{exists: true, holder: "owner", duration: tm.LeaseDuration, observedAt: t0}, "f", eligibility{Eligible: true, Priority: 254}, tm)
 		// Even a follower that read the renewTime at 1s resolution (up to
 		// 1s early) and the drop taking 500ms leave the owner first.
 		if gap := follower.Add(-time.Second).Sub(drop.Add(500 * time.Millisecond)); gap < 0 {

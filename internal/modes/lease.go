@@ -53,15 +53,34 @@ func newLease(cfg *config.Config, log *slog.Logger) (election.Elector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lease: %w", err)
 	}
+	log.Info("lease mode", "server", rc.Host, "namespace", cfg.Lease.Namespace,
+		"leaseDuration", cfg.Lease.LeaseDuration, "renewDeadline", cfg.Lease.RenewDeadline, "retryPeriod", cfg.Lease.RetryPeriod)
+	o := leaseOptions(cfg)
+	o.Client, o.Log = cs, log.With("mode", "lease")
+	return lease.New(o)
+}
+
+// leaseOptions translates the config into lease.Options, without the
+// client (New builds it; Reconfigure keeps the running one).
+func leaseOptions(cfg *config.Config) lease.Options {
 	groups := make([]lease.Group, len(cfg.Groups))
 	for i, g := range cfg.Groups {
 		groups[i] = lease.Group{Name: g.Name, Lease: g.Lease.Name}
 	}
-	log.Info("lease mode", "server", rc.Host, "namespace", cfg.Lease.Namespace,
-		"leaseDuration", cfg.Lease.LeaseDuration, "renewDeadline", cfg.Lease.RenewDeadline, "retryPeriod", cfg.Lease.RetryPeriod)
-	return lease.New(lease.Options{
-		Client: cs, Namespace: cfg.Lease.Namespace, Identity: cfg.Node, Groups: groups,
-		Timing: lease.Timing{LeaseDuration: cfg.Lease.LeaseDuration, RenewDeadline: cfg.Lease.RenewDeadline, RetryPeriod: cfg.Lease.RetryPeriod},
-		Log:    log.With("mode", "lease"),
-	})
+	return lease.Options{
+		Namespace: cfg.Lease.Namespace, Identity: cfg.Node, Groups: groups,
+		Timing:     lease.Timing{LeaseDuration: cfg.Lease.LeaseDuration, RenewDeadline: cfg.Lease.RenewDeadline, RetryPeriod: cfg.Lease.RetryPeriod},
+		Kubeconfig: cfg.Lease.Kubeconfig, Server: cfg.Lease.Server,
+	}
+}
+
+// reloadLease applies a reload: groups added, removed or with a renamed
+// Lease; a changed timing, namespace, kubeconfig or server is refused (it
+// needs a restart). Priorities and health are inputs, not config here.
+func reloadLease(e election.Elector, cfg *config.Config) error {
+	le, ok := e.(*lease.Elector)
+	if !ok {
+		return fmt.Errorf("mode lease: elector is a %T", e)
+	}
+	return le.Reconfigure(leaseOptions(cfg))
 }

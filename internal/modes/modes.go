@@ -42,7 +42,7 @@ type Mode struct {
 var registry = [...]Mode{
 	{Name: config.ModeStatic, New: newStatic, Reload: reloadStatic},
 	{Name: config.ModeVRRP, New: newVRRP},
-	{Name: config.ModeLease, New: newLease},
+	{Name: config.ModeLease, New: newLease, Reload: reloadLease},
 	{Name: config.ModeGossip, New: newGossip},
 }
 
