@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Health-check defaults, documented with their reasons in docs/health.md.
@@ -261,8 +262,8 @@ func (c *Config) validateHealth(errs *Errors) {
 				}
 			}
 		case k.Interface != nil:
-			if k.Interface.Name == "" || len(k.Interface.Name) > 15 || strings.ContainsAny(k.Interface.Name, "/ ") {
-				errs.add(key+".interface.name", k.Interface.Name, "must be an interface name (1-15 characters, no '/' or space)")
+			if !validLinkName(k.Interface.Name) {
+				errs.add(key+".interface.name", k.Interface.Name, "must be an interface name (1-15 characters, no '/', ':' or whitespace, not '.' or '..')")
 			}
 		case k.File != nil:
 			if !strings.HasPrefix(k.File.Path, "/") {
@@ -330,4 +331,16 @@ func validateHTTPCheck(key string, h *HTTPCheck, errs *Errors) {
 	if _, _, ok := ParseExpectStatus(h.ExpectStatus); !ok {
 		errs.add(key+".expectStatus", h.ExpectStatus, "must be a status (200) or a range (200-399) of 100-599")
 	}
+}
+
+// validLinkName is the kernel's rule for a link name (dev_valid_name): a
+// name it refuses can never exist, so a check on it would fail forever.
+// "eth0:1" is an address label, not a link.
+func validLinkName(s string) bool {
+	if s == "" || len(s) > 15 || s == "." || s == ".." {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool {
+		return r == '/' || r == ':' || unicode.IsSpace(r)
+	})
 }

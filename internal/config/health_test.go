@@ -140,10 +140,14 @@ func TestHealthValidationRules(t *testing.T) {
 		{"endpoints namespace missing", one("endpoints: {service: ingress-nginx}"), `checks[0].endpoints.namespace: "": must be a namespace name (a DNS label)`},
 		{"endpoints server", one("endpoints: {namespace: ingress, service: nginx, server: \"127.0.0.1:6443\"}"),
 			`checks[0].endpoints.server: "127.0.0.1:6443": must be an http(s) URL`},
-		{"interface name missing", one("interface: {}"), `checks[0].interface.name: "": must be an interface name (1-15 characters, no '/' or space)`},
-		{"interface name too long", one("interface: {name: abcdefghijklmnop}"), `checks[0].interface.name: "abcdefghijklmnop": must be an interface name (1-15 characters, no '/' or space)`},
-		{"interface name slash", one("interface: {name: eth0/1}"), `checks[0].interface.name: "eth0/1": must be an interface name (1-15 characters, no '/' or space)`},
-		{"interface name space", one("interface: {name: \"eth 0\"}"), `checks[0].interface.name: "eth 0": must be an interface name (1-15 characters, no '/' or space)`},
+		{"interface name missing", one("interface: {}"), `checks[0].interface.name: "": must be an interface name (1-15 characters, no '/', ':' or whitespace, not '.' or '..')`},
+		{"interface name too long", one("interface: {name: abcdefghijklmnop}"), `checks[0].interface.name: "abcdefghijklmnop": must be an interface name (1-15 characters, no '/', ':' or whitespace, not '.' or '..')`},
+		{"interface name slash", one("interface: {name: eth0/1}"), `checks[0].interface.name: "eth0/1": must be an interface name (1-15 characters, no '/', ':' or whitespace, not '.' or '..')`},
+		{"interface name space", one("interface: {name: \"eth 0\"}"), `checks[0].interface.name: "eth 0": must be an interface name (1-15 characters, no '/', ':' or whitespace, not '.' or '..')`},
+		{"interface alias", one("interface: {name: \"eth0:1\"}"), `checks[0].interface.name: "eth0:1": must be an interface name (1-15 characters, no '/', ':' or whitespace, not '.' or '..')`},
+		{"interface name tab", one("interface: {name: \"eth\\t0\"}"), `checks[0].interface.name: "eth\t0": must be an interface name (1-15 characters, no '/', ':' or whitespace, not '.' or '..')`},
+		{"interface name dot", one("interface: {name: .}"), `checks[0].interface.name: ".": must be an interface name (1-15 characters, no '/', ':' or whitespace, not '.' or '..')`},
+		{"interface name dot dot", one("interface: {name: ..}"), `checks[0].interface.name: "..": must be an interface name (1-15 characters, no '/', ':' or whitespace, not '.' or '..')`},
 		{"file path missing", one("file: {}"), `checks[0].file.path: "": must be an absolute path`},
 		{"file path relative", one("file: {path: drain}"), `checks[0].file.path: "drain": must be an absolute path`},
 
@@ -209,6 +213,7 @@ func TestHealthValid(t *testing.T) {
 		{"endpoints, in-cluster", one("endpoints: {namespace: ingress-nginx, service: ingress-nginx-controller}")},
 		{"endpoints with a server", one("endpoints: {namespace: ingress, service: nginx, server: \"https://127.0.0.1:6443\", kubeconfig: /etc/vipd/kubeconfig}")},
 		{"interface of 15 characters", one("interface: {name: abcdefghijklmno}")},
+		{"interface with dots and dashes", one("interface: {name: bond0.100-x}")},
 		{"file", one("file: {path: /etc/vipd/drain}")},
 		// A check no group tracks is fine: it is informational (its state
 		// and last error are in /status) and can be tracked by a later reload.
