@@ -244,6 +244,8 @@ func (c *Config) validateHealth(errs *Errors) {
 		case k.TCP != nil:
 			if _, port, err := net.SplitHostPort(k.TCP.Address); err != nil || port == "" {
 				errs.add(key+".tcp.address", k.TCP.Address, "must be host:port")
+			} else if !validPort(port) {
+				errs.add(key+".tcp.address", k.TCP.Address, "port must be 1..65535")
 			}
 		case k.Exec != nil:
 			if len(k.Exec.Command) == 0 || k.Exec.Command[0] == "" {
@@ -319,6 +321,8 @@ func validateHTTPCheck(key string, h *HTTPCheck, errs *Errors) {
 	u, err := url.Parse(h.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs.add(key+".url", h.URL, "must be an http:// or https:// URL")
+	} else if p := u.Port(); p != "" && !validPort(p) {
+		errs.add(key+".url", h.URL, "port must be 1..65535")
 	} else if u.Scheme == "http" && (h.CAFile != "" || h.CertFile != "" || h.InsecureSkipVerify) {
 		errs.add(key+".url", h.URL, "is plain http: caFile, certFile and insecureSkipVerify need https")
 	}
