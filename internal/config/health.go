@@ -329,8 +329,11 @@ func validateHTTPCheck(key string, h *HTTPCheck, errs *Errors) {
 	if h.InsecureSkipVerify && h.CAFile != "" {
 		errs.add(key+".insecureSkipVerify", true, "contradicts caFile: set one")
 	}
-	if (h.CertFile == "") != (h.KeyFile == "") {
-		errs.add(key+".certFile", h.CertFile, "and keyFile must be set together")
+	switch {
+	case h.CertFile != "" && h.KeyFile == "":
+		errs.add(key+".keyFile", nil, "is required with certFile (the client certificate's key)")
+	case h.KeyFile != "" && h.CertFile == "":
+		errs.add(key+".certFile", nil, "is required with keyFile (the client certificate)")
 	}
 	if _, _, ok := ParseExpectStatus(h.ExpectStatus); !ok {
 		errs.add(key+".expectStatus", h.ExpectStatus, "must be a status (200) or a range (200-399) of 100-599")
