@@ -278,6 +278,10 @@ func TestHealthDecodeErrors(t *testing.T) {
 			"decoding: line 11: `two` has the wrong type: want a whole number"},
 		{"insecureSkipVerify a word", withChecks("  - name: a\n    http: {url: \"https://127.0.0.1/\", insecureSkipVerify: maybe}\n"),
 			"decoding: line 11: `maybe` has the wrong type: want true or false"},
+		{"exec command as one string", withChecks("  - name: a\n    exec: {command: /etc/keepalived/check.sh}\n"),
+			"decoding: line 11: `/etc/ke...` has the wrong type: want a list (write [a, b], or one '- a' per line)"},
+		{"notify command as one string", withGroupKeys("    notify:\n      command: /etc/keepalived/notify.sh\n")(base),
+			"decoding: line 8: `/etc/ke...` has the wrong type: want a list (write [a, b], or one '- a' per line)"},
 		{"track as a string", withGroupKeys("    track: web\n")(base),
 			"decoding: line 7: `web` has the wrong type: want a mapping or list as documented"},
 	}
