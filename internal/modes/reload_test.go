@@ -163,3 +163,21 @@ func TestCheckReloadAccepts(t *testing.T) {
 	}
 }
 
+// TestCheckReloadGossipKeyRotation: the gossip elector re-reads its key
+// file while it runs (docs/gossip.md), so new keys in the same file are
+// not a change that needs a restart, neither on the reload after the
+// rotation nor on any later one (the daemon keeps comparing with the
+// config it started with until a reload succeeds).
+func TestCheckReloadGossipKeyRotation(t *testing.T) {
+	y, key := gossipConfig(t)
+	cur := loadConfig(t, y)
+	if err := os.WriteFile(key, []byte("ZmVkY2JhOTg3NjU0MzIxMA==\nMDEyMzQ1Njc4OWFiY2RlZg==\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckReload(cur, loadConfig(t, y)); err != nil {
+		t.Fatalf("rotated keys: %v", err)
+	}
+	if err := CheckReload(cur, loadConfig(t, edit(t, y, "priority: 120", "priority: 130"))); err != nil {
+		t.Fatalf("a later priority change: %v", err)
+	}
+}
