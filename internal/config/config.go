@@ -226,7 +226,7 @@ func (c *Config) applyDefaults() {
 var (
 	unknownFieldRE = regexp.MustCompile(`field (\S+) not found in type config\.\w+`)
 	badDurationRE  = regexp.MustCompile("cannot unmarshal !!\\w+ `([^`]*)` into time\\.Duration")
-	badTypeRE      = regexp.MustCompile("cannot unmarshal !!(\\w+) `([^`]*)` into (?:\\*?config\\.\\w+|\\[\\]config\\.\\w+|(\\w+))")
+	badTypeRE      = regexp.MustCompile("cannot unmarshal !!(\\w+) `([^`]*)` into (?:\\*?config\\.\\w+|\\[\\]config\\.\\w+|(\\[\\]string|\\w+))")
 )
 
 // friendlyYAMLError rewrites one of the YAML library's Go-flavoured messages
@@ -245,6 +245,10 @@ func friendlyYAMLError(s string) string {
 			want = "a whole number"
 		case "bool":
 			want = "true or false"
+		case "[]string":
+			// An argv (exec check, notify) or a list of peers, written as
+			// one string: keepalived's `script "/path/check.sh"` habit.
+			want = "a list (write [a, b], or one '- a' per line)"
 		}
 		return fmt.Sprintf("`%s` has the wrong type: want %s", sub[2], want)
 	})

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Health-check defaults, documented with their reasons in docs/health.md.
@@ -243,6 +244,8 @@ func (c *Config) validateHealth(errs *Errors) {
 		case k.TCP != nil:
 			if _, port, err := net.SplitHostPort(k.TCP.Address); err != nil || port == "" {
 				errs.add(key+".tcp.address", k.TCP.Address, "must be host:port")
+			} else if !validPort(port) {
+				errs.add(key+".tcp.address", k.TCP.Address, "port must be 1..65535")
 			}
 		case k.Exec != nil:
 			if len(k.Exec.Command) == 0 || k.Exec.Command[0] == "" {
@@ -261,8 +264,8 @@ func (c *Config) validateHealth(errs *Errors) {
 				}
 			}
 		case k.Interface != nil:
-			if k.Interface.Name == "" || len(k.Interface.Name) > 15 || strings.ContainsAny(k.Interface.Name, "/ ") {
-				errs.add(key+".interface.name", k.Interface.Name, "must be an interface name (1-15 characters, no '/' or space)")
+			if !validLinkName(k.Interface.Name) {
+				errs.add(key+".interface.name", k.Interface.Name, "must be an interface name (1-15 characters, no '/', ':' or whitespace, not '.' or '..')")
 			}
 		case k.File != nil:
 			if !strings.HasPrefix(k.File.Path, "/") {
@@ -318,16 +321,33 @@ func validateHTTPCheck(key string, h *HTTPCheck, errs *Errors) {
 	u, err := url.Parse(h.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs.add(key+".url", h.URL, "must be an http:// or https:// URL")
+	} else if p := u.Port(); p != "" && !validPort(p) {
+		errs.add(key+".url", h.URL, "port must be 1..65535")
 	} else if u.Scheme == "http" && (h.CAFile != "" || h.CertFile != "" || h.InsecureSkipVerify) {
 		errs.add(key+".url", h.URL, "is plain http: caFile, certFile and insecureSkipVerify need https")
 	}
 	if h.InsecureSkipVerify && h.CAFile != "" {
 		errs.add(key+".insecureSkipVerify", true, "contradicts caFile: set one")
 	}
-	if (h.CertFile == "") != (h.KeyFile == "") {
-		errs.add(key+".certFile", h.CertFile, "and keyFile must be set together")
+	switch {
+	case h.CertFile != "" && h.KeyFile == "":
+		errs.add(key+".keyFile", nil, "is required with certFile (the client certificate's key)")
+	case h.KeyFile != "" && h.CertFile == "":
+		errs.add(key+".certFile", nil, "is required with keyFile (the client certificate)")
 	}
 	if _, _, ok := ParseExpectStatus(h.ExpectStatus); !ok {
 		errs.add(key+".expectStatus", h.ExpectStatus, "must be a status (200) or a range (200-399) of 100-599")
 	}
+}
+
+// validLinkName is the kernel's rule for a link name (dev_valid_name): a
+// name it refuses can never exist, so a check on it would fail forever.
+// "eth0:1" is an address label, not a link.
+func validLinkName(s string) bool {
+	if s == "" || len(s) > 15 || s == "." || s == ".." {
+		return false
+	}
+	return !strings.ContainsFunc(s, func(r rune) bool {
+		return r == '/' || r == ':' || unicode.IsSpace(r)
+	})
 }

@@ -111,13 +111,23 @@ func CheckReload(cur, next *config.Config) error {
 	switch {
 	case cur.Lease != nil && next.Lease != nil && *cur.Lease != *next.Lease:
 		keys = append(keys, "lease")
-	case cur.Gossip != nil && next.Gossip != nil && !reflect.DeepEqual(cur.Gossip, next.Gossip):
+	case cur.Gossip != nil && next.Gossip != nil && !reflect.DeepEqual(withoutKeys(cur.Gossip), withoutKeys(next.Gossip)):
 		keys = append(keys, "gossip")
 	}
 	if len(keys) > 0 {
 		return fmt.Errorf("%v changed: that needs a restart (the running daemon keeps its current config)", keys)
 	}
 	return nil
+}
+
+// withoutKeys is g without the keys read from g.KeyFile: the elector
+// re-reads that file while it runs, so new keys in the same file are a
+// rotation, not a change that needs a restart (and comparing them would
+// refuse every reload after one).
+func withoutKeys(g *config.Gossip) config.Gossip {
+	c := *g
+	c.Keys = nil
+	return c
 }
 
 // NodeSpec translates the daemon's part of a validated config.
