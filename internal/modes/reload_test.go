@@ -53,7 +53,7 @@ func TestCheckReloadRefuses(t *testing.T) {
 	}
 }
 
-const leaseConfig = `apiVersion: vipd.io/v1alpha1
+const leaseReloadConfig = `apiVersion: vipd.io/v1alpha1
 kind: Config
 node: n1
 mode: lease
@@ -93,11 +93,11 @@ func TestCheckReloadModeSections(t *testing.T) {
 	tests := []struct {
 		name, base, old, new, keys string
 	}{
-		{"lease.namespace", leaseConfig, "namespace: vipd", "namespace: kube-system", "[lease]"},
-		{"lease.kubeconfig", leaseConfig, "kubeconfig: /etc/vipd/kubeconfig", "kubeconfig: /etc/vipd/other", "[lease]"},
-		{"lease.server", leaseConfig, `server: "https://127.0.0.1:6443"`, `server: "https://198.51.100.1:6443"`, "[lease]"},
-		{"lease.leaseDuration", leaseConfig, "namespace: vipd,", "namespace: vipd, leaseDuration: 7s,", "[lease]"},
-		{"lease.retryPeriod", leaseConfig, "namespace: vipd,", "namespace: vipd, retryPeriod: 400ms,", "[lease]"},
+		{"lease.namespace", leaseReloadConfig, "namespace: vipd", "namespace: kube-system", "[lease]"},
+		{"lease.kubeconfig", leaseReloadConfig, "kubeconfig: /etc/vipd/kubeconfig", "kubeconfig: /etc/vipd/other", "[lease]"},
+		{"lease.server", leaseReloadConfig, `server: "https://127.0.0.1:6443"`, `server: "https://198.51.100.1:6443"`, "[lease]"},
+		{"lease.leaseDuration", leaseReloadConfig, "namespace: vipd,", "namespace: vipd, leaseDuration: 7s,", "[lease]"},
+		{"lease.retryPeriod", leaseReloadConfig, "namespace: vipd,", "namespace: vipd, retryPeriod: 400ms,", "[lease]"},
 		{"gossip.bind", gossipYAML, `bind: "198.51.100.10:7946"`, `bind: "198.51.100.10:7947"`, "[gossip]"},
 		{"gossip.peers", gossipYAML, "peers: [198.51.100.11, 198.51.100.12]", "peers: [198.51.100.11, 198.51.100.13]", "[gossip]"},
 		{"gossip.expect", gossipYAML, "expect: 3", "expect: 5", "[gossip]"},
@@ -105,7 +105,7 @@ func TestCheckReloadModeSections(t *testing.T) {
 		{"gossip.profile", gossipYAML, "expect: 3", "expect: 3, profile: lan", "[gossip]"},
 		{"gossip.keyFile", gossipYAML, key, otherKey, "[gossip]"},
 		// The daemon's keys come first; the section is not listed with them.
-		{"node and lease", leaseConfig, "node: n1\n", "node: n2\n", "[node]"},
+		{"node and lease", leaseReloadConfig, "node: n1\n", "node: n2\n", "[node]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -146,7 +146,7 @@ func TestCheckReloadAccepts(t *testing.T) {
 		{"notify changed", healthConfig, "timeout: 5s", "timeout: 10s"},
 		{"notify removed", healthConfig, "  notify: {master: [/bin/true]}\n", ""},
 		{"notify added", healthConfig, group, "- name: plain\n  vips: [{address: 198.51.100.102}]\n  notify: {command: [/n.sh]}\n"},
-		{"lease: groups and checks", leaseConfig, "  track: [{check: web}]\n", "  priority: 200\n  track: [{check: web, weight: 10}]\n- name: api\n  vips: [{address: 198.51.100.101}]\n  lease: {name: api-vip}\n"},
+		{"lease: groups and checks", leaseReloadConfig, "  track: [{check: web}]\n", "  priority: 200\n  track: [{check: web, weight: 10}]\n- name: api\n  vips: [{address: 198.51.100.101}]\n  lease: {name: api-vip}\n"},
 		{"gossip: groups", gossipYAML, "priority: 120", "priority: 121"},
 	}
 	for _, tc := range tests {
