@@ -76,13 +76,21 @@ type Elector struct {
 
 // VRStatus is one virtual router in /status.
 type VRStatus struct {
-	Group          string `json:"group"`
-	Family         int    `json:"family"`
-	VRID           uint8  `json:"vrid"`
-	Interface      string `json:"interface"`
-	Source         string `json:"source,omitempty"`
-	State          string `json:"state"`
-	Priority       uint8  `json:"priority"`
+	Group     string `json:"group"`
+	Family    int    `json:"family"`
+	VRID      uint8  `json:"vrid"`
+	Interface string `json:"interface"`
+	Source    string `json:"source,omitempty"`
+	State     string `json:"state"`
+	// Priority is the daemon's effective priority (base plus weights);
+	// Advertised is what goes on the wire and is compared: 0 while
+	// ineligible, 1 while degraded, Priority otherwise.
+	Priority   uint8 `json:"priority"`
+	Advertised uint8 `json:"advertised"`
+	// Degraded: a last resort (a gate check fails, the group's policy is
+	// keep); Input is the daemon's reason for the current input.
+	Degraded       bool   `json:"degraded,omitempty"`
+	Input          string `json:"input,omitempty"`
 	Master         string `json:"master,omitempty"`
 	MasterPriority uint8  `json:"masterPriority,omitempty"`
 	MasterInterval string `json:"masterInterval"`
@@ -516,7 +524,7 @@ func (r *runner) nextDeadline() (time.Time, bool) {
 func (r *runner) applyInputs(now time.Time) {
 	for _, g := range r.groups {
 		in := r.e.inputs.Get(g.spec.Name)
-		prio := min(max(in.Priority, 0), 254)
+		prio := min(max(in.Priority, 1), 254)
 		// A router that cannot advertise must not be (or become) master:
 		// the group is ineligible while any of its sockets has no usable
 		// source address.
@@ -534,7 +542,7 @@ func (r *runner) applyInputs(now time.Time) {
 				continue
 			}
 			v.lastIn = in
-			r.handle(v, v.m.SetInput(now, uint8(prio), in.Eligible), now)
+			r.handle(v, v.m.SetInput(now, uint8(prio), in.Eligible, in.Degraded), now)
 		}
 	}
 }
@@ -928,6 +936,7 @@ func (r *runner) publish() {
 			s := VRStatus{
 				Group: g.spec.Name, Family: v.family, VRID: g.spec.VRID, Interface: g.spec.Interface,
 				Source: v.source().String(), State: v.m.State().String(), Priority: v.m.prio,
+				Advertised: v.m.Advertised(), Degraded: v.m.Degraded(), Input: v.lastIn.Reason,
 				MasterPriority: mp, MasterInterval: v.m.MasterInterval().String(),
 				AcceptedIntervals: v.accepted,
 			}
