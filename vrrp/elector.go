@@ -65,7 +65,12 @@ type Elector struct {
 	open   OpenFunc
 	now    func() time.Time
 
+	// reconf carries Reconfigure's requests into Run, which alone touches
+	// the routers; running is non-nil while Run runs, closed when it ends.
+	reconf chan reconfigure
+
 	mu       sync.Mutex
+	running  chan struct{}
 	drops    map[DropReason]uint64
 	rx, tx   uint64
 	txErrs   uint64
@@ -76,13 +81,21 @@ type Elector struct {
 
 // VRStatus is one virtual router in /status.
 type VRStatus struct {
-	Group          string `json:"group"`
-	Family         int    `json:"family"`
-	VRID           uint8  `json:"vrid"`
-	Interface      string `json:"interface"`
-	Source         string `json:"source,omitempty"`
-	State          string `json:"state"`
-	Priority       uint8  `json:"priority"`
+	Group     string `json:"group"`
+	Family    int    `json:"family"`
+	VRID      uint8  `json:"vrid"`
+	Interface string `json:"interface"`
+	Source    string `json:"source,omitempty"`
+	State     string `json:"state"`
+	// Priority is the daemon's effective priority (base plus weights);
+	// Advertised is what goes on the wire and is compared: 0 while
+	// ineligible, 1 while degraded, Priority otherwise.
+	Priority   uint8 `json:"priority"`
+	Advertised uint8 `json:"advertised"`
+	// Degraded: a last resort (a gate check fails, the group's policy is
+	// keep); Input is the daemon's reason for the current input.
+	Degraded       bool   `json:"degraded,omitempty"`
+	Input          string `json:"input,omitempty"`
 	Master         string `json:"master,omitempty"`
 	MasterPriority uint8  `json:"masterPriority,omitempty"`
 	MasterInterval string `json:"masterInterval"`
@@ -140,7 +153,104 @@ func New(groups []GroupSpec, log *slog.Logger, o Options) *Elector {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Elector{log: log.With("election", "vrrp"), groups: groups, inputs: in, open: o.Open, now: o.Now, drops: map[DropReason]uint64{}}
+	return &Elector{log: log.With("election", "vrrp"), groups: slices.Clone(groups), inputs: in, open: o.Open, now: o.Now,
+		drops: map[DropReason]uint64{}, reconf: make(chan reconfigure)}
+}
+
+type reconfigure struct {
+	specs []GroupSpec
+	done  chan error
+}
+
+// Reconfigure applies a new list of groups while Run runs (a reload, the
+// contract of modes.Mode.Reload), matching groups by name:
+//   - an added group gets its routers, which start in Backup as at start
+//     (the daemon has set its input first); sockets for a new interface or
+//     family are opened as at start;
+//   - a removed group that was owned is reported Owner=false (reason
+//     "removed") and its routers send their priority-0 advert, before
+//     Reconfigure returns;
+//   - a kept group is changed in place: its VIP list (the next adverts
+//     carry it), advert interval, preempt, preempt delay, unicast peers and
+//     sources, accepted peer intervals. A change of VRID, interface or the
+//     set of address families makes other routers (the wire identity
+//     changes), so the group is removed (reason "reconfigured") and added.
+//
+// A router whose settings did not change neither changes state nor sends
+// anything. On error (invalid specs, a socket that cannot be opened)
+// nothing is changed. Before Run starts (or after it ended) it only
+// replaces the list.
+func (e *Elector) Reconfigure(specs []GroupSpec) error {
+	if err := checkSpecs(specs); err != nil {
+		return err
+	}
+	req := reconfigure{specs: slices.Clone(specs), done: make(chan error, 1)}
+	e.mu.Lock()
+	running := e.running
+	if running == nil {
+		e.groups = req.specs
+	}
+	e.mu.Unlock()
+	if running == nil {
+		return nil
+	}
+	select {
+	case e.reconf <- req:
+		return <-req.done
+	case <-running:
+		e.mu.Lock()
+		e.groups = req.specs
+		e.mu.Unlock()
+		return nil
+	}
+}
+
+// checkSpecs refuses what would make two routers one: two groups with one
+// name, or one VRID twice on an interface and family.
+func checkSpecs(specs []GroupSpec) error {
+	names := map[string]bool{}
+	type id struct {
+		k    connKey
+		vrid uint8
+	}
+	ids := map[id]string{}
+	for _, g := range specs {
+		if names[g.Name] {
+			return fmt.Errorf("group %q is listed twice", g.Name)
+		}
+		names[g.Name] = true
+		for _, fam := range g.families() {
+			k := id{connKey{g.Interface, fam}, g.VRID}
+			if o, ok := ids[k]; ok {
+				return fmt.Errorf("groups %q and %q both use VRID %d on %s (IPv%d)", o, g.Name, g.VRID, g.Interface, fam)
+			}
+			ids[k] = g.Name
+		}
+	}
+	return nil
+}
+
+// families lists the address families of the group's VIPs (4, 6): one
+// virtual router each.
+func (g GroupSpec) families() []int {
+	var f []int
+	for _, fam := range []int{4, 6} {
+		if len(g.addrs(fam)) > 0 {
+			f = append(f, fam)
+		}
+	}
+	return f
+}
+
+// addrs is the family's VIPs, the address list of its router's adverts.
+func (g GroupSpec) addrs(fam int) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range g.VIPs {
+		if a.Is4() == (fam == 4) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // SetInput implements election.Elector.
@@ -238,6 +348,7 @@ type received struct {
 }
 
 type runner struct {
+	ctx    context.Context
 	e      *Elector
 	report election.Reporter
 	groups []*group
@@ -251,6 +362,19 @@ type runner struct {
 	// changed: a router changed state since the last publish, at published.
 	changed   bool
 	published time.Time
+
+	// The receivers' channels: one goroutine per socket reads into pkts;
+	// a socket's error arrives on recvErr (ignored once the socket was
+	// closed on purpose, by a reload); done stops them.
+	pkts    chan received
+	recvErr chan recvError
+	done    chan struct{}
+}
+
+type recvError struct {
+	key  connKey
+	conn Conn
+	err  error
 }
 
 // publishEvery bounds how stale /status may be after adverts that changed
@@ -261,103 +385,41 @@ const readyRecheck = 100 * time.Millisecond
 
 // Run implements election.Elector.
 func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
-	r := &runner{e: e, report: report, conns: map[connKey]Conn{}, byVRID: map[connKey]map[uint8]*vr{}, notReady: map[connKey]error{},
-		rlog: newRateLog(e.log, logEvery)}
+	r := &runner{ctx: ctx, e: e, report: report, conns: map[connKey]Conn{}, byVRID: map[connKey]map[uint8]*vr{}, notReady: map[connKey]error{},
+		rlog: newRateLog(e.log, logEvery), pkts: make(chan received, 64), recvErr: make(chan recvError), done: make(chan struct{})}
 	defer func() {
 		for _, c := range r.conns {
 			c.Close()
 		}
 	}()
-	for _, spec := range e.groups {
-		g := &group{spec: spec}
-		r.groups = append(r.groups, g)
-		for _, fam := range []int{4, 6} {
-			var addrs []netip.Addr
-			for _, a := range spec.VIPs {
-				if a.Is4() == (fam == 4) {
-					addrs = append(addrs, a)
-				}
-			}
-			if len(addrs) == 0 {
-				continue
-			}
-			k := connKey{spec.Interface, fam}
-			c, ok := r.conns[k]
-			if !ok {
-				var err error
-				if c, err = e.open(ctx, spec.Interface, fam); err != nil {
-					return fmt.Errorf("group %q: %w", spec.Name, err)
-				}
-				r.conns[k] = c
-				r.byVRID[k] = map[uint8]*vr{}
-			}
-			v := &vr{g: g, family: fam, conn: c, addrs: addrs, peers: map[netip.Addr]bool{}}
-			v.minIv, v.maxIv = spec.peerIntervals()
-			v.accepted = intervalRange(v.minIv, v.maxIv)
-			for _, p := range spec.Peers {
-				if p.Is4() == (fam == 4) {
-					v.dsts = append(v.dsts, p)
-					v.peers[p] = true
-				}
-			}
-			if len(v.dsts) == 0 {
-				v.dsts = []netip.Addr{GroupV4}
-				if fam == 6 {
-					v.dsts = []netip.Addr{GroupV6}
-				}
-			} else {
-				for _, a := range spec.Sources {
-					if a.Is4() == (fam == 4) {
-						v.src = a
-					}
-				}
-			}
-			// Priority and eligibility come from the daemon's input (applyInputs).
-			v.m = NewMachine(Params{Interval: spec.Interval, Preempt: spec.Preempt, PreemptDelay: spec.PreemptDelay, Self: v.source()}, 0, false)
-			g.vrs = append(g.vrs, v)
-			r.byVRID[k][spec.VRID] = v
-		}
+	running := make(chan struct{})
+	e.mu.Lock()
+	e.running = running
+	specs := e.groups
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.running = nil
+		e.mu.Unlock()
+		close(running)
+	}()
+	if err := checkSpecs(specs); err != nil {
+		return err
 	}
-
+	opened, err := r.openConns(specs)
+	if err != nil {
+		return err
+	}
+	for _, spec := range specs {
+		r.addGroup(spec)
+	}
 	if err := r.setFilters(); err != nil {
 		return err
 	}
 	r.setSyncHolds()
-
-	pkts := make(chan received, 64)
-	recvErr := make(chan error, len(r.conns))
-	done := make(chan struct{})
-	defer close(done)
-	for k, c := range r.conns {
-		go func() {
-			br, _ := c.(BatchReceiver)
-			for {
-				var ps []Packet
-				var err error
-				if br != nil {
-					ps = make([]Packet, recvBatch)
-					var n int
-					n, err = br.RecvBatch(ps)
-					ps = ps[:n]
-				} else {
-					var p Packet
-					p, err = c.Recv()
-					ps = []Packet{p}
-				}
-				if err != nil {
-					// Closed on the way out of Run, or the socket broke
-					// (interface gone): a deaf router must not stay in the
-					// election, or it would become a second master.
-					recvErr <- fmt.Errorf("receiving on %s (IPv%d): %w", k.ifname, k.family, err)
-					return
-				}
-				select {
-				case pkts <- received{k, ps}:
-				case <-done:
-					return
-				}
-			}
-		}()
+	defer close(r.done)
+	for _, k := range opened {
+		r.startRecv(k, r.conns[k])
 	}
 
 	r.checkReady(true)
@@ -402,12 +464,17 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 		case <-ctx.Done():
 			r.shutdown()
 			return nil
-		case err := <-recvErr:
+		case re := <-r.recvErr:
+			if r.conns[re.key] != re.conn {
+				continue // closed by a reload
+			}
 			if ctx.Err() == nil {
 				r.shutdown()
-				return err
+				return re.err
 			}
-		case rp := <-pkts:
+		case req := <-e.reconf:
+			req.done <- r.reconfigure(req.specs)
+		case rp := <-r.pkts:
 			for _, p := range rp.pkts {
 				r.receive(rp.key, p)
 			}
@@ -433,6 +500,229 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 			}
 		}
 		r.publish()
+	}
+}
+
+// openConns opens the sockets specs need that are not open yet, and returns
+// their keys. On error it closes those it opened: nothing changed.
+func (r *runner) openConns(specs []GroupSpec) ([]connKey, error) {
+	var opened []connKey
+	for _, spec := range specs {
+		for _, fam := range spec.families() {
+			k := connKey{spec.Interface, fam}
+			if _, ok := r.conns[k]; ok {
+				continue
+			}
+			c, err := r.e.open(r.ctx, spec.Interface, fam)
+			if err != nil {
+				for _, o := range opened {
+					r.conns[o].Close()
+					delete(r.conns, o)
+					delete(r.byVRID, o)
+				}
+				return nil, fmt.Errorf("group %q: %w", spec.Name, err)
+			}
+			r.conns[k] = c
+			r.byVRID[k] = map[uint8]*vr{}
+			opened = append(opened, k)
+		}
+	}
+	return opened, nil
+}
+
+// startRecv reads c until it fails or Run ends: a socket that breaks
+// (interface gone) ends Run, since a deaf router must not stay in the
+// election, or it would become a second master.
+func (r *runner) startRecv(k connKey, c Conn) {
+	go func() {
+		br, _ := c.(BatchReceiver)
+		for {
+			var ps []Packet
+			var err error
+			if br != nil {
+				ps = make([]Packet, recvBatch)
+				var n int
+				n, err = br.RecvBatch(ps)
+				ps = ps[:n]
+			} else {
+				var p Packet
+				p, err = c.Recv()
+				ps = []Packet{p}
+			}
+			if err != nil {
+				select {
+				case r.recvErr <- recvError{k, c, fmt.Errorf("receiving on %s (IPv%d): %w", k.ifname, k.family, err)}:
+				case <-r.done:
+				}
+				return
+			}
+			select {
+			case r.pkts <- received{k, ps}:
+			case <-r.done:
+				return
+			}
+		}
+	}()
+}
+
+// addGroup builds the group's routers, in Initialize, on open sockets.
+func (r *runner) addGroup(spec GroupSpec) *group {
+	g := &group{spec: spec}
+	r.groups = append(r.groups, g)
+	for _, fam := range spec.families() {
+		k := connKey{spec.Interface, fam}
+		v := &vr{g: g, family: fam, conn: r.conns[k]}
+		v.configure(spec)
+		// Priority and eligibility come from the daemon's input (applyInputs).
+		v.m = NewMachine(v.params(spec), 0, false)
+		g.vrs = append(g.vrs, v)
+		r.byVRID[k][spec.VRID] = v
+	}
+	return g
+}
+
+// configure sets what the spec decides beside the machine: the advert's
+// address list, destinations, unicast source, accepted intervals.
+func (v *vr) configure(spec GroupSpec) {
+	fam := v.family
+	v.addrs = spec.addrs(fam)
+	v.dsts, v.peers, v.src = nil, map[netip.Addr]bool{}, netip.Addr{}
+	v.minIv, v.maxIv = spec.peerIntervals()
+	v.accepted = intervalRange(v.minIv, v.maxIv)
+	for _, p := range spec.Peers {
+		if p.Is4() == (fam == 4) {
+			v.dsts = append(v.dsts, p)
+			v.peers[p] = true
+		}
+	}
+	if len(v.dsts) == 0 {
+		v.dsts = []netip.Addr{GroupV4}
+		if fam == 6 {
+			v.dsts = []netip.Addr{GroupV6}
+		}
+		return
+	}
+	for _, a := range spec.Sources {
+		if a.Is4() == (fam == 4) {
+			v.src = a
+		}
+	}
+}
+
+func (v *vr) params(spec GroupSpec) Params {
+	return Params{Interval: spec.Interval, Preempt: spec.Preempt, PreemptDelay: spec.PreemptDelay, Self: v.source()}
+}
+
+// sameRouters: old and new describe the same virtual routers on the wire
+// (VRID, interface, families), so a change between them applies in place.
+func sameRouters(old, new GroupSpec) bool {
+	return old.VRID == new.VRID && old.Interface == new.Interface && slices.Equal(old.families(), new.families())
+}
+
+// reconfigure is Reconfigure inside Run.
+func (r *runner) reconfigure(specs []GroupSpec) error {
+	opened, err := r.openConns(specs)
+	if err != nil {
+		return err
+	}
+	now := r.e.now()
+	byName := map[string]*group{}
+	for _, g := range r.groups {
+		byName[g.spec.Name] = g
+	}
+	// Removals first, so a VRID a removed group frees can be reused.
+	kept := map[string]*group{}
+	for _, spec := range specs {
+		if g := byName[spec.Name]; g != nil && sameRouters(g.spec, spec) {
+			kept[spec.Name] = g
+		}
+	}
+	for _, g := range r.groups {
+		if kept[g.spec.Name] == nil {
+			reason := "removed"
+			if slices.ContainsFunc(specs, func(s GroupSpec) bool { return s.Name == g.spec.Name }) {
+				// A new VRID, interface or family set is another
+				// virtual router on the wire: remove and add.
+				reason = "reconfigured"
+			}
+			r.removeGroup(g, reason, now)
+		}
+	}
+	var groups, added []*group
+	r.groups = nil
+	for _, spec := range specs {
+		if g := kept[spec.Name]; g != nil {
+			r.updateGroup(g, spec, now)
+			groups = append(groups, g)
+			continue
+		}
+		g := r.addGroup(spec)
+		added = append(added, g)
+		groups = append(groups, g)
+	}
+	r.groups = groups
+	// Sockets no router uses any more.
+	for k, c := range r.conns {
+		if len(r.byVRID[k]) == 0 {
+			c.Close()
+			delete(r.conns, k)
+			delete(r.byVRID, k)
+			delete(r.notReady, k)
+		}
+	}
+	err = r.setFilters()
+	r.setSyncHolds()
+	for _, k := range opened {
+		if c, ok := r.conns[k]; ok {
+			r.startRecv(k, c)
+		}
+	}
+	r.e.mu.Lock()
+	r.e.groups = slices.Clone(specs)
+	r.e.mu.Unlock()
+	r.checkReady(true)
+	r.applyInputs(now)
+	for _, g := range added {
+		for _, v := range g.vrs {
+			r.handle(v, v.m.Start(now), now)
+		}
+	}
+	r.changed = true
+	if err != nil {
+		// The routers are in place; only a kernel filter is missing,
+		// which costs CPU under a flood, not correctness.
+		r.e.log.Warn("reload: VRRP socket filter", "err", err)
+	}
+	return nil
+}
+
+// removeGroup takes the group out of the election: Owner=false first (the
+// VIPs are gone), then the priority-0 adverts of its masters.
+func (r *runner) removeGroup(g *group, reason string, now time.Time) {
+	if g.owned {
+		g.owned = false
+		_ = r.report(election.Transition{Group: g.spec.Name, Owner: false, Reason: reason, At: time.Now()})
+	}
+	for _, v := range g.vrs {
+		out := v.m.Shutdown(now)
+		if out.Send {
+			r.send(v, out.Priority)
+		}
+		k := connKey{g.spec.Interface, v.family}
+		if r.byVRID[k][g.spec.VRID] == v {
+			delete(r.byVRID[k], g.spec.VRID)
+		}
+	}
+	r.e.log.Info("vrrp group removed", "group", g.spec.Name, "vrid", g.spec.VRID, "reason", reason)
+}
+
+// updateGroup applies a changed spec to the group's routers in place;
+// nothing is sent or changes state.
+func (r *runner) updateGroup(g *group, spec GroupSpec, now time.Time) {
+	g.spec = spec
+	for _, v := range g.vrs {
+		v.configure(spec)
+		v.m.SetParams(now, v.params(spec))
 	}
 }
 
@@ -516,7 +806,7 @@ func (r *runner) nextDeadline() (time.Time, bool) {
 func (r *runner) applyInputs(now time.Time) {
 	for _, g := range r.groups {
 		in := r.e.inputs.Get(g.spec.Name)
-		prio := min(max(in.Priority, 0), 254)
+		prio := min(max(in.Priority, 1), 254)
 		// A router that cannot advertise must not be (or become) master:
 		// the group is ineligible while any of its sockets has no usable
 		// source address.
@@ -534,7 +824,7 @@ func (r *runner) applyInputs(now time.Time) {
 				continue
 			}
 			v.lastIn = in
-			r.handle(v, v.m.SetInput(now, uint8(prio), in.Eligible), now)
+			r.handle(v, v.m.SetInput(now, uint8(prio), in.Eligible, in.Degraded), now)
 		}
 	}
 }
@@ -591,7 +881,11 @@ func (r *runner) sourcesReady(k connKey, c Conn) error {
 // receive validates a datagram (RFC 5798 §7.1) and hands it to its router.
 func (r *runner) receive(k connKey, p Packet) {
 	now := r.e.now()
-	if p.Src == r.conns[k].Source() || r.ownSource(k, p.Src) {
+	c, ok := r.conns[k]
+	if !ok {
+		return // read before a reload closed the socket
+	}
+	if p.Src == c.Source() || r.ownSource(k, p.Src) {
 		r.dropped(now, DropOwn, nil, func() []any { return []any{"from", p.Src} })
 		return
 	}
@@ -928,6 +1222,7 @@ func (r *runner) publish() {
 			s := VRStatus{
 				Group: g.spec.Name, Family: v.family, VRID: g.spec.VRID, Interface: g.spec.Interface,
 				Source: v.source().String(), State: v.m.State().String(), Priority: v.m.prio,
+				Advertised: v.m.Advertised(), Degraded: v.m.Degraded(), Input: v.lastIn.Reason,
 				MasterPriority: mp, MasterInterval: v.m.MasterInterval().String(),
 				AcceptedIntervals: v.accepted,
 			}

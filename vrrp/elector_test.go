@@ -28,6 +28,7 @@ type memConn struct {
 	mu       sync.Mutex
 	cut      bool  // unplugged: sends vanish, nothing arrives
 	notReady error // Ready's answer
+	tap      func(p []byte, dst netip.Addr)
 	closed   chan struct{}
 	once     sync.Once
 }
@@ -47,6 +48,12 @@ func (c *memConn) isCut() bool        { c.mu.Lock(); defer c.mu.Unlock(); return
 func (c *memConn) Send(p []byte, dst netip.Addr) error {
 	if c.isCut() {
 		return errors.New("link down")
+	}
+	c.mu.Lock()
+	tap := c.tap
+	c.mu.Unlock()
+	if tap != nil {
+		tap(p, dst)
 	}
 	c.lan.mu.Lock()
 	defer c.lan.mu.Unlock()
@@ -99,6 +106,7 @@ type cluster struct {
 
 type testNode struct {
 	log    *slog.Logger // set by a before hook to see the node's log; default testLog
+	open   OpenFunc     // set by a before hook to open other sockets; default conns by family
 	e      *Elector
 	conns  map[int]*memConn
 	cancel context.CancelFunc
@@ -136,7 +144,11 @@ func newCluster(t *testing.T, specs [][]testGroup, before ...func(int, *testNode
 		if n.log != nil {
 			log = n.log
 		}
-		n.e = New(groups, log, Options{Open: func(_ context.Context, _ string, fam int) (Conn, error) { return n.conns[fam], nil }})
+		open := n.open
+		if open == nil {
+			open = func(_ context.Context, _ string, fam int) (Conn, error) { return n.conns[fam], nil }
+		}
+		n.e = New(groups, log, Options{Open: open})
 		for _, g := range gs { // as the daemon does before Run
 			n.e.SetInput(g.Name, election.Input{Eligible: true, Priority: int(g.prio)})
 		}

@@ -31,7 +31,7 @@ func (s State) String() string {
 const (
 	ReasonMasterDown  = "master-down-timer"      // no advert from a master for Master_Down_Interval
 	ReasonMasterLeft  = "priority-0-advert"      // the master said it leaves; took over after Skew_Time
-	ReasonPreempt     = "preempt"                // ignored a lower-priority master and took over
+	ReasonPreempt     = "preempt"                // a lower-priority master was heard: took over after Skew_Time
 	ReasonHigherAdv   = "higher-priority-advert" // a better master exists
 	ReasonOwner       = "address-owner"          // priority 255 starts as master
 	ReasonIneligible  = "ineligible"             // health/drain made this node step down
@@ -46,7 +46,10 @@ type Params struct {
 	// Interval is this router's Advertisement_Interval (10ms..40.95s).
 	Interval time.Duration
 	// Preempt lets a higher-priority backup take over from a lower-priority
-	// master (RFC default; keepalived's nopreempt is Preempt=false).
+	// master (RFC default). Preempt=false is keepalived's nopreempt: the
+	// backup accepts any live master, whatever its priority, degraded
+	// (priority 1) or not, and takes over only when no master is heard
+	// (Master_Down_Timer, or a priority-0 advert).
 	Preempt bool
 	// PreemptDelay postpones preemption until a lower-priority master has
 	// been seen for this long (keepalived preempt_delay), so a node that just
@@ -77,6 +80,10 @@ type Machine struct {
 	p        Params
 	prio     uint8 // configured priority (1..255)
 	eligible bool
+	// degraded: a last resort (election.Input.Degraded). It advertises
+	// priority 1, so every healthy preempting router takes over, and it
+	// never preempts anyone; as master it keeps the group until then.
+	degraded bool
 	state    State
 
 	masterInterval time.Duration // Master_Adver_Interval
@@ -84,10 +91,13 @@ type Machine struct {
 	downReason     string        // why it will fire: master-down-timer, priority-0-advert or preempt
 	advertAt       time.Time     // Master: when the Adver_Timer fires
 	lowerSince     time.Time     // first lower-priority advert seen (preempt delay)
-	answeredAt     time.Time     // Master: last immediate answer to a lower-priority advert
+	extraAt        time.Time     // Master: last advert sent outside the Adver_Timer (answer, priority change)
 
 	master     netip.Addr // current master as far as known
 	masterPrio uint8
+	// following is the master whose last advert this backup accepted
+	// (it reset the Master_Down_Timer); invalid when none is followed.
+	following netip.Addr
 
 	// want is the state this router would be in on its own (keepalived's
 	// wantstate): Master once its Master_Down_Timer fired, Backup once it
@@ -121,7 +131,7 @@ func (m *Machine) SetSyncHold(hold func() bool) { m.syncHold = hold }
 // (this router's own when it is master).
 func (m *Machine) Master() (netip.Addr, uint8) {
 	if m.state == Master {
-		return m.p.Self, m.prio
+		return m.p.Self, m.Advertised()
 	}
 	return m.master, m.masterPrio
 }
@@ -129,9 +139,49 @@ func (m *Machine) Master() (netip.Addr, uint8) {
 // MasterInterval is the Master_Adver_Interval learned from the master.
 func (m *Machine) MasterInterval() time.Duration { return m.masterInterval }
 
-// SkewTime is ((256-Priority) × Master_Adver_Interval) / 256.
+// Advertised is the priority this router puts in its adverts and compares
+// with other routers': 0 when it may not be master, 1 when degraded (the
+// lowest a live router can have, whatever its configured priority: every
+// healthy router beats it), its priority otherwise.
+func (m *Machine) Advertised() uint8 {
+	switch {
+	case !m.eligible:
+		return 0
+	case m.degraded && m.prio > 0:
+		return 1
+	}
+	return m.prio
+}
+
+// Degraded reports whether the router is a last resort (SetInput).
+func (m *Machine) Degraded() bool { return m.degraded }
+
+// SetParams changes the router's parameters in place (a reload): the next
+// adverts use the new interval; a master's next advert is not postponed.
+func (m *Machine) SetParams(now time.Time, p Params) {
+	old := m.p
+	m.p = p
+	if p.Interval != old.Interval {
+		if m.masterInterval == old.Interval {
+			m.masterInterval = p.Interval
+		}
+		if m.state == Master {
+			m.advertAt = minTime(m.advertAt, now.Add(p.Interval))
+		}
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// SkewTime is ((256-Priority) × Master_Adver_Interval) / 256, with the
+// priority this router advertises (a degraded router waits longest).
 func (m *Machine) SkewTime() time.Duration {
-	return time.Duration(256-int64(m.prio)) * m.masterInterval / 256
+	return time.Duration(256-int64(m.Advertised())) * m.masterInterval / 256
 }
 
 // MasterDownInterval is 3 × Master_Adver_Interval + Skew_Time.
@@ -157,7 +207,7 @@ func (m *Machine) Start(now time.Time) Output {
 	if m.state != Initialize {
 		return Output{}
 	}
-	if m.prio == PriorityOwner && m.eligible {
+	if m.Advertised() == PriorityOwner {
 		return m.becomeMaster(now, ReasonOwner)
 	}
 	m.becomeBackup(now)
@@ -168,7 +218,7 @@ func (m *Machine) becomeMaster(now time.Time, reason string) Output {
 	m.state, m.want = Master, Master
 	m.advertAt = now.Add(m.p.Interval)
 	m.lowerSince = time.Time{}
-	return Output{Send: true, Priority: m.prio, Changed: true, State: Master, Reason: reason, Peer: m.p.Self}
+	return Output{Send: true, Priority: m.Advertised(), Changed: true, State: Master, Reason: reason, Peer: m.p.Self}
 }
 
 func (m *Machine) becomeBackup(now time.Time) {
@@ -188,7 +238,7 @@ func (m *Machine) Tick(now time.Time) Output {
 			// Ineligible: never take over; keep the timer ticking slowly
 			// rather than spinning.
 			m.want = Backup
-			m.master, m.masterPrio = netip.Addr{}, 0
+			m.master, m.masterPrio, m.following = netip.Addr{}, 0, netip.Addr{}
 			m.masterDown = now.Add(m.MasterDownInterval())
 			return Output{}
 		}
@@ -209,7 +259,7 @@ func (m *Machine) Tick(now time.Time) Output {
 			return Output{}
 		}
 		m.advertAt = now.Add(m.p.Interval)
-		return Output{Send: true, Priority: m.prio}
+		return Output{Send: true, Priority: m.Advertised()}
 	}
 	return Output{}
 }
@@ -223,13 +273,10 @@ func (m *Machine) Receive(now time.Time, src netip.Addr, a Advert) Output {
 			// backup (smallest skew) wins without a full Master_Down_Interval.
 			m.masterDown = now.Add(m.SkewTime())
 			m.downReason = ReasonMasterLeft
-			m.master, m.masterPrio = netip.Addr{}, 0
+			m.master, m.masterPrio, m.following = netip.Addr{}, 0, netip.Addr{}
 			return Output{}
 		}
-		local := m.prio
-		if !m.canMaster() {
-			local = 0
-		}
+		local := m.Advertised()
 		accept := !m.p.Preempt || a.Priority >= local
 		if !accept && m.p.PreemptDelay > 0 {
 			if m.lowerSince.IsZero() {
@@ -240,28 +287,46 @@ func (m *Machine) Receive(now time.Time, src netip.Addr, a Advert) Output {
 		if a.Priority >= local {
 			m.lowerSince = time.Time{}
 		}
+		weakened := src == m.following
 		m.master, m.masterPrio = src, a.Priority
 		if !accept {
-			// Let Master_Down_Timer run out: this is preemption.
+			// Preemption. RFC 5798 §6.4.2 (and keepalived since 1.3)
+			// discard the advert and let Master_Down_Timer run out, up to
+			// 3 × interval + skew after the master's last acceptable advert.
+			// When it is the master we followed that now advertises less
+			// than us, it lost priority (a weight, a degraded check): treat
+			// it like a leaving master and take over after Skew_Time, so the
+			// best preempting backup (smallest skew) wins and the others
+			// hear it before their own timer fires. Any other lower-priority
+			// sender (a router that could not hear the master, a flood) is
+			// discarded as the RFC says: the master we follow is still alive.
+			// keepalived before 1.3 became master at once ("forcing a new
+			// MASTER election"), on any lower advert.
+			if weakened {
+				m.masterDown = minTime(m.masterDown, now.Add(m.SkewTime()))
+				m.following = netip.Addr{}
+			}
 			m.downReason = ReasonPreempt
 			return Output{}
 		}
+		m.following = src
 		m.masterInterval = a.Interval
 		m.masterDown = now.Add(m.MasterDownInterval())
 		m.downReason = ReasonMasterDown
 		m.want = Backup
 		return Output{}
 	case Master:
+		local := m.Advertised()
 		if a.Priority == PriorityStop {
 			// Another master is leaving: assert ourselves at once.
 			m.advertAt = now.Add(m.p.Interval)
-			return Output{Send: true, Priority: m.prio}
+			return Output{Send: true, Priority: local}
 		}
-		if a.Priority > m.prio || (a.Priority == m.prio && addrGreater(src, m.p.Self)) {
+		if a.Priority > local || (a.Priority == local && addrGreater(src, m.p.Self)) {
 			m.masterInterval = a.Interval
 			m.becomeBackup(now)
 			m.want = Backup
-			m.master, m.masterPrio = src, a.Priority
+			m.master, m.masterPrio, m.following = src, a.Priority, src
 			return Output{Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: src}
 		}
 		// A lower-priority router (or an equal one with a lower address)
@@ -270,28 +335,47 @@ func (m *Machine) Receive(now time.Time, src netip.Addr, a Advert) Output {
 		// rather than at our next advert and learning bridges see our path.
 		// At most once per Advertisement_Interval, so a stream of such
 		// adverts cannot make us send faster than twice the usual rate.
-		if m.answeredAt.IsZero() || now.Sub(m.answeredAt) >= m.p.Interval {
-			m.answeredAt = now
-			m.advertAt = now.Add(m.p.Interval)
-			return Output{Send: true, Priority: m.prio}
+		if out, ok := m.extra(now); ok {
+			return out
 		}
 	}
 	return Output{}
 }
 
-// SetInput changes priority and eligibility. A master that becomes
-// ineligible steps down with a priority-0 advert, so a backup takes over
-// after Skew_Time instead of Master_Down_Interval.
-func (m *Machine) SetInput(now time.Time, priority uint8, eligible bool) Output {
+// extra sends an advert now, outside the Adver_Timer (which restarts), at
+// most once per Advertisement_Interval: a stream of stimuli cannot make a
+// master send faster than twice its usual rate, and when one is refused the
+// next periodic advert carries the same priority.
+func (m *Machine) extra(now time.Time) (Output, bool) {
+	if !m.extraAt.IsZero() && now.Sub(m.extraAt) < m.p.Interval {
+		return Output{}, false
+	}
+	m.extraAt = now
+	m.advertAt = now.Add(m.p.Interval)
+	return Output{Send: true, Priority: m.Advertised()}, true
+}
+
+// SetInput changes priority, eligibility and degradation. A master that
+// becomes ineligible steps down with a priority-0 advert, so a backup takes
+// over after Skew_Time instead of Master_Down_Interval. A master whose
+// advertised priority changes (a weight, degraded) stays master and
+// advertises the new priority at once rather than at its next advert, so a
+// better preempting backup takes over within its Skew_Time.
+func (m *Machine) SetInput(now time.Time, priority uint8, eligible, degraded bool) Output {
 	wasEligible := m.canMaster()
-	m.prio, m.eligible = priority, eligible
+	was := m.Advertised()
+	m.prio, m.eligible, m.degraded = priority, eligible, degraded
 	switch m.state {
 	case Master:
 		if !m.canMaster() {
 			m.becomeBackup(now)
 			m.want = Backup
-			m.master, m.masterPrio = netip.Addr{}, 0
+			m.master, m.masterPrio, m.following = netip.Addr{}, 0, netip.Addr{}
 			return Output{Send: true, Priority: PriorityStop, Changed: true, State: Backup, Reason: ReasonIneligible}
+		}
+		if m.Advertised() != was {
+			out, _ := m.extra(now)
+			return out
 		}
 	case Backup:
 		if !wasEligible && m.canMaster() {

@@ -46,6 +46,7 @@ type step struct {
 	adv   Advert
 	prio  uint8 // input
 	elig  bool  // input
+	degr  bool  // input
 	want  Output
 	state State // state after the step
 }
@@ -63,7 +64,7 @@ func run(t *testing.T, m *Machine, steps []step) {
 		case "recv":
 			got = m.Receive(now, s.src, s.adv)
 		case "input":
-			got = m.SetInput(now, s.prio, s.elig)
+			got = m.SetInput(now, s.prio, s.elig, s.degr)
 		case "force-master":
 			got = m.Force(now, Master, ReasonSyncMaster)
 		case "force-backup":
@@ -117,11 +118,32 @@ func TestMachine(t *testing.T) {
 			{at: 260 * ms, ev: "tick", state: Backup},
 			{at: 261 * ms, ev: "tick", want: master(100, ReasonMasterLeft), state: Master},
 		}},
-		{"preempt: ignore a lower master, take over", Params{Interval: 100 * ms, Preempt: true, Self: self}, 150, true, []step{
+		{"preempt: a lower master is taken over after Skew_Time", Params{Interval: 100 * ms, Preempt: true, Self: self}, 150, true, []step{
 			{at: 0, ev: "start", want: toBackup, state: Backup},
-			{at: 100 * ms, ev: "recv", src: upper, adv: adv(100, 100*ms), state: Backup},
-			{at: 200 * ms, ev: "recv", src: upper, adv: adv(100, 100*ms), state: Backup},
-			{at: 342 * ms, ev: "tick", want: master(150, ReasonPreempt), state: Master},
+			{at: 10 * ms, ev: "recv", src: upper, adv: adv(200, 100*ms), state: Backup},
+			{at: 110 * ms, ev: "recv", src: upper, adv: adv(100, 100*ms), state: Backup}, // its priority dropped
+			{at: 120 * ms, ev: "recv", src: upper, adv: adv(100, 100*ms), state: Backup}, // does not push the timer back
+			{at: 151 * ms, ev: "tick", state: Backup},                                    // skew 41.4ms at 150
+			{at: 152 * ms, ev: "tick", want: master(150, ReasonPreempt), state: Master},
+		}},
+		{"preempt: the best backup takes over, a worse one then accepts it", Params{Interval: 100 * ms, Preempt: true, Self: self}, 120, true, []step{
+			{at: 0, ev: "start", want: toBackup, state: Backup},
+			{at: 10 * ms, ev: "recv", src: upper, adv: adv(200, 100*ms), state: Backup},
+			{at: 110 * ms, ev: "recv", src: upper, adv: adv(100, 100*ms), state: Backup}, // skew 53ms at 120
+			{at: 152 * ms, ev: "recv", src: lower, adv: adv(150, 100*ms), state: Backup}, // a better backup preempted first
+			{at: 170 * ms, ev: "tick", state: Backup},
+			{at: 505 * ms, ev: "tick", state: Backup},
+			{at: 506 * ms, ev: "tick", want: master(120, ReasonMasterDown), state: Master}, // 152 + 300 + its own skew 53.1ms
+		}},
+		{"preempt: a lower sender that is not the master followed is discarded (a flood)", Params{Interval: 100 * ms, Preempt: true, Self: self}, 100, true, []step{
+			{at: 0, ev: "start", want: toBackup, state: Backup},
+			{at: 10 * ms, ev: "recv", src: upper, adv: adv(150, 100*ms), state: Backup},
+			{at: 20 * ms, ev: "recv", src: lower, adv: adv(50, 100*ms), state: Backup},
+			{at: 90 * ms, ev: "tick", state: Backup}, // no Skew_Time takeover
+			{at: 110 * ms, ev: "recv", src: upper, adv: adv(150, 100*ms), state: Backup},
+			{at: 120 * ms, ev: "recv", src: lower, adv: adv(50, 100*ms), state: Backup},
+			{at: 470 * ms, ev: "tick", state: Backup}, // 110 + 360.9
+			{at: 471 * ms, ev: "tick", want: master(100, ReasonPreempt), state: Master},
 		}},
 		{"nopreempt: a lower master keeps the group", Params{Interval: 100 * ms, Preempt: false, Self: self}, 150, true, []step{
 			{at: 0, ev: "start", want: toBackup, state: Backup},
@@ -137,9 +159,9 @@ func TestMachine(t *testing.T) {
 			{at: 700 * ms, ev: "recv", src: upper, adv: adv(100, 100*ms), state: Backup},
 			{at: 1000 * ms, ev: "recv", src: upper, adv: adv(100, 100*ms), state: Backup},
 			{at: 1050 * ms, ev: "tick", state: Backup},
-			{at: 1100 * ms, ev: "recv", src: upper, adv: adv(100, 100*ms), state: Backup}, // delay over: ignored
-			{at: 1200 * ms, ev: "recv", src: upper, adv: adv(100, 100*ms), state: Backup},
-			{at: 1342 * ms, ev: "tick", want: master(150, ReasonPreempt), state: Master},
+			{at: 1100 * ms, ev: "recv", src: upper, adv: adv(100, 100*ms), state: Backup}, // delay over: preempt after skew
+			{at: 1141 * ms, ev: "tick", state: Backup},
+			{at: 1142 * ms, ev: "tick", want: master(150, ReasonPreempt), state: Master},
 		}},
 		{"master yields to higher priority", p100, 100, true, []step{
 			{at: 0, ev: "start", want: toBackup, state: Backup},
@@ -198,9 +220,13 @@ func TestMachine(t *testing.T) {
 		{"priority change while master goes into the adverts", p100, 100, true, []step{
 			{at: 0, ev: "start", want: toBackup, state: Backup},
 			{at: 400 * ms, ev: "tick", want: master(100, ReasonMasterDown), state: Master},
-			{at: 450 * ms, ev: "input", prio: 20, elig: true, state: Master},
-			{at: 500 * ms, ev: "tick", want: send(20), state: Master},
-			{at: 510 * ms, ev: "recv", src: lower, adv: adv(50, 100*ms),
+			{at: 450 * ms, ev: "input", prio: 20, elig: true, want: send(20), state: Master}, // at once
+			{at: 500 * ms, ev: "tick", state: Master},                                        // timer restarted at 450
+			{at: 520 * ms, ev: "input", prio: 30, elig: true, state: Master},                 // at most one extra per interval
+			{at: 550 * ms, ev: "tick", want: send(30), state: Master},                        // the next periodic advert tells
+			{at: 650 * ms, ev: "tick", want: send(30), state: Master},
+			{at: 660 * ms, ev: "input", prio: 30, elig: true, state: Master}, // unchanged: nothing to tell
+			{at: 710 * ms, ev: "recv", src: lower, adv: adv(50, 100*ms),
 				want: Output{Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: lower}, state: Backup},
 		}},
 		{"sync group forcing", p100, 100, true, []step{
@@ -234,5 +260,92 @@ func TestMachineMasterInfo(t *testing.T) {
 	}
 	if d := m.Deadline(); d != t0.Add(ms+600*ms+m.SkewTime()) {
 		t.Fatalf("Deadline %s", d.Sub(t0))
+	}
+}
+
+// TestMachineDegraded: a degraded router (election.Input.Degraded) is a last
+// resort: it advertises priority 1 whatever its priority, keeps the group
+// as master until a healthy preempting router takes it, never preempts a
+// live master, and takes over only when no master is heard.
+func TestMachineDegraded(t *testing.T) {
+	toBackup := Output{Changed: true, State: Backup, Reason: ReasonStartBackup}
+	send := func(p uint8) Output { return Output{Send: true, Priority: p} }
+	master := func(p uint8, reason string) Output {
+		return Output{Send: true, Priority: p, Changed: true, State: Master, Reason: reason, Peer: self}
+	}
+	preempt := Params{Interval: 100 * ms, Preempt: true, Self: self}
+	nopreempt := Params{Interval: 100 * ms, Preempt: false, Self: self}
+	for _, c := range []struct {
+		name   string
+		params Params
+		prio   uint8
+		steps  []step
+	}{
+		{"degraded master advertises 1 at once and keeps the group", preempt, 200, []step{
+			{at: 0, ev: "start", want: toBackup, state: Backup},
+			{at: 400 * ms, ev: "tick", want: master(200, ReasonMasterDown), state: Master},
+			{at: 450 * ms, ev: "input", prio: 200, elig: true, degr: true, want: send(1), state: Master},
+			{at: 550 * ms, ev: "tick", want: send(1), state: Master},
+			{at: 650 * ms, ev: "tick", want: send(1), state: Master},
+			{at: 700 * ms, ev: "input", prio: 250, elig: true, degr: true, state: Master}, // weights do not show while degraded
+			{at: 750 * ms, ev: "tick", want: send(1), state: Master},
+			{at: 760 * ms, ev: "input", prio: 250, elig: true, want: send(250), state: Master}, // healthy again
+			{at: 800 * ms, ev: "input", prio: 250, elig: true, degr: true, state: Master},      // rate-limited: next advert tells
+			{at: 860 * ms, ev: "tick", want: send(1), state: Master},
+		}},
+		{"degraded master yields to any live router, keeps against nothing", preempt, 200, []step{
+			{at: 0, ev: "start", want: toBackup, state: Backup},
+			{at: 400 * ms, ev: "tick", want: master(200, ReasonMasterDown), state: Master},
+			{at: 450 * ms, ev: "input", prio: 200, elig: true, degr: true, want: send(1), state: Master},
+			{at: 560 * ms, ev: "recv", src: lower, adv: adv(1, 100*ms), want: send(1), state: Master}, // degraded too, lower address
+			{at: 580 * ms, ev: "recv", src: lower, adv: adv(2, 100*ms),
+				want: Output{Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: lower}, state: Backup},
+		}},
+		{"healthy preempting backup takes over from a degraded master within its Skew_Time", preempt, 50, []step{
+			{at: 0, ev: "start", want: toBackup, state: Backup},
+			{at: 10 * ms, ev: "recv", src: upper, adv: adv(200, 100*ms), state: Backup},
+			{at: 60 * ms, ev: "recv", src: upper, adv: adv(1, 100*ms), state: Backup}, // its immediate advert
+			{at: 140 * ms, ev: "tick", state: Backup},                                 // skew at 50: 80.5ms
+			{at: 141 * ms, ev: "tick", want: master(50, ReasonPreempt), state: Master},
+		}},
+		{"nopreempt backup leaves a degraded master alone", nopreempt, 200, []step{
+			{at: 0, ev: "start", want: toBackup, state: Backup},
+			{at: 10 * ms, ev: "recv", src: upper, adv: adv(100, 100*ms), state: Backup},
+			{at: 60 * ms, ev: "recv", src: upper, adv: adv(1, 100*ms), state: Backup},
+			{at: 160 * ms, ev: "recv", src: upper, adv: adv(1, 100*ms), state: Backup},
+			{at: 260 * ms, ev: "recv", src: upper, adv: adv(1, 100*ms), state: Backup},
+			{at: 360 * ms, ev: "tick", state: Backup},
+			{at: 360 * ms, ev: "recv", src: upper, adv: adv(1, 100*ms), state: Backup},
+			{at: 620 * ms, ev: "tick", state: Backup},
+			{at: 700 * ms, ev: "tick", want: master(200, ReasonMasterDown), state: Master}, // but takes over when it is gone
+		}},
+		{"degraded backup never preempts a live master, takes over when none is heard", preempt, 200, []step{
+			{at: 0, ev: "start", want: toBackup, state: Backup},
+			{at: 5 * ms, ev: "input", prio: 200, elig: true, degr: true, state: Backup},
+			{at: 10 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), state: Backup},
+			{at: 110 * ms, ev: "recv", src: upper, adv: adv(1, 100*ms), state: Backup}, // a degraded master, higher address
+			{at: 210 * ms, ev: "recv", src: lower, adv: adv(1, 100*ms), state: Backup}, // lower address: equal priority is accepted
+			{at: 609 * ms, ev: "tick", state: Backup},                                  // 210 + 3 × 100ms + skew at 1: 99.6ms
+			{at: 610 * ms, ev: "tick", want: master(1, ReasonMasterDown), state: Master},
+			{at: 620 * ms, ev: "recv", src: lower, adv: adv(50, 100*ms),
+				want: Output{Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: lower}, state: Backup},
+		}},
+		{"degraded backup with preempt delay still never preempts", Params{Interval: 100 * ms, Preempt: true, PreemptDelay: 50 * ms, Self: self}, 200, []step{
+			{at: 0, ev: "start", want: toBackup, state: Backup},
+			{at: 5 * ms, ev: "input", prio: 200, elig: true, degr: true, state: Backup},
+			{at: 10 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), state: Backup},
+			{at: 110 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), state: Backup},
+			{at: 210 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), state: Backup},
+			{at: 300 * ms, ev: "tick", state: Backup},
+			{at: 310 * ms, ev: "input", prio: 200, elig: true, state: Backup}, // healthy again
+			{at: 320 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), state: Backup},
+			{at: 371 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), state: Backup}, // delay over: preempt after skew 21.9ms
+			{at: 392 * ms, ev: "tick", state: Backup},
+			{at: 393 * ms, ev: "tick", want: master(200, ReasonPreempt), state: Master},
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			run(t, NewMachine(c.params, c.prio, true), c.steps)
+		})
 	}
 }

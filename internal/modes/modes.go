@@ -41,7 +41,7 @@ type Mode struct {
 // the same names (tested).
 var registry = [...]Mode{
 	{Name: config.ModeStatic, New: newStatic, Reload: reloadStatic},
-	{Name: config.ModeVRRP, New: newVRRP},
+	{Name: config.ModeVRRP, New: newVRRP, Reload: reloadVRRP},
 	{Name: config.ModeLease, New: newLease, Reload: reloadLease},
 	{Name: config.ModeGossip, New: newGossip},
 }

@@ -50,3 +50,18 @@ func newVRRP(c *config.Config, log *slog.Logger) (election.Elector, error) {
 	}
 	return vrrp.New(specs, log, vrrp.Options{}), nil
 }
+
+// reloadVRRP applies a new config in place (vrrp.Elector.Reconfigure): every
+// vrrp setting of a group can change without a restart; a new VRID,
+// interface or address family set replaces that group's virtual routers.
+func reloadVRRP(e election.Elector, c *config.Config) error {
+	v, ok := e.(*vrrp.Elector)
+	if !ok {
+		return fmt.Errorf("mode vrrp: elector is a %T", e)
+	}
+	specs, err := VRRPSpecs(c)
+	if err != nil {
+		return err
+	}
+	return v.Reconfigure(specs)
+}

@@ -1,10 +1,12 @@
 package modes
 
 import (
+	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
 
+	"github.com/vipd/vipd/election"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/vrrp"
 )
@@ -76,4 +78,40 @@ func vrrpSpecsOf(t *testing.T, yaml string) []vrrp.GroupSpec {
 		t.Fatal(err)
 	}
 	return specs
+}
+
+// TestReloadVRRP: the registered Reload hands the translated specs to the
+// elector New built, and refuses another elector.
+func TestReloadVRRP(t *testing.T) {
+	parse := func(yaml string) *config.Config {
+		t.Helper()
+		c, err := config.Parse([]byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(eth0Host{}); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	const head = "apiVersion: vipd.io/v1alpha1\nkind: Config\nnode: n1\nmode: vrrp\ngroups:\n"
+	c1 := parse(head + "- name: web\n  vips: [{address: 198.51.100.100}]\n  vrrp: {vrid: 51}\n")
+	c2 := parse(head + "- name: web\n  vips: [{address: 198.51.100.100}]\n  vrrp: {vrid: 51}\n" +
+		"- name: api\n  vips: [{address: 198.51.100.101}]\n  vrrp: {vrid: 52}\n")
+	m, ok := Lookup(config.ModeVRRP)
+	if !ok || m.Reload == nil {
+		t.Fatal("vrrp mode has no Reload")
+	}
+	e, err := m.New(c1, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Before Run, Reconfigure only replaces the list (vrrp's own tests
+	// cover a running elector).
+	if err := m.Reload(e, c2); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Reload(election.NewStatic(nil), c2); err == nil {
+		t.Fatal("Reload accepted a static elector")
+	}
 }
