@@ -21,7 +21,9 @@ type Input struct {
 	// implements the same rule: a degraded node keeps a group it owns until a
 	// healthy (Eligible, not Degraded) node wants it, never takes a group
 	// from a live owner, and takes a group nobody owns only if no healthy
-	// node does. Priority still orders degraded nodes among themselves.
+	// node does. Priority still orders degraded nodes among themselves
+	// where the mode can carry it (gossip, Lease; VRRP advertises every
+	// degraded router at priority 1, so there the higher address wins).
 	// (VRRP: it advertises priority 1, so every healthy preempting router
 	// wins; Lease: it hands over to a healthy candidate that asks; gossip: its
 	// bid ranks below every healthy bid.)
