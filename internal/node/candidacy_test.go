@@ -12,7 +12,9 @@ import (
 func TestCandidacy(t *testing.T) {
 	linksUp := map[string]LinkState{"eth0": up}
 	pass := func(n string) health.Result { return health.Result{Name: n, State: health.Passing} }
-	fail := func(n, err string) health.Result { return health.Result{Name: n, State: health.Failing, LastError: err} }
+	fail := func(n, err string) health.Result {
+		return health.Result{Name: n, State: health.Failing, LastError: err}
+	}
 	checks := func(rs ...health.Result) map[string]health.Result {
 		m := map[string]health.Result{}
 		for _, r := range rs {
