@@ -230,6 +230,36 @@ func TestTrackerStartupDelaySparesTheOwner(t *testing.T) {
 	})
 }
 
+// An improvement that a link (not a check) completes after a health drop is
+// held too, and the tracker's timer must know the hold: it is applied when
+// the window ends, without any further event.
+func TestTrackerHoldStartedByALinkEndsByItself(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const minMove = 10 * time.Second
+		r := startTracker(t, []Group{gated(Track{"api", 0})}, 0, minMove)
+		r.tr.setLinks(map[string]LinkState{"eth0": up})
+		r.tr.setCheck(result("api", health.Passing, ""))
+		dropAt := time.Now()
+		r.tr.setCheck(result("api", health.Failing, "x"))
+		time.Sleep(time.Second)
+		r.tr.setLinks(map[string]LinkState{"eth0": {Exists: true}})
+		time.Sleep(time.Second)
+		r.tr.setCheck(result("api", health.Passing, ""))
+		if a := r.last(t, "web"); a.in.Eligible || a.in.Reason != "link eth0 down" || a.b.Held != "" {
+			t.Fatalf("with the link down: %+v %+v", a.in, a.b)
+		}
+		time.Sleep(time.Second)
+		r.tr.setLinks(map[string]LinkState{"eth0": up})
+		if a := r.last(t, "web"); a.in.Eligible || a.b.Held == "" {
+			t.Fatalf("link back within the window: not held: %+v %+v", a.in, a.b)
+		}
+		time.Sleep(dropAt.Add(minMove).Sub(time.Now()))
+		if a := r.last(t, "web"); !a.in.Eligible || !a.at.Equal(dropAt.Add(minMove)) {
+			t.Fatalf("hold started by setLinks did not end at %s: %+v", minMove, a)
+		}
+	})
+}
+
 // A link drop never starts a window: the link returning is applied at once.
 func TestTrackerDoesNotHoldAfterALinkDrop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
