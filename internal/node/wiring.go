@@ -94,6 +94,11 @@ func (n *notifier) changed(group string) {
 	switch {
 	case st.Owner:
 		state = hooks.Master
+	case st.Reason == "shutdown" || st.Reason == "removed":
+		// The group is going away and STOP follows (stop): a BACKUP or
+		// FAULT in between would run a script for a state the node never
+		// enters (keepalived goes from MASTER straight to STOP too).
+		return
 	case !st.Eligible && pendingReason(st.Why):
 		return
 	case !st.Eligible:
