@@ -109,6 +109,13 @@ func (n *notifier) changed(group string) {
 	n.emit(group, state, reason, st)
 }
 
+// forget lets a group a reload adds again start over (after its STOP).
+func (n *notifier) forget(group string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.last, group)
+}
+
 // stop notifies STOP for group (shutdown or removal).
 func (n *notifier) stop(group, reason string) {
 	st, ok := n.manager.status(group)
@@ -121,7 +128,9 @@ func (n *notifier) stop(group, reason string) {
 func (n *notifier) emit(group string, state hooks.State, reason string, st GroupStatus) {
 	n.mu.Lock()
 	prev := n.last[group]
-	if prev == state {
+	// STOP is final: checks and eligibility outlive the election at
+	// shutdown, and the runner is closed right after the STOPs.
+	if prev == state || prev == hooks.Stop {
 		n.mu.Unlock()
 		return
 	}

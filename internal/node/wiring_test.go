@@ -251,3 +251,26 @@ func TestHooksNothingAfterStop(t *testing.T) {
 		}
 	})
 }
+// The same for a group this node does not own at shutdown (the elector
+// reports nothing for it, so only STOP marks the end).
+func TestHooksNothingAfterStopOfABackup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, h, hk := healthRig(t, false, nil)
+		hk.closing, hk.release = make(chan struct{}), make(chan struct{})
+		h.set(health.Result{Name: "api", State: health.Passing})
+		hk.take()
+		r.cancel()
+		<-hk.closing
+		h.set(health.Result{Name: "api", State: health.Failing, LastError: "connection refused"})
+		close(hk.release)
+		if err := <-r.done; err != nil {
+			t.Fatal(err)
+		}
+		if got := hk.take(); !slices.Equal(got, []string{"web STOP<-BACKUP 100: shutdown"}) {
+			t.Fatalf("shutdown: %q", got)
+		}
+		if len(hk.late) != 0 {
+			t.Fatalf("notified after STOP and Close: %+v", hk.late)
+		}
+	})
+}
