@@ -251,6 +251,7 @@ func TestHooksNothingAfterStop(t *testing.T) {
 		}
 	})
 }
+
 // The same for a group this node does not own at shutdown (the elector
 // reports nothing for it, so only STOP marks the end).
 func TestHooksNothingAfterStopOfABackup(t *testing.T) {
