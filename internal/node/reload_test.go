@@ -465,3 +465,27 @@ func TestReloadPriorityAndTrackChangeOnlyTheInput(t *testing.T) {
 		rr.stop(t)
 	})
 }
+// A reload that arrives while the daemon shuts down must not race the
+// shutdown of the watches (run with -race).
+func TestReloadDuringShutdown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rr := startReloadRig(t, web)
+		rr.cancel()
+		done := make(chan error, 1)
+		select {
+		case rr.reloads <- Reload{Spec: rr.withGroups(web, db), Done: done}:
+		case err := <-rr.done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if err := <-rr.done; err != nil {
+			t.Fatal(err)
+		}
+		if rr.kernel.bound() != 0 {
+			t.Fatal("VIPs left")
+		}
+	})
+}
+
