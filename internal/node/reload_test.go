@@ -489,3 +489,46 @@ func TestReloadDuringShutdown(t *testing.T) {
 	})
 }
 
+
+// A mode that does not report a removed group it owned: the daemon still
+// removes its VIPs when it forgets the group (nothing is left bound for a
+// group nobody tracks).
+func TestReloadRemovesAnOwnedGroupTheModeDidNotRelease(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rr := startReloadRig(t, web, db)
+		rr.own(t, "db")
+		rr.announce.take()
+		if err := rr.reload(rr.withGroups(web), func() error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if rr.kernel.bound() != 0 {
+			t.Fatal("the removed group's VIP is still bound")
+		}
+		if got := rr.announce.take(); !slices.Equal(got, []call{{"silence", vipC}}) {
+			t.Fatalf("announcer calls %v", got)
+		}
+		if got := rr.hooks.take(); !slices.Equal(got[len(got)-1:], []string{"db STOP<-MASTER 50: removed"}) {
+			t.Fatalf("hooks %q", got)
+		}
+		rr.stop(t)
+	})
+}
+
+// The mode refusing its part: the reload is reported failed, naming the
+// mode, while the daemon's part (here a priority) is applied.
+func TestReloadModeRefuses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rr := startReloadRig(t, web)
+		g := web
+		g.Priority = 150
+		err := rr.reload(rr.withGroups(g), func() error { return errors.New("vrrp: virtualRouterID changed") })
+		if err == nil || err.Error() != "mode fake: vrrp: virtualRouterID changed" {
+			t.Fatalf("reload = %v", err)
+		}
+		s := rr.status(t)
+		if s.Reloads.Failed != 1 || s.Reloads.LastError != err.Error() || s.Groups[0].Priority != 150 {
+			t.Fatalf("/status %+v", s)
+		}
+		rr.stop(t)
+	})
+}
