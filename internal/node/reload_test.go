@@ -465,6 +465,7 @@ func TestReloadPriorityAndTrackChangeOnlyTheInput(t *testing.T) {
 		rr.stop(t)
 	})
 }
+
 // A reload that arrives while the daemon shuts down must not race the
 // shutdown of the watches (run with -race).
 func TestReloadDuringShutdown(t *testing.T) {
@@ -488,7 +489,6 @@ func TestReloadDuringShutdown(t *testing.T) {
 		}
 	})
 }
-
 
 // A mode that does not report a removed group it owned: the daemon still
 // removes its VIPs when it forgets the group (nothing is left bound for a
