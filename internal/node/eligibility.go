@@ -190,6 +190,7 @@ func (e *eligibilityTracker) setLinks(links map[string]LinkState) {
 	e.links = maps.Clone(links)
 	e.evaluateLocked(false)
 	e.knownOnce.Do(func() { close(e.known) })
+	e.signal() // a link may complete a held improvement: run must time it
 }
 
 // setCheck records a check's new result.
@@ -223,6 +224,7 @@ func (e *eligibilityTracker) setOwner(group string, owner bool) {
 	}
 	e.owners[group] = owner
 	e.evaluateLocked(false)
+	e.signal() // ownership may start or end a hold, like any other fact
 }
 
 // setGroups replaces the group list (a reload); inputs of new groups are

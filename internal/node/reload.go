@@ -206,6 +206,7 @@ func (r *reloader) apply(req Reload) error {
 		switch {
 		case !ok:
 			r.manager.Add(g)
+			r.notify.forget(g.Name)
 			r.log.Info("reload adds a group", "group", g.Name)
 		case !reflect.DeepEqual(prev, g):
 			r.manager.Update(g)

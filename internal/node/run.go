@@ -150,7 +150,16 @@ func Run(ctx context.Context, spec Spec, d Deps) error {
 	rl := &reloader{log: log, spec: spec, manager: manager, tracker: tracker, health: d.Health, hooks: d.Hooks,
 		notify: notify, watches: w}
 	if d.Reloads != nil {
-		wg.Go(func() { rl.serve(watchCtx, d.Reloads) })
+		// Reloads end when shutdown begins, and the last one has ended
+		// before the watches it changes are stopped (this defer runs
+		// before w.stopAll's).
+		reloadCtx, stopReloads := context.WithCancel(ctx)
+		var served sync.WaitGroup
+		served.Go(func() { rl.serve(reloadCtx, d.Reloads) })
+		defer func() {
+			stopReloads()
+			served.Wait()
+		}()
 	}
 
 	dm := &daemon{spec: spec, binder: binder, manager: manager, elector: d.Elector, sup: sup, health: d.Health, hooks: d.Hooks, reloads: rl}

@@ -26,10 +26,12 @@ type fakeKernel struct {
 	mu     sync.Mutex
 	addrs  map[netip.Addr]string // -> interface
 	failOn map[netip.Addr]error  // Replace fails for these
+	// replaces counts every Replace of an address (adds and refreshes).
+	replaces map[netip.Addr]int
 }
 
 func newFakeKernel(log *eventLog) *fakeKernel {
-	return &fakeKernel{log: log, addrs: map[netip.Addr]string{}, failOn: map[netip.Addr]error{}}
+	return &fakeKernel{log: log, addrs: map[netip.Addr]string{}, failOn: map[netip.Addr]error{}, replaces: map[netip.Addr]int{}}
 }
 
 func (k *fakeKernel) Replace(ifname string, a netip.Addr, _ time.Duration) error {
@@ -38,6 +40,7 @@ func (k *fakeKernel) Replace(ifname string, a netip.Addr, _ time.Duration) error
 	if err := k.failOn[a]; err != nil {
 		return err
 	}
+	k.replaces[a]++
 	if _, ok := k.addrs[a]; !ok {
 		k.log.add("kernel add " + a.String())
 	}
@@ -100,13 +103,14 @@ type fakeElector struct {
 	log      *eventLog
 	inputs   *election.Inputs
 	own      chan string
-	errs     chan error // what Reports returned
+	drop     chan string // report Owner=false "removed" (a reload removed the group)
+	errs     chan error  // what Reports returned
 	hang     chan struct{}
 	notReady string
 }
 
 func newFakeElector(log *eventLog, groups ...string) *fakeElector {
-	return &fakeElector{log: log, inputs: election.NewInputs(groups), own: make(chan string), errs: make(chan error, 10)}
+	return &fakeElector{log: log, inputs: election.NewInputs(groups), own: make(chan string), drop: make(chan string), errs: make(chan error, 10)}
 }
 
 func (e *fakeElector) SetInput(g string, in election.Input) {
@@ -129,6 +133,12 @@ func (e *fakeElector) Run(ctx context.Context, report election.Reporter) error {
 			err := report(election.Transition{Group: g, Owner: true, Reason: "told", At: time.Now()})
 			owned[g] = err == nil
 			e.errs <- err
+		case g := <-e.drop:
+			if owned[g] {
+				_ = report(election.Transition{Group: g, Owner: false, Reason: "removed", At: time.Now()})
+			}
+			delete(owned, g)
+			e.errs <- nil
 		case <-e.inputs.Changed():
 			for g, o := range owned {
 				if o && !e.inputs.Get(g).Eligible {
@@ -217,14 +227,20 @@ func (l *pipeListener) Accept() (net.Conn, error) {
 func (l *pipeListener) Close() error   { l.once.Do(func() { close(l.closed) }); return nil }
 func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9610} }
 
-// get performs one HTTP GET over a fresh pipe and returns status and body.
+// get performs one HTTP GET over a fresh pipe and returns status and body;
+// t nil (outside the test goroutine): an error is returned as the body.
 func (l *pipeListener) get(t *testing.T, path string) (int, string) {
-	t.Helper()
+	if t != nil {
+		t.Helper()
+	}
 	client, server := net.Pipe()
 	l.conns <- server
 	defer client.Close()
 	fmt.Fprintf(client, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path)
 	resp, err := http.ReadResponse(bufio.NewReader(client), nil)
+	if err != nil && t == nil {
+		return 0, err.Error()
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,6 +259,8 @@ type rig struct {
 	cancel   context.CancelFunc
 	done     chan error
 	announce *recorder
+	// spec is what Run starts with; a tweak may change it.
+	spec Spec
 }
 
 var up = LinkState{Exists: true, Up: true}
@@ -251,16 +269,16 @@ func startRig(t *testing.T, tweak func(*rig, *Deps)) *rig {
 	log := &eventLog{}
 	r := &rig{log: log, kernel: newFakeKernel(log), elector: newFakeElector(log, "web"),
 		links: &fakeLinks{initial: map[string]LinkState{"eth0": up}}, confl: &fakeConflicts{},
-		ln: newPipeListener(), announce: &recorder{}, done: make(chan error, 1)}
+		ln: newPipeListener(), announce: &recorder{}, done: make(chan error, 1),
+		spec: Spec{Node: "n1", Mode: "fake", Lifetime: 3 * time.Second, Refresh: time.Second, Groups: []Group{web}}}
 	d := Deps{Log: quiet, Elector: r.elector, Kernel: r.kernel, Announcer: r.announce, Links: r.links,
 		Conflicts: r.confl.watch, Listener: r.ln}
 	if tweak != nil {
 		tweak(r, &d)
 	}
-	spec := Spec{Node: "n1", Mode: "fake", Lifetime: 3 * time.Second, Refresh: time.Second, Groups: []Group{web}}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	go func() { r.done <- Run(ctx, spec, d) }()
+	go func() { r.done <- Run(ctx, r.spec, d) }()
 	synctest.Wait()
 	return r
 }

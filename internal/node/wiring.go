@@ -85,6 +85,10 @@ func pendingReason(why string) bool {
 
 // changed is called after every transition and eligibility change of group.
 func (n *notifier) changed(group string) {
+	// The status is read under mu: a change read earlier must not be
+	// notified after a later one (the last event is the group's state).
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	st, ok := n.manager.status(group)
 	if !ok {
 		return
@@ -94,6 +98,11 @@ func (n *notifier) changed(group string) {
 	switch {
 	case st.Owner:
 		state = hooks.Master
+	case st.Reason == "shutdown" || st.Reason == "removed":
+		// The group is going away and STOP follows (stop): a BACKUP or
+		// FAULT in between would run a script for a state the node never
+		// enters (keepalived goes from MASTER straight to STOP too).
+		return
 	case !st.Eligible && pendingReason(st.Why):
 		return
 	case !st.Eligible:
@@ -101,32 +110,41 @@ func (n *notifier) changed(group string) {
 	default:
 		state = hooks.Backup
 	}
-	n.emit(group, state, reason, st)
+	n.emitLocked(group, state, reason, st)
+}
+
+// forget lets a group a reload adds again start over (after its STOP).
+func (n *notifier) forget(group string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.last, group)
 }
 
 // stop notifies STOP for group (shutdown or removal).
 func (n *notifier) stop(group, reason string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	st, ok := n.manager.status(group)
 	if !ok {
 		return
 	}
-	n.emit(group, hooks.Stop, reason, st)
+	n.emitLocked(group, hooks.Stop, reason, st)
 }
 
-func (n *notifier) emit(group string, state hooks.State, reason string, st GroupStatus) {
-	n.mu.Lock()
+func (n *notifier) emitLocked(group string, state hooks.State, reason string, st GroupStatus) {
 	prev := n.last[group]
-	if prev == state {
-		n.mu.Unlock()
+	// STOP is final: checks and eligibility outlive the election at
+	// shutdown, and the runner is closed right after the STOPs.
+	if prev == state || prev == hooks.Stop {
 		return
 	}
 	n.last[group] = state
-	// Queued under mu: two changes of one group reach the runner in order.
+	// Queued under mu (Notify never blocks): two changes of one group
+	// reach the runner in order.
 	var vips []string
 	for _, v := range st.VIPs {
 		vips = append(vips, v.Address)
 	}
 	n.hooks.Notify(hooks.Event{Group: group, State: state, Previous: prev, Reason: reason,
 		VIPs: vips, Peer: st.Peer, Priority: st.Priority, At: st.Since})
-	n.mu.Unlock()
 }
