@@ -16,8 +16,8 @@ type Input struct {
 	// check, draining). An owner that becomes ineligible gives the group up.
 	Eligible bool
 	// Degraded (only with Eligible) makes the node a last resort for the
-	// group: a gate check fails but the group's policy is "keep", or its
-	// checks are not known yet while it owns the group. Every elector
+	// group: a gate check fails but the group's policy is "keep", or the
+	// node is within its start-up delay. Every elector
 	// implements the same rule: a degraded node keeps a group it owns until a
 	// healthy (Eligible, not Degraded) node wants it, never takes a group
 	// from a live owner, and takes a group nobody owns only if no healthy

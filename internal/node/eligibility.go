@@ -145,7 +145,9 @@ func (e *eligibilityTracker) evaluateLocked(force bool) {
 		}
 		f := Facts{Links: e.links, Hold: hold, Checks: e.checks, Owner: e.owners[g.Name], StartingUntil: e.startingUntil}
 		in, b := Candidacy(g, f)
-		f.Links, f.Hold = allUp(g), ""
+		// The health part alone: links, holds and the start-up delay are
+		// not health, and their changes never start a hold.
+		f.Links, f.Hold, f.StartingUntil = allUp(g), "", time.Time{}
 		healthIn, _ := Candidacy(g, f)
 		hr := rank(healthIn)
 

@@ -41,7 +41,7 @@ type GroupStatus struct {
 	Peer     string    `json:"peer,omitempty"`
 	Eligible bool      `json:"eligible"`
 	// Degraded: eligible only as a last resort (a gate fails with policy
-	// keep, checks not known yet while owning, or the start-up delay).
+	// keep, or the start-up delay).
 	Degraded bool `json:"degraded,omitempty"`
 	// Priority is the effective priority; Candidacy shows how it came about.
 	Priority  int         `json:"priority"`

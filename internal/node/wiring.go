@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vipd/vipd/internal/health"
 	"github.com/vipd/vipd/internal/hooks"
@@ -146,5 +147,5 @@ func (n *notifier) emitLocked(group string, state hooks.State, reason string, st
 		vips = append(vips, v.Address)
 	}
 	n.hooks.Notify(hooks.Event{Group: group, State: state, Previous: prev, Reason: reason,
-		VIPs: vips, Peer: st.Peer, Priority: st.Priority, At: st.Since})
+		VIPs: vips, Peer: st.Peer, Priority: st.Priority, At: time.Now()})
 }
