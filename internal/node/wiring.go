@@ -94,6 +94,11 @@ func (n *notifier) changed(group string) {
 	switch {
 	case st.Owner:
 		state = hooks.Master
+	case st.Reason == "shutdown" || st.Reason == "removed":
+		// The elector's release before vipd stops managing the group
+		// (election.Elector's contract): STOP follows, and a BACKUP
+		// before it would run backup hooks on a node that is going away.
+		return
 	case !st.Eligible && pendingReason(st.Why):
 		return
 	case !st.Eligible:
