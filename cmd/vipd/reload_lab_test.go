@@ -425,7 +425,26 @@ func TestLabReloadVRRP(t *testing.T) {
 	if st := waitReloads(t, n2, 1, 0); groupPriority(st) != 110 {
 		t.Errorf("node2 after its reload: priority %d, want 110", groupPriority(st))
 	}
-	testutil.WaitFor(t, "node2 still backup of node1 at 150", 5*time.Second, backupSees(150))
+	// Until the master's reload, node2 hears adverts listing {A, B} while
+	// it has {A, B, C}: it must stay backup for longer than its
+	// Master_Down_Interval (361 ms), not take them for another router's.
+	adverts := func() uint64 {
+		st, err := vrrplab.VipdStatus(n2)
+		if err != nil {
+			return 0
+		}
+		n := st.Received
+		for _, d := range st.Dropped {
+			n += d
+		}
+		return n
+	}
+	heard := adverts()
+	testutil.WaitFor(t, "node2 hears 10 adverts (~500 ms) after its reload", 5*time.Second, func() bool { return adverts() >= heard+10 })
+	if !backupSees(150)() {
+		st, _ := vrrplab.VipdStatus(n2)
+		t.Fatalf("node2 after its reload, hearing node1's old address list: %+v", st)
+	}
 
 	// 2. The master: 150 -> 160, C added; C answers within 1 s.
 	probeC, err := l.StartProbe(t.Context(), c, port, 10*time.Millisecond)
