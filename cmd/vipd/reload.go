@@ -25,11 +25,12 @@ func reloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	target := *addrFlag
+	fromFile := false
 	if target == "" && *path != "" {
 		// The file may be the broken one being reloaded: only its
 		// http.listen is wanted, so decoding suffices.
 		if cfg, err := loadConfig(*path); err == nil {
-			target = cfg.HTTP.Listen
+			target, fromFile = cfg.HTTP.Listen, true
 		}
 	}
 	if target == "" {
@@ -39,6 +40,11 @@ func reloadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer cancel()
 	before, err := fetchStatus(ctx, target)
 	if err != nil {
+		if fromFile {
+			// The address comes from the new file: an edited http.listen
+			// sends us where the daemon is not listening yet.
+			return fmt.Errorf("is vipd running? %w (%s is http.listen in %s: if that changed, it needs a restart; --addr reaches the running daemon)", err, target, *path)
+		}
 		return fmt.Errorf("is vipd running? %w", err)
 	}
 	if before.PID <= 0 {

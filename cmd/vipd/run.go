@@ -93,6 +93,14 @@ func serveReloads(ctx context.Context, path string, cur *config.Config, elector 
 		if err == nil {
 			err = modes.CheckReload(cur, next)
 		}
+		if err == nil {
+			// Refused before the daemon applies its part of the diff: a
+			// mode that cannot reload would leave added VIPs bound (and
+			// removed ones gone) under an elector still on the old groups.
+			if m, ok := modes.Lookup(next.Mode); ok && m.Reload == nil {
+				err = fmt.Errorf("mode %s cannot apply a new config while it runs: restart vipd (the running daemon keeps its current config)", next.Mode)
+			}
+		}
 		req := node.Reload{Err: err}
 		result := make(chan error, 1)
 		req.Done = result
