@@ -42,7 +42,7 @@ var registry = [...]Mode{
 	{Name: config.ModeStatic, New: newStatic, Reload: reloadStatic},
 	{Name: config.ModeVRRP, New: newVRRP},
 	{Name: config.ModeLease, New: newLease},
-	{Name: config.ModeGossip, New: newGossip},
+	{Name: config.ModeGossip, New: newGossip, Reload: reloadGossip},
 }
 
 // Lookup returns the registered mode called name.
