@@ -61,6 +61,15 @@ func (e *Elector) Reconfigure(opts Options) error {
 	return nil
 }
 
+// Options returns the configuration in effect (New's, as reloads changed it).
+func (e *Elector) Options() Options {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	o := e.opts
+	o.Groups, o.Peers, o.Keys = slices.Clone(o.Groups), slices.Clone(o.Peers), slices.Clone(o.Keys)
+	return o
+}
+
 // restartNeeded names the first transport setting that differs: memberlist
 // is created once, with them.
 func (e *Elector) restartNeeded(n Options) error {
@@ -118,8 +127,10 @@ func (e *Elector) applyLocked(gs groupSet, n Options) {
 
 // reconfigure runs in Run: it releases the removed groups this node owns,
 // installs the configuration and has the new meta gossiped; Run's next
-// election (right after) takes up added groups.
-func (e *Elector) reconfigure(report election.Reporter, ev *evaluator, gs groupSet, n Options, rejoin *time.Ticker) {
+// election (right after) bids for added groups, which it takes only after
+// holdoff (as at start-up: peers reloading at the same moment must see each
+// other's bids first). It reports whether groups were added.
+func (e *Elector) reconfigure(report election.Reporter, ev *evaluator, gs groupSet, n Options, rejoin *time.Ticker, holdoff time.Duration) bool {
 	old := e.opts
 	var removed []string
 	for _, g := range old.Groups {
@@ -146,6 +157,7 @@ func (e *Elector) reconfigure(report election.Reporter, ev *evaluator, gs groupS
 		e.inputs.Set(g, election.Input{Reason: election.AwaitingInput})
 		delete(ev.prevOwner, g)
 		delete(ev.waitedOn, g)
+		delete(ev.holdUntil, g)
 	}
 	if n.RejoinInterval != old.RejoinInterval {
 		rejoin.Reset(n.RejoinInterval)
@@ -156,6 +168,13 @@ func (e *Elector) reconfigure(report election.Reporter, ev *evaluator, gs groupS
 			added = append(added, g.Name)
 		}
 	}
+	if ev.holdUntil == nil {
+		ev.holdUntil = map[string]time.Time{}
+	}
+	for _, g := range added {
+		ev.holdUntil[g] = e.now().Add(holdoff)
+	}
 	e.log.Info("gossip configuration reloaded", "added", added, "removed", removed, "groups", len(n.Groups), "fingerprint", gs.fp.String())
 	signal(e.dirty)
+	return len(added) > 0
 }
