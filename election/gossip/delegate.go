@@ -111,6 +111,7 @@ func (d *delegate) upsert(n *memberlist.Node, joined bool) {
 	if old != nil {
 		oldMM, oldBad = e.mismatchLocked(old)
 	}
+	ours := e.fp // a reload may change it
 	e.mu.Unlock()
 	if joined {
 		e.log.Info("gossip member joined", "member", n.Name, "addr", m.addr)
@@ -125,7 +126,7 @@ func (d *delegate) upsert(n *memberlist.Node, joined bool) {
 			e.log.Warn("gossip member's meta is unreadable: it cannot own any group", "member", n.Name, "err", err)
 		} else {
 			e.log.Warn("gossip member has a different VIP configuration; the group's owner binds its own VIP set",
-				"member", n.Name, "fingerprint", mm.Fingerprint, "ours", e.fp.String(), "groups_differing", mm.Groups)
+				"member", n.Name, "fingerprint", mm.Fingerprint, "ours", ours.String(), "groups_differing", mm.Groups)
 		}
 	}
 	signal(e.changed)

@@ -69,6 +69,9 @@ type Options struct {
 	// replace the keyring's (live key rotation of a mounted Secret).
 	KeySource       func() ([][]byte, error)
 	KeyPollInterval time.Duration
+	// KeyFile is the file KeySource reads, if any: Reconfigure compares it
+	// (not the keys, which the poller rotates) to tell a changed setting.
+	KeyFile string
 	// Lookup resolves names (DNS, peers); default net.DefaultResolver.
 	Lookup func(ctx context.Context, host string) ([]string, error)
 	Log    *slog.Logger
@@ -103,6 +106,7 @@ type Elector struct {
 	joined       bool
 	quorumOK     bool
 	waiting      map[string]string // group -> peer still claiming it
+	lastOwner    map[string]string // group -> owner computed by the last election
 	conflicts    []string
 	settled      bool   // elections are running (joined and held off, or alone)
 	refused      bool   // last join: peers reachable but refused us
@@ -115,6 +119,11 @@ type Elector struct {
 	// crash, closed by tests, makes Run stop like a killed process: no
 	// Owner=false reports, no leave.
 	crash chan struct{}
+
+	// running is non-nil while Run runs (closed when it ends); reconf
+	// carries Reconfigure's requests into Run, which alone reports.
+	running chan struct{}
+	reconf  chan reconfigure
 }
 
 type member struct {
@@ -128,9 +137,6 @@ type member struct {
 func New(opts Options) (*Elector, error) {
 	if opts.Node == "" {
 		return nil, errors.New("gossip: node name is empty")
-	}
-	if len(opts.Groups) > MaxGroups {
-		return nil, fmt.Errorf("gossip: %d groups, at most %d fit in node meta", len(opts.Groups), MaxGroups)
 	}
 	if opts.Profile == "" {
 		opts.Profile = ProfileFast
@@ -157,8 +163,6 @@ func New(opts Options) (*Elector, error) {
 		opts:    opts,
 		log:     opts.Log.With("election", "gossip"),
 		ids:     map[string]GroupID{},
-		vipH:    map[string]uint32{},
-		fp:      ConfigFingerprint(opts.Groups),
 		now:     time.Now,
 		changed: make(chan struct{}, 1),
 		dirty:   make(chan struct{}, 1),
@@ -168,29 +172,55 @@ func New(opts Options) (*Elector, error) {
 		owned:   map[string]bool{},
 		waiting: map[string]string{},
 		crash:   make(chan struct{}),
+		reconf:  make(chan reconfigure),
 	}
+	gs, err := newGroupSet(opts.Groups)
+	if err != nil {
+		return nil, err
+	}
+	e.ids, e.vipH, e.fp = gs.ids, gs.vipH, gs.fp
 	names := make([]string, len(opts.Groups))
-	byID := map[GroupID]string{}
 	for i, g := range opts.Groups {
-		id := IDOf(g.Name)
-		if other, dup := byID[id]; dup {
-			return nil, fmt.Errorf("gossip: groups %q and %q hash to the same id; rename one", other, g.Name)
-		}
-		byID[id] = g.Name
 		names[i] = g.Name
-		e.ids[g.Name] = id
-		e.vipH[g.Name] = VIPHash(g.VIPs)
 	}
 	e.inputs = election.NewInputs(names)
 	return e, nil
 }
 
-// SetInput implements election.Elector. The new priority/eligibility is
-// gossiped (memberlist UpdateNode) and evaluated locally at once.
-func (e *Elector) SetInput(group string, in election.Input) {
-	if _, ok := e.ids[group]; !ok {
-		return
+// groupSet is what the elector derives from its groups.
+type groupSet struct {
+	ids  map[string]GroupID
+	vipH map[string]uint32
+	fp   Fingerprint
+}
+
+// newGroupSet checks groups (count, unique names, unique wire ids).
+func newGroupSet(groups []GroupSpec) (groupSet, error) {
+	if len(groups) > MaxGroups {
+		return groupSet{}, fmt.Errorf("gossip: %d groups, at most %d fit in node meta", len(groups), MaxGroups)
 	}
+	gs := groupSet{ids: map[string]GroupID{}, vipH: map[string]uint32{}, fp: ConfigFingerprint(groups)}
+	byID := map[GroupID]string{}
+	for _, g := range groups {
+		if _, dup := gs.ids[g.Name]; dup {
+			return groupSet{}, fmt.Errorf("gossip: group %q listed twice", g.Name)
+		}
+		id := IDOf(g.Name)
+		if other, dup := byID[id]; dup {
+			return groupSet{}, fmt.Errorf("gossip: groups %q and %q hash to the same id; rename one", other, g.Name)
+		}
+		byID[id] = g.Name
+		gs.ids[g.Name] = id
+		gs.vipH[g.Name] = VIPHash(g.VIPs)
+	}
+	return gs, nil
+}
+
+// SetInput implements election.Elector. The new priority/eligibility is
+// gossiped (memberlist UpdateNode) and evaluated locally at once. An input
+// for a group not configured (yet) is kept: the daemon sets an added
+// group's input before the reload that adds it (Mode.Reload).
+func (e *Elector) SetInput(group string, in election.Input) {
 	e.inputs.Set(group, in)
 }
 
@@ -203,6 +233,16 @@ func signal(ch chan struct{}) {
 
 // Run implements election.Elector.
 func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
+	running := make(chan struct{})
+	e.mu.Lock()
+	e.running = running
+	e.mu.Unlock()
+	defer func() { // registered first, so it runs after memberlist is down
+		e.mu.Lock()
+		e.running = nil
+		e.mu.Unlock()
+		close(running)
+	}()
 	cfg, err := e.memberlistConfig()
 	if err != nil {
 		return err
@@ -233,7 +273,10 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 			e.log.Warn("gossip: memberlist shutdown", "err", err)
 		}
 	}()
-	wg.Go(func() { e.metaLoop(bg, ml) })
+	// A meta broadcast is out within a few gossip rounds (40 ms in fast);
+	// one not out after ten (or 500 ms) is sent again (metaLoop).
+	metaTimeout := min(10*cfg.GossipInterval, 500*time.Millisecond)
+	wg.Go(func() { e.metaLoop(bg, ml, metaTimeout) })
 	if e.opts.KeySource != nil && e.keyring != nil {
 		wg.Go(func() { e.keyLoop(bg) })
 	}
@@ -267,6 +310,7 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 	defer rejoin.Stop()
 
 	var ev evaluator
+	var addedHold <-chan time.Time
 	for {
 		if settled {
 			e.evaluate(report, &ev)
@@ -332,6 +376,13 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 			settled = true
 		case <-rejoin.C:
 			e.join(bg, &wg, ml, false)
+		case req := <-e.reconf:
+			if e.reconfigure(report, &ev, req.gs, req.opts, rejoin, holdoff) {
+				addedHold = time.After(holdoff)
+			}
+			close(req.done)
+		case <-addedHold:
+			addedHold = nil // the hold on added groups is over: elect again
 		}
 	}
 }
@@ -384,6 +435,8 @@ type evaluator struct {
 	prevMembers map[string]bool
 	lostQuorum  bool
 	waitedOn    map[string]string
+	// holdUntil: groups added by a reload are not taken before then.
+	holdUntil map[string]time.Time
 }
 
 // evaluate computes the owners from the current membership and reports
@@ -404,21 +457,30 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 	e.mu.Unlock()
 	slices.SortFunc(peers, func(a, b *member) int { return strings.Compare(a.name, b.name) })
 
-	self := Member{Name: e.opts.Node, Bids: map[GroupID]int{}}
+	self := Member{Name: e.opts.Node, Bids: map[GroupID]int{}, Degraded: map[GroupID]int{}, Owns: map[GroupID]bool{}}
 	inputs := map[string]election.Input{}
-	for name, id := range e.ids {
-		in := e.inputs.Get(name)
-		inputs[name] = in
-		if in.Eligible && in.Priority > 0 {
-			self.Bids[id] = in.Priority
+	e.mu.Lock()
+	for _, g := range e.opts.Groups {
+		id := e.ids[g.Name]
+		in := e.inputs.Get(g.Name)
+		inputs[g.Name] = in
+		// The same bid as localMeta gossips.
+		if p, degraded := bid(in); degraded {
+			self.Degraded[id] = p
+		} else if p > 0 {
+			self.Bids[id] = p
+		}
+		if e.owned[g.Name] {
+			self.Owns[id] = true
 		}
 	}
+	e.mu.Unlock()
 	ms := []Member{self}
 	cur := map[string]bool{e.opts.Node: true}
 	for _, p := range peers {
 		cur[p.name] = true
 		if p.metaErr == nil {
-			ms = append(ms, Member{Name: p.name, Bids: p.meta.Bids()})
+			ms = append(ms, p.meta.Member(p.name))
 		}
 	}
 	quorumOK := true
@@ -434,14 +496,19 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 		e.log.Warn("gossip peers do not probe this node (they do not hold it as alive yet): taking no group until they do", "window", e.ackWindow)
 	}
 	owners := Assign(ms)
-	bidOf := func(name string, id GroupID) int {
+	// bidOf is name's bid for id: its priority, and whether it is degraded.
+	bidOf := func(name string, id GroupID) (int, bool) {
 		for _, m := range ms {
 			if m.Name == name {
-				return m.Bids[id]
+				if p := m.Bids[id]; p > 0 {
+					return p, false
+				}
+				return m.Degraded[id], m.Degraded[id] > 0
 			}
 		}
-		return 0
+		return 0, false
 	}
+	lastOwner := make(map[string]string, len(e.opts.Groups))
 
 	waiting := map[string]string{}
 	for _, g := range e.opts.Groups {
@@ -466,6 +533,16 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 			waiting[g.Name] = "(not yet acknowledged by peers)"
 			want = false
 		}
+		if until, ok := ev.holdUntil[g.Name]; ok && !e.now().Before(until) {
+			delete(ev.holdUntil, g.Name)
+		} else if ok && want && !had {
+			// Added by a reload a moment ago: a peer that added it too
+			// may have claimed it already, or bid for it, without our
+			// having heard yet (a reload on every node at once). As at
+			// start-up, wait a few gossip rounds before taking it.
+			waiting[g.Name] = "(added by a reload; waiting for the peers' bids and claims)"
+			want = false
+		}
 		if want && !had && claimant != "" {
 			// Another live member still holds the group (it has not yet
 			// seen what we see, e.g. that we joined): wait for its meta to
@@ -474,18 +551,28 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 			ev.waitedOn[g.Name] = claimant
 			want = false
 		}
+		lastOwner[g.Name] = owner
 		if want != had {
 			t := election.Transition{Group: g.Name, Owner: want, Peer: owner, At: e.now()}
 			in := inputs[g.Name]
 			prev := ev.prevOwner[g.Name]
+			// from: the member we take the group from, if any.
+			from := ev.waitedOn[g.Name]
+			if from == "" && prev != e.opts.Node {
+				from = prev
+			}
+			fromPrio, fromDegraded := bidOf(from, id)
+			ownerPrio, ownerDegraded := bidOf(owner, id)
 			switch {
+			case want && from != "" && cur[from] && fromDegraded:
+				t.Reason = "member-degraded:" + from
 			case want && ev.waitedOn[g.Name] != "":
 				t.Reason = "released-by:" + ev.waitedOn[g.Name]
 			case want && ev.lostQuorum:
 				t.Reason = "quorum-regained"
 			case want && prev != "" && prev != e.opts.Node && gone[prev] != "":
 				t.Reason = gone[prev]
-			case want && prev != "" && prev != e.opts.Node && cur[prev] && bidOf(prev, id) == 0:
+			case want && prev != "" && prev != e.opts.Node && cur[prev] && fromPrio == 0:
 				t.Reason = "member-ineligible:" + prev
 			case want && prev != "" && prev != e.opts.Node && cur[prev]:
 				t.Reason = "preferred-over:" + prev
@@ -498,7 +585,14 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 				if in.Reason != "" {
 					t.Reason += ": " + in.Reason
 				}
-			case owner != "" && bidOf(owner, id) > in.Priority:
+			case in.Degraded && owner != "" && !ownerDegraded:
+				// A healthy member wants it: a degraded owner only keeps
+				// a group while no healthy member bids for it.
+				t.Reason = "degraded"
+				if in.Reason != "" {
+					t.Reason += ": " + in.Reason
+				}
+			case owner != "" && ownerPrio > in.Priority:
 				t.Reason = "higher-priority-member"
 			case owner != "" && !ev.prevMembers[owner]:
 				t.Reason = "member-joined:" + owner
@@ -535,7 +629,17 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 	e.mu.Lock()
 	e.quorumOK = quorumOK
 	e.waiting = waiting
+	e.lastOwner = lastOwner
 	e.mu.Unlock()
+}
+
+// bid is the bid an input makes: its priority (0: none), clamped to what
+// the meta carries, and whether it is a degraded (last-resort) bid.
+func bid(in election.Input) (int, bool) {
+	if !in.Eligible || in.Priority <= 0 {
+		return 0, false
+	}
+	return min(in.Priority, 255), in.Degraded
 }
 
 // shutdown reports Owner=false for every owned group.
@@ -555,14 +659,23 @@ func (e *Elector) shutdown(report election.Reporter) {
 
 // metaLoop gossips our meta whenever it changed. UpdateNode blocks until the
 // broadcast went out, so it runs here and never holds up the election loop.
-func (e *Elector) metaLoop(ctx context.Context, ml *memberlist.Memberlist) {
+//
+// A broadcast that is not out within the timeout is sent again (a new
+// incarnation): when two members update their meta at the same moment, one
+// update is sometimes not gossiped at all (seen in TestClusterDegraded: three
+// members, two setting their inputs together) and would otherwise reach the
+// peers only with the next push/pull, 5 s later in the fast profile; its
+// UpdateNode is then the one that times out. Until this retry, a later meta
+// change (a claim) usually covered it up.
+func (e *Elector) metaLoop(ctx context.Context, ml *memberlist.Memberlist, timeout time.Duration) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-e.dirty:
-			if err := ml.UpdateNode(500 * time.Millisecond); err != nil {
-				e.log.Debug("gossip: meta update", "err", err)
+			if err := ml.UpdateNode(timeout); err != nil {
+				e.log.Debug("gossip: meta update not out in time; sending it again", "err", err)
+				signal(e.dirty)
 			}
 		}
 	}
@@ -570,16 +683,12 @@ func (e *Elector) metaLoop(ctx context.Context, ml *memberlist.Memberlist) {
 
 // localMeta encodes what we gossip now.
 func (e *Elector) localMeta() []byte {
-	m := Meta{Version: metaVersion, Fingerprint: e.fp}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	m := Meta{Version: metaVersion, Fingerprint: e.fp}
 	for _, g := range e.opts.Groups {
-		in := e.inputs.Get(g.Name)
-		p := 0
-		if in.Eligible {
-			p = min(max(in.Priority, 0), 255)
-		}
-		m.Entries = append(m.Entries, Entry{ID: e.ids[g.Name], VIPHash: e.vipH[g.Name], Priority: p, Owned: e.owned[g.Name]})
+		p, degraded := bid(e.inputs.Get(g.Name))
+		m.Entries = append(m.Entries, Entry{ID: e.ids[g.Name], VIPHash: e.vipH[g.Name], Priority: p, Degraded: degraded, Owned: e.owned[g.Name]})
 	}
 	b, err := m.Encode()
 	if err != nil { // New refuses more than MaxGroups; priorities are clamped

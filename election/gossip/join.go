@@ -90,11 +90,11 @@ func (e *Elector) join(ctx context.Context, wg *sync.WaitGroup, ml *memberlist.M
 		}
 		var todo []string
 		e.mu.Lock()
-		unacked := e.unacked
+		unacked, expect := e.unacked, e.opts.Expect // Expect: a reload may change it
 		e.mu.Unlock()
 		// Unacknowledged: our alive state has not been accepted (say, a new
 		// address within the dead-node reclaim time); a join pushes it again.
-		below := unacked || e.opts.Expect > 0 && 1+len(alive) < e.opts.Expect
+		below := unacked || expect > 0 && 1+len(alive) < expect
 		for _, p := range peers {
 			if initial || below || !alive[p] {
 				todo = append(todo, p)

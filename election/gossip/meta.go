@@ -12,28 +12,45 @@ import (
 
 // Node meta is what each member gossips about itself (memberlist carries it in
 // every alive message, at most 512 bytes). Hand-encoded rather than msgpack or
-// JSON so its size is fixed and known: 11 + 10 bytes per group.
+// JSON so its size is known: 11 + 10 bytes per group, + 1 per degraded bid.
 //
-// Version 1 layout (big endian):
+// Version 2 layout (big endian):
 //
-//	[0]     version (1)
+//	[0]     version (2)
 //	[1]     flags (none defined yet; ignored)
 //	[2:10]  config fingerprint: hash of this node's whole group→VIP set
 //	[10]    number of group entries n
 //	n × 10: group ID (uint32), VIP-set hash of the group (uint32),
-//	        priority (0 = not eligible), flags (bit 0: currently owned)
+//	        priority of a healthy bid (0 = no healthy bid),
+//	        flags (bit 0: currently owned; bit 1: degraded bid)
+//	d × 1:  the priority of each degraded bid, in entry order (d = entries
+//	        with bit 1 set)
 //
-// Later versions may only append; a v1 reader ignores what follows.
+// Version 1 is the same without degraded bids (bit 1 and the tail did not
+// exist). A degraded bid keeps 0 in the entry's priority byte, so a v1
+// reader (which ignores unknown flags and, for a later version, trailing
+// bytes) sees no bid from a degraded member but still sees its claim: it
+// computes the same owner for every group that has a healthy bid (Assign
+// chooses among healthy bids exactly as v1 did) and takes no group only a
+// degraded member bids for. A mixed-version cluster is thus consistent; only
+// the old members cannot name a degraded member in their reasons.
+//
+// Later versions may only append; a reader ignores what follows.
 const (
-	metaVersion    = 1
-	metaHeaderLen  = 11
-	metaEntryLen   = 10
-	metaMaxSize    = 512 // memberlist.MetaMaxSize
-	entryFlagOwned = 1 << 0
+	metaVersion       = 2
+	metaHeaderLen     = 11
+	metaEntryLen      = 10
+	metaMaxSize       = 512 // memberlist.MetaMaxSize
+	entryFlagOwned    = 1 << 0
+	entryFlagDegraded = 1 << 1
+	// metaMaxEntries is how many entries fit without degraded bids (what
+	// a v1 member with up to 50 groups sends): the decoder's limit.
+	metaMaxEntries = (metaMaxSize - metaHeaderLen) / metaEntryLen
 )
 
-// MaxGroups is the most groups one node can gossip in its meta.
-const MaxGroups = (metaMaxSize - metaHeaderLen) / metaEntryLen
+// MaxGroups is the most groups one node can gossip in its meta: every one of
+// them may be a degraded bid (10 + 1 bytes), so 45 (v1 allowed 50).
+const MaxGroups = (metaMaxSize - metaHeaderLen) / (metaEntryLen + 1)
 
 // Fingerprint identifies a configuration's group→VIP set.
 type Fingerprint [8]byte
@@ -42,9 +59,12 @@ func (f Fingerprint) String() string { return fmt.Sprintf("%x", f[:]) }
 
 // Entry is one group in a member's meta.
 type Entry struct {
-	ID       GroupID
-	VIPHash  uint32
-	Priority int // 0: not eligible
+	ID      GroupID
+	VIPHash uint32
+	// Priority is the bid's priority; 0: no bid (not eligible).
+	Priority int
+	// Degraded marks the bid as a last resort (election.Input.Degraded).
+	Degraded bool
 	Owned    bool
 }
 
@@ -55,15 +75,36 @@ type Meta struct {
 	Entries     []Entry
 }
 
-// Bids returns the eligible groups and priorities, as Assign wants them.
+// Bids returns the healthy bids (group → priority), as Assign wants them.
 func (m Meta) Bids() map[GroupID]int {
 	b := make(map[GroupID]int, len(m.Entries))
 	for _, e := range m.Entries {
-		if e.Priority > 0 {
+		if e.Priority > 0 && !e.Degraded {
 			b[e.ID] = e.Priority
 		}
 	}
 	return b
+}
+
+// Member returns the member named name as Assign sees it: its healthy and
+// degraded bids and its claims.
+func (m Meta) Member(name string) Member {
+	mb := Member{Name: name, Bids: m.Bids()}
+	for _, e := range m.Entries {
+		if e.Priority > 0 && e.Degraded {
+			if mb.Degraded == nil {
+				mb.Degraded = map[GroupID]int{}
+			}
+			mb.Degraded[e.ID] = e.Priority
+		}
+		if e.Owned {
+			if mb.Owns == nil {
+				mb.Owns = map[GroupID]bool{}
+			}
+			mb.Owns[e.ID] = true
+		}
+	}
+	return mb
 }
 
 // Entry returns the entry for id, if present.
@@ -76,16 +117,18 @@ func (m Meta) Entry(id GroupID) (Entry, bool) {
 	return Entry{}, false
 }
 
-// Encode returns the v1 encoding. It fails with more than MaxGroups entries or
-// a priority outside 0..255.
+// Encode returns the current (v2) encoding. It fails when the result would
+// exceed 512 bytes, on a priority outside 0..255, or on a degraded entry
+// without a priority (a degraded bid is still a bid).
 func (m Meta) Encode() ([]byte, error) {
-	if len(m.Entries) > MaxGroups {
+	if len(m.Entries) > metaMaxEntries {
 		return nil, fmt.Errorf("%d groups do not fit in gossip node meta (at most %d)", len(m.Entries), MaxGroups)
 	}
 	b := make([]byte, metaHeaderLen, metaHeaderLen+metaEntryLen*len(m.Entries))
 	b[0] = metaVersion
 	copy(b[2:10], m.Fingerprint[:])
 	b[10] = byte(len(m.Entries))
+	var tail []byte
 	for _, e := range m.Entries {
 		if e.Priority < 0 || e.Priority > 255 {
 			return nil, fmt.Errorf("priority %d out of range", e.Priority)
@@ -94,9 +137,23 @@ func (m Meta) Encode() ([]byte, error) {
 		if e.Owned {
 			flags |= entryFlagOwned
 		}
+		p := byte(e.Priority)
+		if e.Degraded {
+			if e.Priority == 0 {
+				return nil, fmt.Errorf("group %d: a degraded entry needs a priority", e.ID)
+			}
+			flags |= entryFlagDegraded
+			tail = append(tail, p)
+			p = 0
+		}
 		b = binary.BigEndian.AppendUint32(b, uint32(e.ID))
 		b = binary.BigEndian.AppendUint32(b, e.VIPHash)
-		b = append(b, byte(e.Priority), flags)
+		b = append(b, p, flags)
+	}
+	b = append(b, tail...)
+	if len(b) > metaMaxSize {
+		return nil, fmt.Errorf("gossip node meta of %d groups (%d degraded) takes %d bytes, more than %d (at most %d groups)",
+			len(m.Entries), len(tail), len(b), metaMaxSize, MaxGroups)
 	}
 	return b, nil
 }
@@ -109,31 +166,51 @@ func DecodeMeta(b []byte) (Meta, error) {
 	if len(b) < metaHeaderLen {
 		return Meta{}, errMetaShort
 	}
+	if len(b) > metaMaxSize {
+		return Meta{}, fmt.Errorf("node meta has %d bytes, more than %d", len(b), metaMaxSize)
+	}
 	m := Meta{Version: int(b[0])}
 	if m.Version < 1 {
 		return Meta{}, fmt.Errorf("node meta version %d unsupported", m.Version)
 	}
 	copy(m.Fingerprint[:], b[2:10])
 	n := int(b[10])
-	if n > MaxGroups {
-		return Meta{}, fmt.Errorf("node meta claims %d groups, at most %d fit", n, MaxGroups)
+	if n > metaMaxEntries {
+		return Meta{}, fmt.Errorf("node meta claims %d groups, at most %d fit", n, metaMaxEntries)
 	}
 	need := metaHeaderLen + n*metaEntryLen
 	if len(b) < need {
 		return Meta{}, fmt.Errorf("node meta has %d bytes, %d group entries need %d", len(b), n, need)
 	}
-	if m.Version == metaVersion && len(b) != need {
-		return Meta{}, fmt.Errorf("node meta has %d trailing bytes", len(b)-need)
-	}
 	m.Entries = make([]Entry, n)
+	tail := need
 	for i := range m.Entries {
 		p := b[metaHeaderLen+i*metaEntryLen:]
-		m.Entries[i] = Entry{
+		en := Entry{
 			ID:       GroupID(binary.BigEndian.Uint32(p)),
 			VIPHash:  binary.BigEndian.Uint32(p[4:]),
 			Priority: int(p[8]),
 			Owned:    p[9]&entryFlagOwned != 0,
 		}
+		// v1 defined no degraded bit: a v1 meta with it set is read as v1
+		// readers read it (unknown flags ignored).
+		if m.Version >= 2 && p[9]&entryFlagDegraded != 0 {
+			if en.Priority != 0 {
+				return Meta{}, fmt.Errorf("node meta: group %d is degraded but has a healthy priority %d", en.ID, en.Priority)
+			}
+			if tail >= len(b) {
+				return Meta{}, fmt.Errorf("node meta has %d bytes, too few for its degraded bids", len(b))
+			}
+			en.Degraded, en.Priority = true, int(b[tail])
+			tail++
+			if en.Priority == 0 {
+				return Meta{}, fmt.Errorf("node meta: group %d has a degraded bid of priority 0", en.ID)
+			}
+		}
+		m.Entries[i] = en
+	}
+	if m.Version <= metaVersion && len(b) != tail {
+		return Meta{}, fmt.Errorf("node meta has %d trailing bytes", len(b)-tail)
 	}
 	return m, nil
 }

@@ -23,7 +23,14 @@ func IDOf(name string) GroupID {
 // it is eligible for, with its priority for each (1..254).
 type Member struct {
 	Name string
+	// Bids are its healthy bids (eligible, not degraded).
 	Bids map[GroupID]int
+	// Degraded are its last-resort bids (election.Input.Degraded).
+	Degraded map[GroupID]int
+	// Owns are the groups it claims (its meta says it holds them): the
+	// current owners as every member sees them, which makes a degraded
+	// owner's keep the same decision everywhere.
+	Owns map[GroupID]bool
 }
 
 // LoadSlack is how many groups above the even share (ceil(groups/members))
@@ -50,8 +57,62 @@ const LoadSlack = 1
 //
 // The slack keeps the cap loose enough that it rarely binds, so join/leave
 // movement stays close to rendezvous' minimum (see the property tests).
+//
+// Degraded bids are a last resort and never compete with healthy ones: the
+// rules above run on the healthy bids alone (so their result, load bound
+// included, is what a member that cannot see degraded bids computes too), and
+// only a group without any healthy bid goes to a degraded bidder:
+//  5. a degraded bidder that claims the group keeps it (stickiness: a
+//     degraded owner is not replaced by another degraded member, whatever
+//     its priority); among several claimants (a moment of two claims), the
+//     best by priority then rendezvous weight;
+//  6. otherwise (nobody holds it), the highest degraded priority, ties by
+//     rendezvous weight. No load bound: this is the emergency case.
 func Assign(members []Member) map[GroupID]string {
-	return assign(members, true)
+	out := assign(members, true)
+	lastResort(members, out)
+	return out
+}
+
+// lastResort gives each group that has degraded bids but no owner in out to
+// its claimant, or else its best degraded bidder (rules 5 and 6 of Assign).
+func lastResort(members []Member, out map[GroupID]string) {
+	type best struct {
+		name    string
+		claimed bool
+		p       int
+		w       uint64
+	}
+	chosen := map[GroupID]best{}
+	for _, m := range members {
+		for g, p := range m.Degraded {
+			if p <= 0 || out[g] != "" {
+				continue
+			}
+			c := best{m.Name, m.Owns[g], p, Weight(m.Name, g)}
+			b, seen := chosen[g]
+			if !seen || better(c.claimed, c.p, c.w, c.name, b.claimed, b.p, b.w, b.name) {
+				chosen[g] = c
+			}
+		}
+	}
+	for g, c := range chosen {
+		out[g] = c.name
+	}
+}
+
+// better orders degraded candidates: a claimant first, then priority, then
+// rendezvous weight, then name (a total order, so member order never matters).
+func better(c1 bool, p1 int, w1 uint64, n1 string, c2 bool, p2 int, w2 uint64, n2 string) bool {
+	switch {
+	case c1 != c2:
+		return c1
+	case p1 != p2:
+		return p1 > p2
+	case w1 != w2:
+		return w1 > w2
+	}
+	return n1 < n2
 }
 
 func assign(members []Member, bounded bool) map[GroupID]string {

@@ -3,6 +3,7 @@ package gossip
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -28,26 +29,71 @@ func equalMembers(names []string, groups []GroupID, prio int) []Member {
 
 func TestAssignTable(t *testing.T) {
 	web, db := IDOf("web"), IDOf("db")
+	type bids = map[GroupID]int
+	owns := map[GroupID]bool{web: true}
+	healthy := func(name string, b bids) Member { return Member{Name: name, Bids: b} }
+	degraded := func(name string, b bids) Member { return Member{Name: name, Degraded: b} }
+	claims := func(m Member) Member { m.Owns = owns; return m }
+	// ab and ba: the rendezvous order of a and b for web.
+	ab := tieWinner([]string{"a", "b"}, web)
+	ba := "a"
+	if ab == "a" {
+		ba = "b"
+	}
 	tests := []struct {
 		name    string
 		members []Member
 		want    map[GroupID]string
 	}{
 		{"no members", nil, map[GroupID]string{}},
-		{"nobody eligible", []Member{{"a", map[GroupID]int{web: 0}}}, map[GroupID]string{}},
-		{"single member", []Member{{"a", map[GroupID]int{web: 100}}}, map[GroupID]string{web: "a"}},
+		{"nobody eligible", []Member{healthy("a", bids{web: 0})}, map[GroupID]string{}},
+		{"single member", []Member{healthy("a", bids{web: 100})}, map[GroupID]string{web: "a"}},
 		{"higher priority wins", []Member{
-			{"a", map[GroupID]int{web: 100}}, {"b", map[GroupID]int{web: 150}}, {"c", map[GroupID]int{web: 120}},
+			healthy("a", bids{web: 100}), healthy("b", bids{web: 150}), healthy("c", bids{web: 120}),
 		}, map[GroupID]string{web: "b"}},
 		{"ineligible higher priority is skipped", []Member{
-			{"a", map[GroupID]int{web: 100}}, {"b", map[GroupID]int{}}, {"c", map[GroupID]int{web: 0}},
+			healthy("a", bids{web: 100}), healthy("b", bids{}), healthy("c", bids{web: 0}),
 		}, map[GroupID]string{web: "a"}},
 		{"per-group priorities", []Member{
-			{"a", map[GroupID]int{web: 200, db: 100}}, {"b", map[GroupID]int{web: 100, db: 200}},
+			healthy("a", bids{web: 200, db: 100}), healthy("b", bids{web: 100, db: 200}),
 		}, map[GroupID]string{web: "a", db: "b"}},
 		{"group known only to some members", []Member{
-			{"a", map[GroupID]int{web: 100}}, {"b", map[GroupID]int{web: 100, db: 100}},
-		}, map[GroupID]string{web: tieWinner([]string{"a", "b"}, web), db: "b"}},
+			healthy("a", bids{web: 100}), healthy("b", bids{web: 100, db: 100}),
+		}, map[GroupID]string{web: ab, db: "b"}},
+		// Degraded bids: a last resort.
+		{"healthy beats a higher-priority degraded bid", []Member{
+			healthy("a", bids{web: 50}), degraded("b", bids{web: 250}),
+		}, map[GroupID]string{web: "a"}},
+		{"healthy takes from a degraded owner", []Member{
+			healthy("a", bids{web: 50}), claims(degraded("b", bids{web: 250})),
+		}, map[GroupID]string{web: "a"}},
+		{"degraded never takes from a healthy owner", []Member{
+			claims(healthy("a", bids{web: 50})), degraded("b", bids{web: 250}),
+		}, map[GroupID]string{web: "a"}},
+		{"a healthy owner loses to a higher healthy priority only", []Member{
+			claims(healthy("a", bids{web: 50})), healthy("b", bids{web: 100}), degraded("c", bids{web: 250}),
+		}, map[GroupID]string{web: "b"}},
+		{"unowned: best degraded priority", []Member{
+			degraded("a", bids{web: 100}), degraded("b", bids{web: 150}),
+		}, map[GroupID]string{web: "b"}},
+		{"unowned: equal degraded priorities by rendezvous", []Member{
+			degraded("a", bids{web: 100}), degraded("b", bids{web: 100}),
+		}, map[GroupID]string{web: ab}},
+		{"degraded owner keeps against a higher degraded priority", []Member{
+			claims(degraded("a", bids{web: 100})), degraded("b", bids{web: 200}),
+		}, map[GroupID]string{web: "a"}},
+		{"degraded owner keeps against the rendezvous winner", []Member{
+			claims(degraded(ba, bids{web: 100})), degraded(ab, bids{web: 100}),
+		}, map[GroupID]string{web: ba}},
+		{"a claim without a bid is no keep", []Member{
+			claims(healthy("a", bids{})), degraded("b", bids{web: 100}),
+		}, map[GroupID]string{web: "b"}},
+		{"two degraded claimants: priority decides", []Member{
+			claims(degraded("a", bids{web: 100})), claims(degraded("b", bids{web: 200})), degraded("c", bids{web: 250}),
+		}, map[GroupID]string{web: "b"}},
+		{"degraded for one group, healthy for another", []Member{
+			Member{Name: "a", Bids: bids{db: 100}, Degraded: bids{web: 100}}, healthy("b", bids{db: 50}),
+		}, map[GroupID]string{web: "a", db: "a"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,6 +102,79 @@ func TestAssignTable(t *testing.T) {
 				t.Fatalf("Assign = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// Degraded bids change nothing for groups with a healthy bid: a member of an
+// older version, which sees no degraded bid (meta v1), computes the same
+// owners for them, and stays out of groups only degraded members bid for.
+func TestAssignPropertyDegradedInvisibleToHealthy(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for iter := 0; iter < 2000; iter++ {
+		ms, groups := randomCluster(r)
+		for i := range ms {
+			for _, g := range groups {
+				switch r.IntN(4) {
+				case 0: // this bid turns degraded (a degraded bid replaces a healthy one)
+					if p := ms[i].Bids[g]; p > 0 {
+						delete(ms[i].Bids, g)
+						if ms[i].Degraded == nil {
+							ms[i].Degraded = map[GroupID]int{}
+						}
+						ms[i].Degraded[g] = p
+					}
+				case 1:
+					if ms[i].Owns == nil {
+						ms[i].Owns = map[GroupID]bool{}
+					}
+					ms[i].Owns[g] = true
+				}
+			}
+		}
+		got := Assign(ms)
+		healthyOnly := make([]Member, len(ms))
+		for i, m := range ms {
+			healthyOnly[i] = Member{Name: m.Name, Bids: m.Bids}
+		}
+		old := Assign(healthyOnly)
+		for _, g := range groups {
+			if o, ok := old[g]; ok {
+				if got[g] != o {
+					t.Fatalf("iter %d: group %v with a healthy bid: owner %q, %q without the degraded bids", iter, g, got[g], o)
+				}
+				continue
+			}
+			o, ok := got[g]
+			var claimant, best string
+			bestP := 0
+			for _, m := range ms {
+				p := m.Degraded[g]
+				if p == 0 {
+					continue
+				}
+				if m.Owns[g] {
+					claimant = m.Name
+				}
+				bestP = max(bestP, p)
+				best = m.Name
+			}
+			switch {
+			case best == "" && ok:
+				t.Fatalf("iter %d: group %v without bids owned by %q", iter, g, o)
+			case best == "":
+			case !ok:
+				t.Fatalf("iter %d: group %v with only degraded bids has no owner", iter, g)
+			case claimant != "" && !ms[slices.IndexFunc(ms, func(m Member) bool { return m.Name == o })].Owns[g]:
+				t.Fatalf("iter %d: group %v: degraded claimant %q lost to non-claimant %q", iter, g, claimant, o)
+			case claimant == "" && ms[slices.IndexFunc(ms, func(m Member) bool { return m.Name == o })].Degraded[g] != bestP:
+				t.Fatalf("iter %d: unowned group %v went to %q, not a top degraded bidder (priority %d)", iter, g, o, bestP)
+			}
+		}
+		shuffled := append([]Member(nil), ms...)
+		r.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		if fmt.Sprint(Assign(shuffled)) != fmt.Sprint(got) {
+			t.Fatalf("iter %d: result depends on member order", iter)
+		}
 	}
 }
 

@@ -34,6 +34,19 @@ type Status struct {
 	Mismatches  []Mismatch        `json:"mismatches,omitempty"`
 	Waiting     map[string]string `json:"waitingForRelease,omitempty"`
 	Conflicts   []string          `json:"nameConflicts,omitempty"`
+	// Bids: this node's bid for each configured group, as gossiped.
+	Bids []Bid `json:"bids"`
+}
+
+// Bid is this node's bid for one group.
+type Bid struct {
+	Group string `json:"group"`
+	// Priority is the effective priority gossiped; 0: no bid (ineligible).
+	Priority int `json:"priority"`
+	// Degraded: a last-resort bid, below every healthy one.
+	Degraded bool `json:"degraded,omitempty"`
+	// Owner is the owner the last election computed ("" if none).
+	Owner string `json:"owner,omitempty"`
 }
 
 // Mismatch is a peer whose configuration differs from ours.
@@ -65,6 +78,10 @@ func (e *Elector) Status() any {
 		for k, v := range e.waiting {
 			st.Waiting[k] = v
 		}
+	}
+	for _, g := range e.opts.Groups {
+		p, degraded := bid(e.inputs.Get(g.Name))
+		st.Bids = append(st.Bids, Bid{Group: g.Name, Priority: p, Degraded: degraded, Owner: e.lastOwner[g.Name]})
 	}
 	for _, m := range e.members {
 		st.Members = append(st.Members, m.name)

@@ -21,9 +21,9 @@ const (
 	DefaultGossipProfile        = "fast"
 	DefaultGossipRejoinInterval = time.Second
 	// GossipMaxGroups is how many groups fit in a member's gossiped meta
-	// (512 bytes; 10 bytes per group): gossip.MaxGroups, which
-	// TestLimitsMatchModePackages holds it to.
-	GossipMaxGroups = 50
+	// (512 bytes; 11 bytes per group when every bid is degraded):
+	// gossip.MaxGroups, which TestLimitsMatchModePackages holds it to.
+	GossipMaxGroups = 45
 )
 
 // gossipProfiles returns the failure-detection timing profiles (gossip's

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -102,7 +103,7 @@ func TestGossipTooManyGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = c.Validate(fakeHost{})
-	if err == nil || len(err.(Errors)) != 1 || !strings.Contains(err.Error(), "groups: 51: mode gossip supports at most 50 groups") {
+	if err == nil || len(err.(Errors)) != 1 || !strings.Contains(err.Error(), fmt.Sprintf("groups: %d: mode gossip supports at most %d groups", GossipMaxGroups+1, GossipMaxGroups)) {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -14,13 +14,41 @@ import (
 
 // newGossip translates the validated gossip config into the elector.
 func newGossip(cfg *config.Config, log *slog.Logger) (election.Elector, error) {
+	opts, derived, err := gossipOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts.Log = log
+	if derived.IsValid() {
+		log.Info("gossip advertise address taken from the VIP interface (set gossip.advertise to override)", "addr", derived)
+	}
+	return gossip.New(opts)
+}
+
+// reloadGossip applies a reloaded config (Mode.Reload): the groups change
+// in place; a changed transport setting is refused, naming it.
+func reloadGossip(e election.Elector, cfg *config.Config) error {
+	g, ok := e.(*gossip.Elector)
+	if !ok {
+		return fmt.Errorf("mode gossip: elector is a %T", e)
+	}
+	opts, _, err := gossipOptions(cfg)
+	if err != nil {
+		return err
+	}
+	return g.Reconfigure(opts)
+}
+
+// gossipOptions translates the config; derived is the advertise address
+// taken from the VIP interface, if it was.
+func gossipOptions(cfg *config.Config) (opts gossip.Options, derived netip.Addr, err error) {
 	g := cfg.Gossip
 	bindHost, bindPort, err := net.SplitHostPort(g.Bind)
 	if err != nil {
-		return nil, fmt.Errorf("gossip.bind: %w", err)
+		return opts, derived, fmt.Errorf("gossip.bind: %w", err)
 	}
 	port, _ := strconv.Atoi(bindPort)
-	opts := gossip.Options{
+	opts = gossip.Options{
 		Node:           cfg.Node,
 		BindAddr:       bindHost,
 		BindPort:       port,
@@ -31,7 +59,7 @@ func newGossip(cfg *config.Config, log *slog.Logger) (election.Elector, error) {
 		Profile:        g.Profile,
 		RejoinInterval: g.RejoinInterval,
 		Keys:           g.Keys,
-		Log:            log,
+		KeyFile:        g.KeyFile,
 	}
 	if g.KeyFile != "" {
 		path := g.KeyFile
@@ -49,7 +77,7 @@ func newGossip(cfg *config.Config, log *slog.Logger) (election.Elector, error) {
 		// without one; the VIPs' own LAN is where the peers are.
 		if a, ok := lanAddress(cfg); ok {
 			opts.AdvertiseAddr = a.String()
-			log.Info("gossip advertise address taken from the VIP interface (set gossip.advertise to override)", "addr", a)
+			derived = a
 		}
 	}
 	for _, grp := range cfg.Groups {
@@ -59,7 +87,7 @@ func newGossip(cfg *config.Config, log *slog.Logger) (election.Elector, error) {
 		}
 		opts.Groups = append(opts.Groups, spec)
 	}
-	return gossip.New(opts)
+	return opts, derived, nil
 }
 
 // lanAddress is the first global unicast address (IPv4 preferred) with a

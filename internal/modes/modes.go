@@ -43,7 +43,7 @@ var registry = [...]Mode{
 	{Name: config.ModeStatic, New: newStatic, Reload: reloadStatic},
 	{Name: config.ModeVRRP, New: newVRRP, Reload: reloadVRRP},
 	{Name: config.ModeLease, New: newLease, Reload: reloadLease},
-	{Name: config.ModeGossip, New: newGossip},
+	{Name: config.ModeGossip, New: newGossip, Reload: reloadGossip},
 }
 
 // Lookup returns the registered mode called name.
@@ -120,13 +120,15 @@ func CheckReload(cur, next *config.Config) error {
 	return nil
 }
 
-// withoutKeys is g without the keys read from g.KeyFile: the elector
-// re-reads that file while it runs, so new keys in the same file are a
-// rotation, not a change that needs a restart (and comparing them would
-// refuse every reload after one).
+// withoutKeys is g without what may change while it runs: the keys read
+// from g.KeyFile (the elector re-reads that file, so new keys in the same
+// file are a rotation, and comparing them would refuse every reload after
+// one) and the settings the gossip elector applies in place (expect,
+// quorum, rejoinInterval; docs/gossip.md).
 func withoutKeys(g *config.Gossip) config.Gossip {
 	c := *g
 	c.Keys = nil
+	c.Expect, c.Quorum, c.RejoinInterval = 0, false, 0
 	return c
 }
 

@@ -67,7 +67,7 @@ checks:
   http: {url: "https://127.0.0.1:8443/healthz"}
 `
 
-func gossipConfig(t *testing.T) (string, string) {
+func gossipReloadConfig(t *testing.T) (string, string) {
 	t.Helper()
 	key := filepath.Join(t.TempDir(), "gossip.key")
 	if err := os.WriteFile(key, []byte("MDEyMzQ1Njc4OWFiY2RlZg==\n"), 0o600); err != nil {
@@ -88,8 +88,8 @@ groups:
 // TestCheckReloadModeSections: the Lease's API access and timing and the
 // gossip transport cannot change under a running elector.
 func TestCheckReloadModeSections(t *testing.T) {
-	gossipYAML, key := gossipConfig(t)
-	_, otherKey := gossipConfig(t)
+	gossipYAML, key := gossipReloadConfig(t)
+	_, otherKey := gossipReloadConfig(t)
 	tests := []struct {
 		name, base, old, new, keys string
 	}{
@@ -100,8 +100,6 @@ func TestCheckReloadModeSections(t *testing.T) {
 		{"lease.retryPeriod", leaseReloadConfig, "namespace: vipd,", "namespace: vipd, retryPeriod: 400ms,", "[lease]"},
 		{"gossip.bind", gossipYAML, `bind: "198.51.100.10:7946"`, `bind: "198.51.100.10:7947"`, "[gossip]"},
 		{"gossip.peers", gossipYAML, "peers: [198.51.100.11, 198.51.100.12]", "peers: [198.51.100.11, 198.51.100.13]", "[gossip]"},
-		{"gossip.expect", gossipYAML, "expect: 3", "expect: 5", "[gossip]"},
-		{"gossip.quorum", gossipYAML, "quorum: true", "quorum: false", "[gossip]"},
 		{"gossip.profile", gossipYAML, "expect: 3", "expect: 3, profile: lan", "[gossip]"},
 		{"gossip.keyFile", gossipYAML, key, otherKey, "[gossip]"},
 		// The daemon's keys come first; the section is not listed with them.
@@ -122,7 +120,7 @@ func TestCheckReloadModeSections(t *testing.T) {
 // TestCheckReloadAccepts: groups, VIPs, priorities, checks, tracks, policy
 // and hooks are what a reload is for.
 func TestCheckReloadAccepts(t *testing.T) {
-	gossipYAML, _ := gossipConfig(t)
+	gossipYAML, _ := gossipReloadConfig(t)
 	const group = "- name: plain\n  vips: [{address: 198.51.100.102}]\n"
 	tests := []struct {
 		name, base, old, new string
@@ -148,6 +146,9 @@ func TestCheckReloadAccepts(t *testing.T) {
 		{"notify added", healthConfig, group, "- name: plain\n  vips: [{address: 198.51.100.102}]\n  notify: {command: [/n.sh]}\n"},
 		{"lease: groups and checks", leaseReloadConfig, "  track: [{check: web}]\n", "  priority: 200\n  track: [{check: web, weight: 10}]\n- name: api\n  vips: [{address: 198.51.100.101}]\n  lease: {name: api-vip}\n"},
 		{"gossip: groups", gossipYAML, "priority: 120", "priority: 121"},
+		// The gossip elector applies these in place (docs/gossip.md).
+		{"gossip.expect", gossipYAML, "expect: 3", "expect: 5"},
+		{"gossip.quorum", gossipYAML, "quorum: true", "quorum: false"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,7 +170,7 @@ func TestCheckReloadAccepts(t *testing.T) {
 // rotation nor on any later one (the daemon keeps comparing with the
 // config it started with until a reload succeeds).
 func TestCheckReloadGossipKeyRotation(t *testing.T) {
-	y, key := gossipConfig(t)
+	y, key := gossipReloadConfig(t)
 	cur := loadConfig(t, y)
 	if err := os.WriteFile(key, []byte("ZmVkY2JhOTg3NjU0MzIxMA==\nMDEyMzQ1Njc4OWFiY2RlZg==\n"), 0o600); err != nil {
 		t.Fatal(err)
