@@ -114,7 +114,7 @@ func TestTrackerHoldsAnImprovementAfterAHealthDrop(t *testing.T) {
 			t.Fatalf("tracker's applied input is the held one: %+v", in)
 		}
 		// A moment before the window ends: still held.
-		time.Sleep(dropAt.Add(minMove).Sub(time.Now()) - time.Millisecond)
+		time.Sleep(time.Until(dropAt.Add(minMove)) - time.Millisecond)
 		if a := r.last(t, "web"); a.in.Eligible {
 			t.Fatalf("applied %s early", minMove-time.Since(dropAt))
 		}
@@ -161,7 +161,7 @@ func TestTrackerAppliesADropDuringAHold(t *testing.T) {
 			t.Fatalf("improvement after the second drop not held: %+v", a)
 		}
 		// The first window (from the first drop) ends: still held.
-		time.Sleep(secondDrop.Add(minMove).Sub(time.Now()) - time.Second)
+		time.Sleep(time.Until(secondDrop.Add(minMove)) - time.Second)
 		if a := r.last(t, "web"); a.in.Eligible {
 			t.Fatalf("applied at the end of the first window, not of the second: %+v", a)
 		}
@@ -253,7 +253,7 @@ func TestTrackerHoldStartedByALinkEndsByItself(t *testing.T) {
 		if a := r.last(t, "web"); a.in.Eligible || a.b.Held == "" {
 			t.Fatalf("link back within the window: not held: %+v %+v", a.in, a.b)
 		}
-		time.Sleep(dropAt.Add(minMove).Sub(time.Now()))
+		time.Sleep(time.Until(dropAt.Add(minMove)))
 		if a := r.last(t, "web"); !a.in.Eligible || !a.at.Equal(dropAt.Add(minMove)) {
 			t.Fatalf("hold started by setLinks did not end at %s: %+v", minMove, a)
 		}
