@@ -433,7 +433,7 @@ func TestRunnerErrors(t *testing.T) {
 	}{
 		{"no kind", []Spec{{Name: "x", Interval: time.Second, Rise: 1, Fall: 1}}, `"x": must set exactly one kind`},
 		{"two kinds", []Spec{{Name: "x", Interval: time.Second, Rise: 1, Fall: 1, TCP: &TCP{Address: "a:1"}, File: &File{Path: "/a"}}}, `"x": must set exactly one kind`},
-		{"exec pending", []Spec{{Name: "script", Interval: time.Second, Rise: 1, Fall: 1, Exec: &Exec{Command: []string{"true"}}}}, `"script": exec:`},
+		{"exec program missing", []Spec{{Name: "script", Interval: time.Second, Rise: 1, Fall: 1, Exec: &Exec{Command: []string{"/nonexistent/check.sh"}}}}, `"script": exec`},
 		{"duplicate", []Spec{good, good}, `"drain": defined twice`},
 		{"no name", []Spec{{Interval: time.Second, Rise: 1, Fall: 1, File: &File{Path: "/a"}}}, "no name"},
 		{"zero interval", []Spec{{Name: "x", Rise: 1, Fall: 1, File: &File{Path: "/a"}}}, `"x": interval`},
