@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"k8s.io/klog/v2"
+
 	"github.com/vipd/vipd/election"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/modes"
@@ -59,6 +61,9 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("node", cfg.Node)
+	// client-go (Lease mode, endpoints checks) logs through klog: one log
+	// stream, one format.
+	klog.SetSlogLogger(log.With("component", "client-go"))
 	elector, err := modes.NewElector(cfg, log)
 	if err != nil {
 		return &exitError{code: 2, err: err}
