@@ -524,7 +524,7 @@ func report(out io.Writer, res *outcome, idleFor time.Duration) {
 		for _, m := range res.modes {
 			rs := res.results[m.Name()][sc.Name]
 			if why := res.skipped[m.Name()][sc.Name]; why != "" {
-				fmt.Fprintf(tw, "%s\t%s\t0\tn/a: %s\t\t\t\t\n", sc.Name, m.Name(), why)
+				fmt.Fprintf(tw, "%s\t%s\t0\tn/a (below)\t\t\t\t\n", sc.Name, m.Name())
 				continue
 			}
 			if len(rs) == 0 {
@@ -562,6 +562,13 @@ func report(out io.Writer, res *outcome, idleFor time.Duration) {
 		}
 	}
 	tw.Flush()
+	for _, sc := range res.scenarios {
+		for _, m := range res.modes {
+			if why := res.skipped[m.Name()][sc.Name]; why != "" {
+				fmt.Fprintf(out, "(n/a: %s %s: %s)\n", sc.Name, m.Name(), why)
+			}
+		}
+	}
 	for _, sc := range res.scenarios {
 		if strings.HasPrefix(sc.Key, "check-") {
 			fmt.Fprintln(out, "(check rows: the event is the service on node1 turning 503; see Settings for the checks)")
