@@ -5,6 +5,10 @@
 // then idle memory and CPU per node. Run as root:
 //
 //	go run ./bench [-rounds 5] [-advert 100ms] [-idle 10s] [-modes vipd-vrrp,keepalived,vipd-lease,vipd-gossip]
+//	    [-scenarios sigkill,sigterm,link-down,check-gate,check-weight] [-check-interval 100ms] [-check-fall 2]
+//
+// The check scenarios (issue #12) turn an HTTP service on the owner 503; see
+// check.go.
 //
 // See docs/benchmark.md. bench_test.go runs one round of everything as a
 // correctness check.
@@ -42,28 +46,38 @@ func main() {
 
 // Scenario is one way the master goes away, and how to bring it back.
 type Scenario struct {
+	// Key selects it in -scenarios.
+	Key  string
 	Name string
-	// Do takes node 0 (the master) away.
-	Do func(l *lab.Lab, m Mode) error
+	// Skip, if set and non-empty for m, says why the scenario does not
+	// apply to m.
+	Skip func(m Mode) string
+	// Do takes node 0 (the master) away and returns when the event
+	// happened (zero: just before Do was called).
+	Do func(l *lab.Lab, m Mode) (time.Time, error)
 	// Restore brings node 0 back (Mode.Reclaim then makes it the owner
 	// again where it does not preempt).
 	Restore func(l *lab.Lab, m Mode) error
 }
 
-var scenarios = []Scenario{
+// nodeScenarios take the whole owner node away.
+var nodeScenarios = []Scenario{
 	{
+		Key:     "sigkill",
 		Name:    "SIGKILL",
-		Do:      func(l *lab.Lab, m Mode) error { return m.Crash(0) },
+		Do:      func(l *lab.Lab, m Mode) (time.Time, error) { return time.Time{}, m.Crash(0) },
 		Restore: func(l *lab.Lab, m Mode) error { m.AfterCrash(l, 0); return m.Start(l, 0, m.Priorities()[0]) },
 	},
 	{
+		Key:     "sigterm",
 		Name:    "SIGTERM",
-		Do:      func(l *lab.Lab, m Mode) error { return m.Stop(0) },
+		Do:      func(l *lab.Lab, m Mode) (time.Time, error) { return time.Time{}, m.Stop(0) },
 		Restore: func(l *lab.Lab, m Mode) error { return m.Start(l, 0, m.Priorities()[0]) },
 	},
 	{
+		Key:     "link-down",
 		Name:    "link down",
-		Do:      func(l *lab.Lab, m Mode) error { return l.Nodes[0].SetLinkUp(false) },
+		Do:      func(l *lab.Lab, m Mode) (time.Time, error) { return time.Time{}, l.Nodes[0].SetLinkUp(false) },
 		Restore: func(l *lab.Lab, m Mode) error { return l.Nodes[0].SetLinkUp(true) },
 	},
 }
@@ -104,7 +118,13 @@ type options struct {
 	// adverts per second (VRRP implementations only).
 	floodFor  time.Duration
 	floodRate int
+	// scenarios are the selected Scenario keys (empty: all).
+	scenarios []string
+	checks    checkSettings
 }
+
+// allScenarioKeys lists every Scenario key, in the order they run.
+var allScenarioKeys = []string{"sigkill", "sigterm", "link-down", "check-gate", "check-weight"}
 
 // outcome is what a run measured, per mode.
 type outcome struct {
@@ -112,6 +132,14 @@ type outcome struct {
 	results map[string]map[string][]result
 	idles   map[string]idle
 	floods  map[string]*floodResult
+	// scenarios ran in this order; spent is the wall time of each over
+	// all modes and rounds (restore included), by Name.
+	scenarios []Scenario
+	spent     map[string]time.Duration
+	// skipped says, by mode and scenario Name, why it did not run.
+	skipped map[string]map[string]string
+	// checks describes the check scenarios' settings ("" if none ran).
+	checks string
 }
 
 func run() error {
@@ -122,11 +150,20 @@ func run() error {
 	flag.DurationVar(&o.leftCap, "left-cap", 5*time.Second, "how long to watch the old master for a leftover VIP")
 	flag.DurationVar(&o.floodFor, "flood", 10*time.Second, "flood phase of the VRRP implementations (0: skip)")
 	flag.IntVar(&o.floodRate, "flood-rate", 20000, "flood: valid lower-priority adverts per second from the client")
+	flag.DurationVar(&o.checks.interval, "check-interval", 100*time.Millisecond, "check scenarios: health-check interval (timeout: the same)")
+	flag.IntVar(&o.checks.fall, "check-fall", 2, "check scenarios: failures in a row that fail the check")
+	flag.IntVar(&o.checks.rise, "check-rise", 2, "check scenarios: passes in a row that pass the check")
+	flag.StringVar(&o.checks.policy, "check-policy", config.PolicyRelease, "check scenarios: vipd groups' whenNoneHealthy (release: a failing gate is ineligible; keep: degraded)")
+	scFlag := flag.String("scenarios", strings.Join(allScenarioKeys, ","), "scenarios to run: "+strings.Join(allScenarioKeys, ", "))
 	modesFlag := flag.String("modes", strings.Join(allModes, ","), "implementations to compare: "+strings.Join(allModes, ", ")+" (vipd = vipd-vrrp)")
 	flag.Parse()
 	for _, n := range strings.Split(*modesFlag, ",") {
 		o.modes = append(o.modes, strings.TrimSpace(n))
 	}
+	for _, n := range strings.Split(*scFlag, ",") {
+		o.scenarios = append(o.scenarios, strings.TrimSpace(n))
+	}
+	o.checks.timeout = o.checks.interval
 	if os.Geteuid() != 0 {
 		return errors.New("run as root: the benchmark builds network namespaces")
 	}
@@ -155,6 +192,26 @@ func runBench(ctx context.Context, o options) (*outcome, error) {
 			return nil, fmt.Errorf("-modes: unknown mode %q (want %s)", n, strings.Join(allModes, ", "))
 		}
 		lease = lease || o.modes[i] == "vipd-lease"
+	}
+	if len(o.scenarios) == 0 {
+		o.scenarios = allScenarioKeys
+	}
+	var withChecks bool
+	for _, k := range o.scenarios {
+		if !slices.Contains(allScenarioKeys, k) {
+			return nil, fmt.Errorf("-scenarios: unknown scenario %q (want %s)", k, strings.Join(allScenarioKeys, ", "))
+		}
+		withChecks = withChecks || strings.HasPrefix(k, "check-")
+	}
+	if withChecks {
+		if o.checks.timeout == 0 {
+			o.checks.timeout = o.checks.interval
+		}
+		if o.checks.interval < config.MinCheckInterval || o.checks.fall < 1 || o.checks.rise < 1 ||
+			(o.checks.policy != config.PolicyKeep && o.checks.policy != config.PolicyRelease) {
+			return nil, fmt.Errorf("check settings %s: want an interval of at least %s, fall and rise of at least 1, policy keep or release",
+				o.checks, config.MinCheckInterval)
+		}
 	}
 	if lease {
 		// Fail before minutes of work, saying how to get the binaries.
@@ -200,9 +257,27 @@ func runBench(ctx context.Context, o options) (*outcome, error) {
 	}
 	fmt.Fprintf(out, "lab %s: 3 nodes, VIP %s, probe every 10ms, %d rounds\n", l.ID, vip, o.rounds)
 
-	res := &outcome{results: map[string]map[string][]result{}, idles: map[string]idle{}, floods: map[string]*floodResult{}}
+	res := &outcome{results: map[string]map[string][]result{}, idles: map[string]idle{}, floods: map[string]*floodResult{},
+		spent: map[string]time.Duration{}, skipped: map[string]map[string]string{}}
+	var svc *checkServices
+	if withChecks {
+		if svc, err = startCheckServices(l); err != nil {
+			return nil, err
+		}
+		res.checks = o.checks.String()
+		fmt.Fprintf(out, "checks: %s\n", res.checks)
+	}
+	for _, sc := range append(slices.Clone(nodeScenarios), checkScenarios(o.checks, svc)...) {
+		if slices.Contains(o.scenarios, sc.Key) {
+			res.scenarios = append(res.scenarios, sc)
+		}
+	}
 	for _, name := range o.modes {
 		m := build[name]()
+		if withChecks {
+			m.(interface{ setChecks(*checkSettings) }).setChecks(&o.checks)
+			svc.healthy()
+		}
 		res.modes = append(res.modes, m)
 		err := func() error {
 			sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
@@ -215,7 +290,7 @@ func runBench(ctx context.Context, o options) (*outcome, error) {
 			if name != "vipd-vrrp" && name != "keepalived" {
 				vr = nil
 			}
-			r, id, fl, err := runMode(ctx, out, l, m, vip, port, o, vr)
+			r, id, fl, err := runMode(ctx, out, l, m, vip, port, o, vr, res)
 			res.results[name], res.idles[name] = r, id
 			if fl != nil {
 				res.floods[name] = fl
@@ -256,14 +331,15 @@ func waitNewOwner(ctx context.Context, p *lab.Probe, old string, at time.Time, t
 
 // runMode starts the mode on all nodes, measures idle usage, then runs every
 // scenario for the given rounds; it stops all nodes at the end.
-func runMode(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip netip.Addr, port int, o options, vr *vrrplab.Router) (res map[string][]result, id idle, fl *floodResult, err error) {
-	res, id, err = runScenarios(ctx, out, l, m, vip, port, o, vr, &fl)
+func runMode(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip netip.Addr, port int, o options, vr *vrrplab.Router, all *outcome) (res map[string][]result, id idle, fl *floodResult, err error) {
+	res, id, err = runScenarios(ctx, out, l, m, vip, port, o, vr, &fl, all)
 	return res, id, fl, err
 }
 
 // runScenarios is runMode; with vr (a VRRP implementation) and o.floodFor it
 // runs the flood phase after the idle measurement, into *fl.
-func runScenarios(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip netip.Addr, port int, o options, vr *vrrplab.Router, fl **floodResult) (map[string][]result, idle, error) {
+// The scenarios are all.scenarios; their time is added to all.spent.
+func runScenarios(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip netip.Addr, port int, o options, vr *vrrplab.Router, fl **floodResult, all *outcome) (map[string][]result, idle, error) {
 	fmt.Fprintf(out, "\n== %s: %s\n", m.Name(), m.Settings())
 	prios := m.Priorities()
 	for i, p := range prios {
@@ -332,14 +408,26 @@ func runScenarios(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip ne
 
 	res := map[string][]result{}
 	for round := 1; round <= o.rounds; round++ {
-		for _, sc := range scenarios {
+		for _, sc := range all.scenarios {
+			if sc.Skip != nil {
+				if why := sc.Skip(m); why != "" {
+					if all.skipped[m.Name()] == nil {
+						all.skipped[m.Name()] = map[string]string{}
+					}
+					all.skipped[m.Name()][sc.Name] = why
+					continue
+				}
+			}
+			began := time.Now()
 			// Random phase against the advert timer.
 			if err := sleepCtx(ctx, time.Second+time.Duration(rand.IntN(100))*time.Millisecond); err != nil {
 				return nil, idle{}, err
 			}
 			at := time.Now()
-			if err := sc.Do(l, m); err != nil {
+			if t, err := sc.Do(l, m); err != nil {
 				return nil, idle{}, fmt.Errorf("%s: %w", sc.Name, err)
+			} else if !t.IsZero() {
+				at = t
 			}
 			// Watch the old master's VIP from the event on, alongside the
 			// takeover (the only user of node1's netlink handle meanwhile).
@@ -376,6 +464,7 @@ func runScenarios(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip ne
 				return len(r.restored) == 1
 			})
 			res[sc.Name] = append(res[sc.Name], r)
+			all.spent[sc.Name] += time.Since(began)
 		}
 	}
 	return res, id, nil
@@ -424,13 +513,20 @@ func report(out io.Writer, res *outcome, idleFor time.Duration) {
 	for _, m := range res.modes {
 		fmt.Fprintf(out, "  %-11s %s\n", m.Name(), m.Settings())
 	}
+	if res.checks != "" {
+		fmt.Fprintf(out, "  %-11s %s; tracked as a gate (port %d) and with weight %d (port %d)\n", "checks", res.checks, gatePort, checkWeight, weightPort)
+	}
 	fmt.Fprintf(out, "\nFailover of the owner node1 (client probe every 10ms; times in ms; n = rounds):\n")
 	fmt.Fprintln(out, "(interruption: silence seen by the client; after SIGKILL the crashed node's service still answers\n until the new owner's announcement moves the client, so the new owner's start is the telling figure)")
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "scenario\timplementation\tn\tinterruption min/median/max\tnew owner answers after min/median/max\tlost probes (median)\toverlap median/max\tVIP gone from old master after (median)")
-	for _, sc := range scenarios {
+	for _, sc := range res.scenarios {
 		for _, m := range res.modes {
 			rs := res.results[m.Name()][sc.Name]
+			if why := res.skipped[m.Name()][sc.Name]; why != "" {
+				fmt.Fprintf(tw, "%s\t%s\t0\tn/a (below)\t\t\t\t\n", sc.Name, m.Name())
+				continue
+			}
 			if len(rs) == 0 {
 				continue
 			}
@@ -466,6 +562,19 @@ func report(out io.Writer, res *outcome, idleFor time.Duration) {
 		}
 	}
 	tw.Flush()
+	for _, sc := range res.scenarios {
+		for _, m := range res.modes {
+			if why := res.skipped[m.Name()][sc.Name]; why != "" {
+				fmt.Fprintf(out, "(n/a: %s %s: %s)\n", sc.Name, m.Name(), why)
+			}
+		}
+	}
+	for _, sc := range res.scenarios {
+		if strings.HasPrefix(sc.Key, "check-") {
+			fmt.Fprintln(out, "(check rows: the event is the service on node1 turning 503; see Settings for the checks)")
+			break
+		}
+	}
 	fmt.Fprintf(out, "\nIdle per node (memory at the end, CPU over %s; RSS includes the binary's file-backed pages, anon = Pss_Anon: the daemon's own heap/stacks):\n", idleFor)
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "implementation\tmaster RSS MiB\tmaster anon MiB\tmaster CPU %\tbackup RSS MiB\tbackup anon MiB\tbackup CPU %")

@@ -58,6 +58,8 @@ type vipdMode struct {
 	lifetime time.Duration
 	config   func(h *lab.Host, prio int) *config.Config
 	procs    map[int]*lab.Process
+	// checks, when set, adds the health checks to every node's config.
+	checks *checkSettings
 }
 
 func newVipdMode(name, bin, settings string, prios []int, lifetime time.Duration, config func(h *lab.Host, prio int) *config.Config) *vipdMode {
@@ -73,8 +75,14 @@ func (m *vipdMode) Close()                                              {}
 func (m *vipdMode) Reclaim(context.Context, *lab.Lab, netip.Addr) error { return nil }
 func (m *vipdMode) AfterCrash(*lab.Lab, int)                            {}
 
+func (m *vipdMode) setChecks(cs *checkSettings) { m.checks = cs }
+
 func (m *vipdMode) Start(l *lab.Lab, i, prio int) error {
-	p, err := l.StartVipdConfig(l.Nodes[i], m.bin, m.config(l.Nodes[i], prio))
+	c := m.config(l.Nodes[i], prio)
+	if m.checks != nil {
+		addChecks(c, *m.checks)
+	}
+	p, err := l.StartVipdConfig(l.Nodes[i], m.bin, c)
 	if err != nil {
 		return err
 	}
@@ -111,11 +119,18 @@ func (m *vipdMode) PIDs(i int) []int { return []int{m.procs[i].PID} }
 type keepalivedMode struct {
 	router vrrplab.Router
 	procs  map[int]*vrrplab.Keepalived
+	checks *checkSettings
 }
+
+func (m *keepalivedMode) setChecks(cs *checkSettings) { m.checks = cs }
 
 func (m *keepalivedMode) Name() string { return "keepalived" }
 func (m *keepalivedMode) Settings() string {
-	return fmt.Sprintf("VRRPv3 advert %s, priorities 150/100/50, preempt", m.router.Interval)
+	s := fmt.Sprintf("VRRPv3 advert %s, priorities 150/100/50, preempt", m.router.Interval)
+	if m.checks != nil {
+		s += "; " + keepalivedCheckSettings(*m.checks)
+	}
+	return s
 }
 func (m *keepalivedMode) Priorities() []int       { return vrrpPrios }
 func (m *keepalivedMode) Lifetime() time.Duration { return 0 }
@@ -127,7 +142,11 @@ func (m *keepalivedMode) Reclaim(context.Context, *lab.Lab, netip.Addr) error { 
 
 func (m *keepalivedMode) Start(l *lab.Lab, i, prio int) error {
 	h := l.Nodes[i]
-	k, err := vrrplab.StartKeepalived(l, h, vrrplab.KeepalivedConfig(h, prio, m.router, h.IPv4.Addr(), nil))
+	conf := vrrplab.KeepalivedConfig(h, prio, m.router, h.IPv4.Addr(), nil)
+	if m.checks != nil {
+		conf = keepalivedChecks(conf, *m.checks)
+	}
+	k, err := vrrplab.StartKeepalived(l, h, conf)
 	if err != nil {
 		return err
 	}
