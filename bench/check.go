@@ -83,14 +83,6 @@ func checkScenarios(cs checkSettings, svc *checkServices) []Scenario {
 		{
 			Key:  "check-weight",
 			Name: fmt.Sprintf("check weight %d %s", checkWeight, tag),
-			Skip: func(m Mode) string {
-				if m.Name() == "vipd-lease" {
-					// The Lease is never preempted: a lower priority only
-					// orders the tries for a free Lease.
-					return "Lease does not preempt: a weight moves nothing while the owner renews"
-				}
-				return ""
-			},
 			Do:      func(*lab.Lab, Mode) (time.Time, error) { return svc.weight[0].SetHealthy(false), nil },
 			Restore: func(*lab.Lab, Mode) error { svc.weight[0].SetHealthy(true); return nil },
 		},

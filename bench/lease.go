@@ -35,11 +35,13 @@ var leasePrios = []int{254, 200, 100}
 
 // leaseMode runs vipd in Lease mode against a real API server in the lab.
 //
-// Lease has no preemption: after a failover node2 keeps the Lease when node1
-// comes back. So Reclaim hands it back before the next round: once node1
-// runs and has read the Lease, the holder is stopped with SIGTERM (it
-// releases the Lease; node1 with no tie-break delay takes it), and then
-// restarted as a follower. That handover is not measured.
+// A healthy node with a higher priority asks the holder for the Lease and
+// is handed it (docs/lease.md), so node1 normally takes it back by itself
+// once it runs again. Reclaim waits for that, and only if it does not
+// happen it hands the Lease back the old way: once node1 runs and has read
+// the Lease, the holder is stopped with SIGTERM (it releases the Lease;
+// node1 with no tie-break delay takes it), and then restarted as a
+// follower. That handover is not measured.
 type leaseMode struct {
 	*vipdMode
 	vip netip.Addr
@@ -49,7 +51,7 @@ type leaseMode struct {
 func newLeaseMode(bin string, vip netip.Addr) *leaseMode {
 	m := &leaseMode{vip: vip}
 	m.vipdMode = newVipdMode("vipd-lease", bin,
-		fmt.Sprintf("Lease: leaseDuration %s, renewDeadline %s, retryPeriod %s, binding.lifetime %s (refresh 1s), priorities 254/200/100 (no preemption: node1 is handed the Lease back between rounds); API server in the lab's %q namespace",
+		fmt.Sprintf("Lease: leaseDuration %s, renewDeadline %s, retryPeriod %s, binding.lifetime %s (refresh 1s), priorities 254/200/100 (node1 takes the Lease back by handover between rounds); API server in the lab's %q namespace",
 			leaseDuration, renewDeadline, retryPeriod, leaseLifetime, apiHost),
 		leasePrios, leaseLifetime, m.configFor)
 	return m
@@ -107,6 +109,13 @@ func (m *leaseMode) Close() {
 // orders the tries.
 func (m *leaseMode) Reclaim(ctx context.Context, l *lab.Lab, vip netip.Addr) error {
 	node1 := l.Nodes[0].Name
+	// The priority handover: node1 asks once it is a follower again.
+	if _, err := testutil.Until(ctx, "node1 handed the Lease back", 15*time.Second, 50*time.Millisecond, func() bool {
+		holders, _ := l.AddressHolders(vip)
+		return len(holders) == 1 && holders[0] == node1
+	}); err == nil {
+		return nil
+	}
 	for handbacks := 0; ; {
 		var holders []string
 		// Someone holds it once a takeover in progress is done.

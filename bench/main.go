@@ -153,7 +153,7 @@ func run() error {
 	flag.DurationVar(&o.checks.interval, "check-interval", 100*time.Millisecond, "check scenarios: health-check interval (timeout: the same)")
 	flag.IntVar(&o.checks.fall, "check-fall", 2, "check scenarios: failures in a row that fail the check")
 	flag.IntVar(&o.checks.rise, "check-rise", 2, "check scenarios: passes in a row that pass the check")
-	flag.StringVar(&o.checks.policy, "check-policy", config.PolicyRelease, "check scenarios: vipd groups' whenNoneHealthy (release: a failing gate is ineligible; keep: degraded)")
+	flag.StringVar(&o.checks.policy, "check-policy", config.PolicyKeep, "check scenarios: vipd groups' whenNoneHealthy (release: a failing gate is ineligible; keep: degraded)")
 	scFlag := flag.String("scenarios", strings.Join(allScenarioKeys, ","), "scenarios to run: "+strings.Join(allScenarioKeys, ", "))
 	modesFlag := flag.String("modes", strings.Join(allModes, ","), "implementations to compare: "+strings.Join(allModes, ", ")+" (vipd = vipd-vrrp)")
 	flag.Parse()
