@@ -188,6 +188,17 @@ func (hl *healthLab) readyz(i, code int, want ...string) {
 	hl.t.Logf("%s /readyz: %d %s", hl.l.Nodes[i].Name, c, body)
 }
 
+// reason expects node i's group's last transition reason to contain want.
+func (hl *healthLab) reason(i int, want string) {
+	hl.t.Helper()
+	st, err := vrrplab.NodeStatus(hl.l.Nodes[i])
+	if err != nil || len(st.Groups) != 1 || !strings.Contains(st.Groups[0].Reason, want) {
+		hl.t.Errorf("node%d's reason: want %q in %+v (%v)", i+1, want, st.Groups, err)
+		return
+	}
+	hl.t.Logf("node%d: owner %t, reason %q", i+1, st.Groups[0].Owner, st.Groups[0].Reason)
+}
+
 // TestLabHealthGate: three nodes (150/100/50), each gating on its own
 // service (policy keep, the default). The owner's service fails → the next
 // node answers within fall × interval + the VRRP failover; the old owner is
@@ -214,9 +225,10 @@ func TestLabHealthGate(t *testing.T) {
 		t.Errorf("node1's check after the failover: %+v", r)
 	}
 	st := hl.waitGroup(0, "degraded", degraded)
-	if st.Groups[0].Owner || !strings.Contains(st.Groups[0].Why, "check svc failing") {
-		t.Errorf("node1's group after its gate failed: %+v", st.Groups[0])
+	if g := st.Groups[0]; g.Owner || !strings.Contains(g.Why, "check svc failing") || !strings.Contains(g.Reason, "check svc failing") {
+		t.Errorf("node1's group after its gate failed (its reason must name the check): %+v", g)
 	}
+	hl.reason(1, "preempt") // the degraded master advertised 1 at once
 	hl.readyz(0, 503, "check svc failing", "status 503")
 	if a := hl.advertised(0); a != 1 {
 		t.Errorf("degraded node1 advertises %d, want 1", a)
@@ -243,11 +255,20 @@ func TestLabHealthGate(t *testing.T) {
 	hl.waitGroup(0, "degraded and owner", func(st node.Status, g node.GroupStatus) bool { return degraded(st, g) && g.Owner })
 	// Ten advert intervals in which nothing may move.
 	time.Sleep(time.Second)
+	cutoff := time.Now()
+	// The replies to every request sent until then are in once one sent
+	// after it is (one path, in order).
+	if _, err := testutil.Poll(context.Background(), 5*time.Second, 10*time.Millisecond, func() bool {
+		r, ok := hl.probe.Latest()
+		return ok && r.SentAt.After(cutoff)
+	}); err != nil {
+		t.Fatalf("keep: no probe answered after the owner's check failed: %s", hl.probe.Snapshot().Summary())
+	}
 	rec := hl.probe.Snapshot()
 	if f, moved := rec.FailoverAfter(at); moved {
 		t.Fatalf("keep: the VIP moved while every node was degraded: %s", f)
 	}
-	if lost := lostSince(rec, at); lost > 0 {
+	if lost := lostBetween(rec, at, cutoff); lost > 0 {
 		t.Errorf("keep: %d probes lost after the owner's check failed: %s", lost, rec.Summary())
 	}
 	for i := range 3 {
@@ -256,7 +277,7 @@ func TestLabHealthGate(t *testing.T) {
 		}
 	}
 	hl.readyz(0, 503, "degraded", "check svc failing")
-	t.Logf("keep: all three degraded, node1 kept answering for %s without a lost probe", rec.End.Sub(at).Round(time.Millisecond))
+	t.Logf("keep: all three degraded, node1 kept answering for %s without a lost probe", cutoff.Sub(at).Round(time.Millisecond))
 
 	// 4. node2 is healthy again: it takes the VIP from the degraded owner
 	// (node3, degraded too, does not).
@@ -264,16 +285,16 @@ func TestLabHealthGate(t *testing.T) {
 	hl.failover("keep: node2's service back -> node2 takes over from degraded node1", at, "node2", failoverBound)
 }
 
-// lostSince counts requests sent after at (up to 100 ms before the end of
-// rec, whose replies may still be in flight) that nobody answered.
-func lostSince(rec lab.Record, at time.Time) int {
+// lostBetween counts requests sent between at and until that nobody
+// answered.
+func lostBetween(rec lab.Record, at, until time.Time) int {
 	answered := map[int]bool{}
 	for _, rp := range rec.Replies {
 		answered[rp.Seq] = true
 	}
 	lost := 0
 	for seq, sent := range rec.SentAt {
-		if sent.After(at) && sent.Before(rec.End.Add(-100*time.Millisecond)) && !answered[seq] {
+		if sent.After(at) && sent.Before(until) && !answered[seq] {
 			lost++
 		}
 	}
@@ -303,6 +324,8 @@ func TestLabHealthGateRelease(t *testing.T) {
 	if a := hl.advertised(0); a != 0 {
 		t.Errorf("ineligible node1 advertises %d, want 0", a)
 	}
+	hl.reason(0, "ineligible: check svc failing")
+	hl.reason(1, "priority-0-advert") // not its Master_Down_Interval
 
 	// node2 fails too: nobody holds the VIP.
 	at = hl.svcs[1].SetHealthy(false)
@@ -355,9 +378,8 @@ func TestLabHealthWeight(t *testing.T) {
 		t.Errorf("node1 advertises %d, want 90", a)
 	}
 	hl.readyz(0, 200)
-	if !strings.Contains(g.Reason, "check svc failing (weight -60)") {
-		t.Errorf("node1's reason for losing the group does not name the check: %q", g.Reason)
-	}
+	hl.reason(0, "check svc failing (weight -60)")
+	hl.reason(1, "preempt")
 
 	at = hl.svcs[0].SetHealthy(true)
 	hl.failover("weight -60: node1's service back (90 -> 150) -> node1 preempts", at, "node1", failoverBound)
