@@ -7,6 +7,7 @@ package health
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
 
@@ -33,6 +34,22 @@ func (s State) String() string {
 
 // MarshalText makes State read as its name in /status.
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads the name back: `vipd status` and `vipd reload` decode
+// the daemon's /status, and without it every check in it failed the decode.
+func (s *State) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "unknown":
+		*s = Unknown
+	case "passing":
+		*s = Passing
+	case "failing":
+		*s = Failing
+	default:
+		return fmt.Errorf("unknown check state %q (want unknown, passing or failing)", b)
+	}
+	return nil
+}
 
 // Spec is one check, translated from the config (defaults applied).
 type Spec struct {
