@@ -2,13 +2,19 @@ package lease
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/vipd/vipd/election"
 )
@@ -395,5 +401,53 @@ func TestReconfigureBeforeRun(t *testing.T) {
 		}
 		cancel()
 		<-done
+	})
+}
+
+// TestFakeRequestRetriedAtOnceAfterConflict: a candidate's request that
+// loses to another write (here: the holder's own re-publish of the same
+// event, as when an EndpointSlice moves the ready endpoint from the holder
+// to the candidate) is decided again at once on the version that beat it,
+// not a RetryPeriod later (which fell in phase with the holder's next
+// renewal and conflicted again: 0.5–1.5s lost in the lab).
+func TestFakeRequestRetriedAtOnceAfterConflict(t *testing.T) {
+	fakeTest(t, func(t *testing.T) {
+		f := newRVFake()
+		w := newWorld(t)
+		a := startIn(t, w, f, "a", "conflict", 100)
+		a.rec.wait(t, true, time.Minute)
+		b := startIn(t, w, f, "b", "conflict", 150)
+		b.e.SetInput("g", degradedIn(150))
+		synctest.Wait()
+		// b's first request meets a write it has not seen yet: the holder
+		// renewed just before (a new version), so the API server refuses it.
+		var injected atomic.Bool
+		tr := f.Tracker()
+		f.PrependReactor("update", "leases", func(act k8stesting.Action) (bool, runtime.Object, error) {
+			l := act.(k8stesting.UpdateAction).GetObject().(*coordinationv1.Lease)
+			if l.Annotations[annHandoverTo] != "b" || injected.Swap(true) {
+				return false, nil, nil
+			}
+			obj, err := tr.Get(leasesGVR, l.Namespace, l.Name)
+			if err != nil {
+				return true, nil, err
+			}
+			cur := obj.(*coordinationv1.Lease).DeepCopy()
+			f.rv++
+			cur.ResourceVersion = fmt.Sprint(f.rv)
+			if err := tr.Update(leasesGVR, cur, cur.Namespace); err != nil {
+				return true, nil, err
+			}
+			return true, nil, apierrors.NewConflict(leasesGVR.GroupResource(), l.Name, errors.New("written meanwhile (injected)"))
+		})
+		changed := time.Now()
+		b.e.SetInput("g", healthyIn(150))
+		took := b.rec.wait(t, true, time.Second)
+		if !injected.Load() {
+			t.Fatal("no request met the injected conflict")
+		}
+		if took.Reason != "handed-over-by:a" || !took.At.Equal(changed) {
+			t.Fatalf("b: %+v, %s after it turned healthy; want handed over at once", took, took.At.Sub(changed))
+		}
 	})
 }

@@ -788,7 +788,18 @@ func (c *campaign) request(ctx context.Context, ask bool, in eligibility) {
 		// cannot spin.
 		c.lastRequest = time.Time{}
 		c.apiOK()
+		seen := l.ResourceVersion
 		c.refresh(ctx)
+		// Nothing was written, and the re-read brought what beat us: most
+		// often the holder's re-publish of the very change that made us
+		// ask (a check that fails on it as it passes here, e.g. an
+		// endpoint moving). Decide again at once on that news, not a
+		// RetryPeriod later: that retry would fall in phase with the
+		// holder's next renewal and conflict again. Without news the rate
+		// limit stands.
+		if c.cur != nil && c.cur.ResourceVersion != seen {
+			c.lastRequest = time.Time{}
+		}
 	default:
 		if ctx.Err() == nil {
 			c.apiFailed(err)
