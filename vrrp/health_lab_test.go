@@ -328,7 +328,7 @@ func TestLabHealthGateRelease(t *testing.T) {
 	hl.reason(1, "priority-0-advert") // not its Master_Down_Interval
 
 	// node2 fails too: nobody holds the VIP.
-	at = hl.svcs[1].SetHealthy(false)
+	hl.svcs[1].SetHealthy(false)
 	took := testutil.WaitFor(t, "nobody holding the VIP", 10*time.Second, func() bool {
 		hs, err := hl.l.AddressHolders(hl.r.VIPs[0])
 		return err == nil && len(hs) == 0

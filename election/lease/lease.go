@@ -781,12 +781,6 @@ func (c *campaign) request(ctx context.Context, ask bool, in eligibility) {
 			c.log.Info("withdrew the handover request", "holder", holderOf(got))
 		}
 	case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
-		// Someone else's write (typically the holder's renewal) landed
-		// first: ours did not, so it does not count against the one
-		// request per retry period; re-read and decide again at once.
-		// Each conflict means another write made progress, so this
-		// cannot spin.
-		c.lastRequest = time.Time{}
 		c.apiOK()
 		seen := l.ResourceVersion
 		c.refresh(ctx)
