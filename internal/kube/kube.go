@@ -1,7 +1,6 @@
 // Package kube builds Kubernetes API client configurations from vipd's
-// settings (a kubeconfig path, an optional server override). It is the
-// dependency-free counterpart of internal/modes.RESTConfig for packages that
-// must not import internal/modes (internal/health: import cycle).
+// settings (a kubeconfig path, an optional server override), for the Lease
+// mode (internal/modes) and the endpoints check (internal/health) alike.
 package kube
 
 import (

@@ -6,11 +6,11 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/vipd/vipd/election"
 	"github.com/vipd/vipd/election/lease"
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/kube"
 )
 
 // RESTConfig builds the API client configuration of mode "lease": the
@@ -18,25 +18,10 @@ import (
 // lease.server, if set, replaces the server URL (a control-plane node's own
 // API server, so the election never depends on the VIP it manages).
 func RESTConfig(l *config.Lease) (*rest.Config, error) {
-	var (
-		rc  *rest.Config
-		err error
-	)
-	if l.Kubeconfig != "" {
-		rc, err = clientcmd.BuildConfigFromFlags(l.Server, l.Kubeconfig)
-		if err != nil {
-			return nil, fmt.Errorf("lease.kubeconfig: %q: %w", l.Kubeconfig, err)
-		}
-	} else {
-		rc, err = rest.InClusterConfig()
-		if err != nil {
-			return nil, fmt.Errorf("lease.kubeconfig is not set and the in-cluster config is not available: %w", err)
-		}
-		if l.Server != "" {
-			rc.Host = l.Server
-		}
+	rc, err := kube.RESTConfig(l.Kubeconfig, l.Server, "vipd")
+	if err != nil {
+		return nil, fmt.Errorf("lease: %w", err)
 	}
-	rc.UserAgent = "vipd"
 	// Renewals are a few requests per second per group; the client-side
 	// limiter must never be what delays a renewal.
 	rc.QPS, rc.Burst = 50, 100
