@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -77,16 +78,26 @@ func checkScenarios(cs checkSettings, svc *checkServices) []Scenario {
 		{
 			Key:     "check-gate",
 			Name:    "check gate " + tag,
-			Do:      func(*lab.Lab, Mode) (time.Time, error) { return svc.gate[0].SetHealthy(false), nil },
+			Do:      func(*lab.Lab, Mode) (time.Time, error) { dephase(cs); return svc.gate[0].SetHealthy(false), nil },
 			Restore: func(*lab.Lab, Mode) error { svc.gate[0].SetHealthy(true); return nil },
 		},
 		{
-			Key:  "check-weight",
-			Name: fmt.Sprintf("check weight %d %s", checkWeight, tag),
-			Do:      func(*lab.Lab, Mode) (time.Time, error) { return svc.weight[0].SetHealthy(false), nil },
+			Key:     "check-weight",
+			Name:    fmt.Sprintf("check weight %d %s", checkWeight, tag),
+			Do:      func(*lab.Lab, Mode) (time.Time, error) { dephase(cs); return svc.weight[0].SetHealthy(false), nil },
 			Restore: func(*lab.Lab, Mode) error { svc.weight[0].SetHealthy(true); return nil },
 		},
 	}
+}
+
+// dephase waits a random part of a check interval before the service
+// turns bad. Without it the rounds are phase-locked to node1's checks: the
+// previous round ends when node1 takes the VIP back, which happens just
+// after one of its check attempts, and the next event follows at once, so
+// every round would measure the same (worst or best) detection delay for
+// one implementation and a different one for another.
+func dephase(cs checkSettings) {
+	time.Sleep(rand.N(max(cs.interval, time.Second)))
 }
 
 // addChecks gives a vipd config both checks and the group's track list:
