@@ -321,11 +321,18 @@ func startNode(t *testing.T, f *rvFake, id, lease string, tm Timing, prio int) *
 // failing binds with bindErr when not nil); it is stopped at test cleanup.
 func runNode(t *testing.T, o Options, prio int, w *world, bindErr error) *node {
 	t.Helper()
+	return runNodeIn(t, o, election.Input{Eligible: true, Priority: prio}, w, bindErr)
+}
+
+// runNodeIn is runNode with the node's first input: set before Run starts,
+// so the campaign never acts on another one.
+func runNodeIn(t *testing.T, o Options, in election.Input, w *world, bindErr error) *node {
+	t.Helper()
 	e, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.SetInput("g", election.Input{Eligible: true, Priority: prio})
+	e.SetInput("g", in)
 	ctx, cancel := context.WithCancel(context.Background())
 	rec := newRecorder(o.Identity, w)
 	rec.elector, rec.bindErr = e, bindErr
@@ -333,6 +340,12 @@ func runNode(t *testing.T, o Options, prio int, w *world, bindErr error) *node {
 	go func() { defer close(n.done); _ = e.Run(ctx, n.rec.report) }()
 	t.Cleanup(n.stop)
 	return n
+}
+
+// startInWith starts a node on group "g" of lease with its first input.
+func startInWith(t *testing.T, w *world, f *rvFake, id, lease string, in election.Input) *node {
+	t.Helper()
+	return runNodeIn(t, Options{Client: f, Namespace: testNS, Identity: id, Groups: []Group{{Name: "g", Lease: lease}}, Timing: testTiming, Log: testLog(t, id)}, in, w, nil)
 }
 
 // startIn starts a node on group "g" of lease, checked against w.

@@ -169,8 +169,8 @@ func TestFakeDegradedCandidateWaits(t *testing.T) {
 		w := newWorld(t)
 		lo := startIn(t, w, f, "lo", "dc", 1)
 		lo.rec.wait(t, true, time.Minute)
-		hi := runNode(t, Options{Client: f, Namespace: testNS, Identity: "hi", Groups: []Group{{Name: "g", Lease: "dc"}}, Timing: testTiming, Log: testLog(t, "hi")}, 254, w, nil)
-		hi.e.SetInput("g", degradedIn(254))
+		// Degraded from its first input: a healthy 254 would ask at once.
+		hi := startInWith(t, w, f, "hi", "dc", degradedIn(254))
 		hi.rec.none(t, 3*testTiming.LeaseDuration) // never asks
 		for _, wr := range f.writesTo("dc") {
 			if wr.holder != "lo" {
@@ -202,8 +202,9 @@ func TestFakeDegradedLosesRaceForFreeLease(t *testing.T) {
 		w := newWorld(t)
 		createLease(t, f, "race-d", "", 1)
 		start := time.Now()
-		hi := runNode(t, Options{Client: f, Namespace: testNS, Identity: "hi", Groups: []Group{{Name: "g", Lease: "race-d"}}, Timing: testTiming, Log: testLog(t, "hi")}, 254, w, nil)
-		hi.e.SetInput("g", degradedIn(254))
+		// Degraded from its first input: a healthy 254 would take the
+		// free Lease at once (that raced the test: 1 of 5 CI runs).
+		hi := startInWith(t, w, f, "hi", "race-d", degradedIn(254))
 		lo := startIn(t, w, f, "lo", "race-d", 1)
 		took := lo.rec.wait(t, true, time.Minute)
 		if d := took.At.Sub(start); d != priorityDelay(1) {
@@ -416,8 +417,7 @@ func TestFakeRequestRetriedAtOnceAfterConflict(t *testing.T) {
 		w := newWorld(t)
 		a := startIn(t, w, f, "a", "conflict", 100)
 		a.rec.wait(t, true, time.Minute)
-		b := startIn(t, w, f, "b", "conflict", 150)
-		b.e.SetInput("g", degradedIn(150))
+		b := startInWith(t, w, f, "b", "conflict", degradedIn(150))
 		synctest.Wait()
 		// b's first request meets a write it has not seen yet: the holder
 		// renewed just before (a new version), so the API server refuses it.
