@@ -22,11 +22,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/vipd/vipd/internal/config"
+	"github.com/vipd/vipd/internal/kubetest"
 	"github.com/vipd/vipd/internal/lab"
 	"github.com/vipd/vipd/internal/testutil"
 )
@@ -602,7 +601,7 @@ func TestLabLeaseHealth(t *testing.T) {
 		}
 		// vipd runs as the ServiceAccount kube-system/vipd (the lab's vipd
 		// kubeconfig): it gets exactly the rights of the shipped manifest.
-		applyManifest(t, c, "deploy/health/endpoints-rbac.yaml", ns)
+		kubetest.ApplyRoles(t, admin, "deploy/health/endpoints-rbac.yaml", ns)
 		if _, err := admin.CoreV1().Services(ns).Create(ctx, &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: svc, Namespace: ns},
 			Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
@@ -666,49 +665,4 @@ func TestLabLeaseHealth(t *testing.T) {
 
 	h.stopAll(t)
 	t.Logf("figures:\n  %s", strings.Join(figures, "\n  "))
-}
-
-// applyManifest creates a manifest's Role and RoleBinding in namespace ns
-// (its example namespace replaced), as admin.
-func applyManifest(t *testing.T, c *labCluster, rel, ns string) {
-	t.Helper()
-	admin, err := c.cp.Client(c.cp.AdminToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for ; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, rel)); err == nil {
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatalf("%s not found", rel)
-		}
-	}
-	data, err := os.ReadFile(filepath.Join(dir, rel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for doc := range strings.SplitSeq(string(data), "\n---\n") {
-		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
-		if err != nil {
-			t.Fatalf("decoding %s: %v", rel, err)
-		}
-		switch o := obj.(type) {
-		case *rbacv1.Role:
-			o.Namespace = ns
-			_, err = admin.RbacV1().Roles(ns).Create(t.Context(), o, metav1.CreateOptions{})
-		case *rbacv1.RoleBinding:
-			o.Namespace = ns
-			_, err = admin.RbacV1().RoleBindings(ns).Create(t.Context(), o, metav1.CreateOptions{})
-		default:
-			t.Fatalf("unexpected %T in %s", obj, rel)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 }

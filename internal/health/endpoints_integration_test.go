@@ -6,21 +6,15 @@ package health
 
 import (
 	"context"
-	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/vipd/vipd/internal/kubetest"
 )
@@ -38,48 +32,6 @@ func startControlPlane(t *testing.T) *kubetest.ControlPlane {
 	t.Cleanup(cp.Stop)
 	t.Logf("control plane ready in %s at %s", time.Since(start).Round(time.Millisecond), cp.URL)
 	return cp
-}
-
-// applyEndpointsRBAC creates deploy/health/endpoints-rbac.yaml's objects in
-// namespace ns (the manifest's example namespace replaced).
-func applyEndpointsRBAC(t *testing.T, admin kubernetes.Interface, ns string) {
-	t.Helper()
-	const rel = "deploy/health/endpoints-rbac.yaml"
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for ; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, rel)); err == nil {
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatalf("%s not found", rel)
-		}
-	}
-	data, err := os.ReadFile(filepath.Join(dir, rel))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, doc := range regexp.MustCompile(`(?m)^---$`).Split(string(data), -1) {
-		obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
-		if err != nil {
-			t.Fatalf("decoding %s: %v", rel, err)
-		}
-		switch o := obj.(type) {
-		case *rbacv1.Role:
-			o.Namespace = ns
-			_, err = admin.RbacV1().Roles(ns).Create(t.Context(), o, metav1.CreateOptions{})
-		case *rbacv1.RoleBinding:
-			o.Namespace = ns
-			_, err = admin.RbacV1().RoleBindings(ns).Create(t.Context(), o, metav1.CreateOptions{})
-		default:
-			t.Fatalf("unexpected %T in %s", obj, rel)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // realWatch runs the check for ns/web on node as the vipd ServiceAccount
@@ -135,7 +87,7 @@ func TestEndpointsRealAPIServer(t *testing.T) {
 	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	applyEndpointsRBAC(t, admin, ns)
+	kubetest.ApplyRoles(t, admin, "deploy/health/endpoints-rbac.yaml", ns)
 	forbidden(t, cp)
 	if _, err := admin.CoreV1().Services(ns).Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web"},
