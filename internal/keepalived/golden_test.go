@@ -19,7 +19,7 @@ var update = flag.Bool("update", false, "rewrite the golden files")
 // fakeHost has eth0 and eth1; every address is on eth0.
 type fakeHost struct{}
 
-func (fakeHost) InterfaceExists(name string) bool         { return name == "eth0" || name == "eth1" }
+func (fakeHost) InterfaceExists(name string) bool       { return name == "eth0" || name == "eth1" }
 func (fakeHost) InterfaceFor(netip.Addr) (string, bool) { return "eth0", true }
 
 func golden(t *testing.T, path string, got []byte) {

@@ -52,7 +52,9 @@ func flat(ns []*Node, depth int) []string {
 	return out
 }
 
-func itoa(i int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i/10)) + string(rune('0'+i%10))) }
+func itoa(i int) string {
+	return strings.TrimSpace(strings.Repeat(" ", 0) + string(rune('0'+i/10)) + string(rune('0'+i%10)))
+}
 
 func TestParse(t *testing.T) {
 	for _, tc := range []struct {
@@ -116,9 +118,9 @@ func TestParseErrors(t *testing.T) {
 func TestScriptArgv(t *testing.T) {
 	for raw, want := range map[string][]string{
 		`script "/etc/keepalived/check_apiserver.sh"`: {"/etc/keepalived/check_apiserver.sh"},
-		`script "/usr/bin/killall -0 haproxy"`:          {"/usr/bin/killall", "-0", "haproxy"},
-		`script "/bin/sh -c 'test -f /x'"`:              {"/bin/sh", "-c", "test -f /x"},
-		`script /bin/a\ b c`:                           {"/bin/a", "b"},
+		`script "/usr/bin/killall -0 haproxy"`:        {"/usr/bin/killall", "-0", "haproxy"},
+		`script "/bin/sh -c 'test -f /x'"`:            {"/bin/sh", "-c", "test -f /x"},
+		`script /bin/a\ b c`:                          {"/bin/a", "b"},
 	} {
 		got, _, err := ScriptArgv(raw)
 		if err != nil || !reflect.DeepEqual(got, want) {
