@@ -540,8 +540,9 @@ func (c *converter) vrrp(g *config.Group, opt Options) {
 }
 
 func (c *converter) gossip(cfg *config.Config, opt Options) {
-	cfg.Gossip = &config.Gossip{Peers: opt.Peers}
-	if len(opt.Peers) == 0 {
+	if len(opt.Peers) > 0 {
+		cfg.Gossip = &config.Gossip{Peers: opt.Peers}
+	} else {
 		c.note("", "gossip.peers is empty: list the control-plane nodes' addresses (--peers, or gossip.peers), or set gossip.dns")
 	}
 	c.note("", "gossip is unencrypted until you set gossip.keyFile (head -c 32 /dev/urandom | base64 > /etc/vipd/gossip.key, the same file on every node); UDP and TCP 7946 must be open between the nodes")
