@@ -184,6 +184,19 @@ func (h *healthLab) httpCheck(weight int, policy string, minMove *time.Duration)
 func durationPtr(d time.Duration) *time.Duration { return &d }
 
 // waitHolder waits until name alone holds the VIP.
+// probeOwner waits until name holds the VIP and a client probe, started
+// here and stopped at the end of the test, sees it answer.
+func (h *healthLab) probeOwner(t *testing.T, name string) *lab.Probe {
+	t.Helper()
+	h.waitHolder(t, name, 20*time.Second)
+	probe := h.probe()
+	t.Cleanup(func() { probe.Stop() })
+	if err := probe.WaitOwner(name, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return probe
+}
+
 func (h *healthLab) waitHolder(t *testing.T, name string, timeout time.Duration) time.Time {
 	t.Helper()
 	testutil.WaitForEvery(t, name+" alone holds the VIP", timeout, 5*time.Millisecond, func() bool {
@@ -358,12 +371,7 @@ func TestLabLeaseHealth(t *testing.T) {
 	t.Run("Gate", func(t *testing.T) {
 		t0 := time.Now()
 		h.startAll(t, []int{200, 150, 100}, h.httpCheck(0, config.PolicyKeep, durationPtr(0)))
-		h.waitHolder(t, top, 20*time.Second)
-		probe := h.probe()
-		defer probe.Stop()
-		if err := probe.WaitOwner(top, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
+		probe := h.probeOwner(t, top)
 		for round := range 2 {
 			at := h.svc[top].SetHealthy(false)
 			next := h.waitOther(t, top, detectBound(checkFall)+handoverBound+5*time.Second)
@@ -404,12 +412,7 @@ func TestLabLeaseHealth(t *testing.T) {
 	t.Run("GateDefaultHold", func(t *testing.T) {
 		t0 := time.Now()
 		h.startAll(t, []int{200, 150, 100}, h.httpCheck(0, config.PolicyKeep, nil))
-		h.waitHolder(t, top, 20*time.Second)
-		probe := h.probe()
-		defer probe.Stop()
-		if err := probe.WaitOwner(top, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
+		probe := h.probeOwner(t, top)
 		at := h.svc[top].SetHealthy(false)
 		h.settleOn(t, probe, mid, detectBound(checkFall)+handoverBound+5*time.Second)
 		k := h.measure(t, probe, top, at, top, "svc", 5*time.Second)
@@ -519,12 +522,7 @@ func TestLabLeaseHealth(t *testing.T) {
 	t.Run("Weight", func(t *testing.T) {
 		t0 := time.Now()
 		h.startAll(t, []int{150, 100, 50}, h.httpCheck(-60, config.PolicyKeep, durationPtr(0)))
-		h.waitHolder(t, top, 20*time.Second)
-		probe := h.probe()
-		defer probe.Stop()
-		if err := probe.WaitOwner(top, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
+		probe := h.probeOwner(t, top)
 		at := h.svc[top].SetHealthy(false)
 		h.settleOn(t, probe, mid, detectBound(checkFall)+handoverBound+5*time.Second)
 		k := h.measure(t, probe, top, at, top, "svc", 5*time.Second)
@@ -559,12 +557,7 @@ func TestLabLeaseHealth(t *testing.T) {
 			c.Groups[0].Track = []config.Track{{Check: "drain"}}
 			c.Health.MinMoveInterval = durationPtr(minMove)
 		})
-		h.waitHolder(t, top, 20*time.Second)
-		probe := h.probe()
-		defer probe.Stop()
-		if err := probe.WaitOwner(top, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
+		probe := h.probeOwner(t, top)
 		at := time.Now()
 		if err := os.WriteFile(drain(top), nil, 0o644); err != nil {
 			t.Fatal(err)
@@ -639,11 +632,7 @@ func TestLabLeaseHealth(t *testing.T) {
 		if hs := h.held.holders(); len(hs) != 1 || hs[0] != low {
 			t.Fatalf("holders %v, want %s (the only node with a ready endpoint)", hs, low)
 		}
-		probe := h.probe()
-		defer probe.Stop()
-		if err := probe.WaitOwner(low, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
+		probe := h.probeOwner(t, low)
 		// The pod on low turns not ready, one on mid is ready.
 		slice.Endpoints = []discoveryv1.Endpoint{ep("203.0.113.30", low, false), ep("203.0.113.20", mid, true)}
 		at := time.Now()

@@ -40,29 +40,22 @@ type ReloadStatus struct {
 // change while the daemon runs; nil if there is none.
 func NeedsRestart(cur, next Spec) error {
 	var keys []string
-	if cur.Node != next.Node {
-		keys = append(keys, "node")
-	}
-	if cur.Mode != next.Mode {
-		keys = append(keys, "mode")
-	}
-	if cur.HTTPListen != next.HTTPListen {
-		keys = append(keys, "http.listen")
-	}
-	if cur.Lifetime != next.Lifetime {
-		keys = append(keys, "binding.lifetime")
-	}
-	if cur.Refresh != next.Refresh {
-		keys = append(keys, "binding.refresh")
-	}
-	if cur.Announce != next.Announce {
-		keys = append(keys, "announce")
-	}
-	if cur.StartupDelay != next.StartupDelay {
-		keys = append(keys, "health.startupDelay")
-	}
-	if cur.MinMoveInterval != next.MinMoveInterval {
-		keys = append(keys, "health.minMoveInterval")
+	for _, f := range []struct {
+		key     string
+		changed bool
+	}{
+		{"node", cur.Node != next.Node},
+		{"mode", cur.Mode != next.Mode},
+		{"http.listen", cur.HTTPListen != next.HTTPListen},
+		{"binding.lifetime", cur.Lifetime != next.Lifetime},
+		{"binding.refresh", cur.Refresh != next.Refresh},
+		{"announce", cur.Announce != next.Announce},
+		{"health.startupDelay", cur.StartupDelay != next.StartupDelay},
+		{"health.minMoveInterval", cur.MinMoveInterval != next.MinMoveInterval},
+	} {
+		if f.changed {
+			keys = append(keys, f.key)
+		}
 	}
 	if len(keys) == 0 {
 		return nil
