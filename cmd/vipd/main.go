@@ -57,7 +57,7 @@ Usage:
   vipd convert keepalived [--config-id ID] FILE
                                 print keepalived.conf as a vipd config
                                 (warnings for what is not carried over)
-  vipd convert kube-vip [--mode lease|vrrp|gossip] FILE
+  vipd convert kube-vip [--mode lease|vrrp|gossip] [--vrid N] [--peers A,B] FILE
                                 print the vipd config for a kube-vip static pod
                                 or DaemonSet manifest; differences on stderr
   vipd demo [--advert 100ms]    failover demo in a throw-away namespace lab (root)

@@ -25,6 +25,8 @@ type Result struct {
 	Warnings []Warning
 	// Sources lists every file read, for the output's header.
 	Sources []string
+	// from points parts of the output back to their source lines.
+	from origins
 }
 
 type script struct {
@@ -47,6 +49,10 @@ type instance struct {
 	group   config.Group
 	inSync  bool
 	hasVIPs bool
+	// from holds origins relative to the group (priority, vips/ADDR).
+	from origins
+	// notify are its notify directives (a sync group may drop them).
+	notify []*Node
 }
 
 // Convert turns a parsed keepalived.conf into a vipd config in mode vrrp.
@@ -54,6 +60,7 @@ func Convert(tree []*Node) (*Result, error) {
 	c := &converter{scripts: map[string]*script{}, files: map[string]*script{}, instance: map[string]*instance{}}
 	cfg := &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Mode: config.ModeVRRP}
 	c.res.Config = cfg
+	c.res.from = origins{}
 	seen := map[string]bool{}
 	walk(tree, func(n *Node) {
 		if !seen[n.File] {
@@ -98,6 +105,18 @@ func Convert(tree []*Node) (*Result, error) {
 			continue
 		}
 		cfg.Groups = append(cfg.Groups, in.group)
+		c.res.from.graft("groups/"+in.group.Name, in.from)
+	}
+	for _, g := range cfg.Groups {
+		if len(g.Track) > 0 {
+			// keepalived applies a check's result at once; vipd's default
+			// damper would make a failback up to 10s later than the
+			// cluster being replaced (the node-by-node lab showed it).
+			zero := time.Duration(0)
+			cfg.Health.MinMoveInterval = &zero
+			c.res.from.add("health/minMoveInterval", origin{note: "keepalived moves at once; vipd's default 10s damps a flapping check"})
+			break
+		}
 	}
 	return &c.res, nil
 }
@@ -161,6 +180,7 @@ func (c *converter) globalDefs(g *Node) {
 		case "router_id":
 			if len(n.Args()) > 0 {
 				cfg.Node = n.Args()[0]
+				c.res.from.directive("node", n)
 			}
 		case "vrrp_version":
 			if v, ok := c.integer(n, 2, 3); ok && v == 2 {
@@ -169,19 +189,31 @@ func (c *converter) globalDefs(g *Node) {
 		case "vrrp_garp_master_repeat":
 			if v, ok := c.integer(n, 1, 100); ok {
 				cfg.Announce.Count = v
+				c.res.from.directive("announce/count", n)
 			}
 		case "vrrp_garp_interval", "vrrp_gna_interval":
-			if d, ok := c.seconds(n); ok && d >= 10*time.Millisecond {
+			if d, ok := c.seconds(n); ok {
+				if d < 10*time.Millisecond {
+					c.warn(n, "%s %s is below vipd's 10ms floor for announce.interval; vipd uses its default", n.Key(), d)
+					break
+				}
 				cfg.Announce.Interval = d
+				c.res.from.directive("announce/interval", n)
 			}
 		case "vrrp_garp_master_refresh":
 			if d, ok := c.seconds(n); ok {
 				cfg.Announce.Refresh = &d
+				c.res.from.directive("announce/refresh", n)
 			}
 		case "vrrp_startup_delay", "vrrp_delay_after_boot":
 			if d, ok := c.seconds(n); ok {
 				cfg.Health.StartupDelay = d
+				c.res.from.directive("health/startupDelay", n)
 			}
+		case "enable_script_security", "script_user":
+			c.warn(n, "%s is not carried over: vipd runs checks as its own user unless a check names `user:`, and hooks as its own user", n.Key())
+		case "vrrp_garp_master_delay", "vrrp_garp_lower_prio_repeat", "vrrp_garp_lower_prio_delay", "vrrp_min_garp":
+			c.warn(n, "%s is not carried over: vipd sends its announcement burst at once and repeats it every announce.refresh", n.Key())
 		case "notification_email", "notification_email_from", "smtp_server", "smtp_connect_timeout", "smtp_alert", "smtp_helo_name":
 			c.warn(n, "%s: vipd sends no e-mail; use a notify hook", n.Key())
 		default:
@@ -197,6 +229,8 @@ func (c *converter) vrrpScript(n *Node) {
 	}
 	s := &script{name: label(n.Args()[0]), node: n}
 	k := config.Check{Name: s.name, Exec: &config.ExecCheck{}, Rise: 1, Fall: 1}
+	at := "checks/" + s.name
+	c.res.from.block(at, n)
 	for _, d := range n.Block {
 		switch d.Key() {
 		case "script":
@@ -208,13 +242,16 @@ func (c *converter) vrrpScript(n *Node) {
 				c.warn(d, "keepalived runs only the first word after script (%q) and ignores %q; quote the whole command", strings.Join(argv, " "), strings.Join(ignored, " "))
 			}
 			k.Exec.Command = argv
+			c.res.from.directive(at+"/exec/command", d)
 		case "interval":
 			if v, ok := c.seconds(d); ok {
 				k.Interval = v
+				c.res.from.directive(at+"/interval", d)
 			}
 		case "timeout":
 			if v, ok := c.seconds(d); ok {
 				k.Timeout = v
+				c.res.from.directive(at+"/timeout", d)
 			}
 		case "weight":
 			if v, ok := c.integer(d, -253, 253); ok {
@@ -226,14 +263,17 @@ func (c *converter) vrrpScript(n *Node) {
 		case "rise":
 			if v, ok := c.integer(d, 1, 100); ok {
 				k.Rise = v
+				c.res.from.directive(at+"/rise", d)
 			}
 		case "fall":
 			if v, ok := c.integer(d, 1, 100); ok {
 				k.Fall = v
+				c.res.from.directive(at+"/fall", d)
 			}
 		case "user":
 			if len(d.Args()) > 0 {
 				k.Exec.User = d.Args()[0]
+				c.res.from.directive(at+"/exec/user", d)
 			}
 			if len(d.Args()) > 1 {
 				c.warn(d, "user's group %q is not carried over: vipd runs the script with the user's own groups", d.Args()[1])
@@ -263,11 +303,13 @@ func (c *converter) trackFile(n *Node) {
 	}
 	s := &script{name: label("file-" + n.Args()[0]), node: n}
 	k := config.Check{Name: s.name, File: &config.FileCheck{}}
+	c.res.from.block("checks/"+s.name, n)
 	for _, d := range n.Block {
 		switch d.Key() {
 		case "file":
 			if len(d.Args()) > 0 {
 				k.File.Path = d.Args()[0]
+				c.res.from.directive("checks/"+s.name+"/file/path", d)
 			}
 		case "weight":
 			if v, ok := c.integer(d, -253, 253); ok {
@@ -282,8 +324,9 @@ func (c *converter) trackFile(n *Node) {
 	c.files[n.Args()[0]] = s
 }
 
-func (c *converter) ensureInterfaceCheck(name string) string {
+func (c *converter) ensureInterfaceCheck(name string, t *Node) string {
 	cn := label("if-" + name)
+	c.res.from.add("checks/"+cn, origin{what: "track_interface " + name, pos: t.Pos()})
 	if _, ok := c.res.Config.CheckByName(cn); !ok {
 		c.res.Config.Checks = append(c.res.Config.Checks, config.Check{Name: cn, Interface: &config.InterfaceCheck{Name: name}, Rise: 1, Fall: 1})
 	}
@@ -308,6 +351,9 @@ func (c *converter) trackWeight(d *Node, def int) int {
 	}
 	return def
 }
+
+// notifyKey is the vipd notify key of each keepalived notify directive.
+var notifyKey = map[string]string{"notify": "command", "notify_master": "master", "notify_backup": "backup", "notify_fault": "fault", "notify_stop": "stop"}
 
 func (c *converter) notify(d *Node, n **config.Notify) {
 	argv, ignored, err := ScriptArgv(d.Raw)
@@ -340,7 +386,8 @@ func (c *converter) vrrpInstance(n *Node) {
 		c.warn(n, "vrrp_instance without a name; ignored")
 		return
 	}
-	in := &instance{name: n.Args()[0], node: n}
+	in := &instance{name: n.Args()[0], node: n, from: origins{}}
+	in.from.block("", n)
 	g := &in.group
 	g.Name = label(in.name)
 	g.VRRP = &config.GroupVRRP{}
@@ -351,12 +398,14 @@ func (c *converter) vrrpInstance(n *Node) {
 		case "interface":
 			if len(d.Args()) > 0 {
 				g.VRRP.Interface = d.Args()[0]
+				in.from.directive("vrrp/interface", d)
 			}
 		case "state":
 			c.warn(d, "state is only keepalived's starting state; vipd starts as backup and the priorities decide (as keepalived does after the first advert)")
 		case "virtual_router_id":
 			if v, ok := c.integer(d, 1, 255); ok {
 				g.VRRP.VRID = v
+				in.from.directive("vrrp/vrid", d)
 			}
 		case "priority":
 			if v, ok := c.integer(d, 1, 255); ok {
@@ -365,26 +414,33 @@ func (c *converter) vrrpInstance(n *Node) {
 					v = 254
 				}
 				g.Priority = v
+				in.from.directive("priority", d)
 			}
 		case "advert_int":
 			if v, ok := c.seconds(d); ok {
 				g.VRRP.AdvertInterval = v
+				in.from.directive("vrrp/advertInterval", d)
 			}
 		case "nopreempt":
 			f := false
 			g.VRRP.Preempt = &f
+			in.from.directive("vrrp/preempt", d)
 		case "preempt":
 			t := true
 			g.VRRP.Preempt = &t
+			in.from.directive("vrrp/preempt", d)
 		case "preempt_delay":
 			if v, ok := c.seconds(d); ok {
 				g.VRRP.PreemptDelay = &v
+				in.from.directive("vrrp/preemptDelay", d)
 			}
 		case "unicast_src_ip":
 			if len(d.Args()) > 0 {
 				g.VRRP.UnicastSource = append(g.VRRP.UnicastSource, d.Args()[0])
+				in.from.directive("vrrp/unicastSource", d)
 			}
 		case "unicast_peer":
+			in.from.directive("vrrp/unicastPeers", d)
 			for _, p := range d.Block {
 				g.VRRP.UnicastPeers = append(g.VRRP.UnicastPeers, p.Key())
 				if len(p.Tokens) > 1 {
@@ -395,7 +451,9 @@ func (c *converter) vrrpInstance(n *Node) {
 			vipLines = append(vipLines, d)
 		case "track_interface":
 			for _, t := range d.Block {
-				g.Track = append(g.Track, config.Track{Check: c.ensureInterfaceCheck(t.Key()), Weight: c.trackWeight(t, 0)})
+				cn := c.ensureInterfaceCheck(t.Key(), t)
+				g.Track = append(g.Track, config.Track{Check: cn, Weight: c.trackWeight(t, 0)})
+				in.from.directive("track/"+cn, t)
 			}
 		case "track_script":
 			for _, t := range d.Block {
@@ -405,6 +463,7 @@ func (c *converter) vrrpInstance(n *Node) {
 					continue
 				}
 				g.Track = append(g.Track, config.Track{Check: s.name, Weight: c.trackWeight(t, s.weight)})
+				in.from.directive("track/"+s.name, t)
 			}
 		case "track_file":
 			for _, t := range d.Block {
@@ -414,17 +473,22 @@ func (c *converter) vrrpInstance(n *Node) {
 					continue
 				}
 				g.Track = append(g.Track, config.Track{Check: s.name, Weight: c.trackWeight(t, s.weight)})
+				in.from.directive("track/"+s.name, t)
 			}
 		case "notify", "notify_master", "notify_backup", "notify_fault", "notify_stop":
 			c.notify(d, &g.Notify)
+			in.notify = append(in.notify, d)
+			in.from.directive("notify/"+notifyKey[d.Key()], d)
 		case "garp_master_repeat":
 			if v, ok := c.integer(d, 1, 100); ok {
 				cfg.Announce.Count = v
+				c.res.from.directive("announce/count", d)
 				c.warn(d, "garp_master_repeat is node-wide in vipd (announce.count)")
 			}
 		case "garp_master_refresh":
 			if v, ok := c.seconds(d); ok {
 				cfg.Announce.Refresh = &v
+				c.res.from.directive("announce/refresh", d)
 				c.warn(d, "garp_master_refresh is node-wide in vipd (announce.refresh)")
 			}
 		case "garp_master_delay":
@@ -445,6 +509,7 @@ func (c *converter) vrrpInstance(n *Node) {
 			}
 			vip.Excluded = d.Key() == "virtual_ipaddress_excluded"
 			g.VIPs = append(g.VIPs, vip)
+			in.from.directive("vips/"+vip.Address, v)
 			in.hasVIPs = true
 		}
 	}
@@ -491,6 +556,7 @@ func (c *converter) vip(v *Node, iface string) (config.VIP, bool) {
 func (c *converter) syncGroup(n *Node) {
 	var members []*instance
 	var notify *config.Notify
+	var notifyFrom origins = origins{}
 	trackingWeight := false
 	for _, d := range n.Block {
 		switch d.Key() {
@@ -505,6 +571,7 @@ func (c *converter) syncGroup(n *Node) {
 			}
 		case "notify", "notify_master", "notify_backup", "notify_fault", "notify_stop":
 			c.notify(d, &notify)
+			notifyFrom.directive(notifyKey[d.Key()], d)
 		case "sync_group_tracking_weight":
 			trackingWeight = true
 		case "track_script", "track_interface", "track_file":
@@ -522,7 +589,28 @@ func (c *converter) syncGroup(n *Node) {
 	base.Name = label(n.Args0())
 	base.VIPs = nil
 	base.Track = nil
+	at := "groups/" + base.Name
+	c.res.from.block(at, n)
 	for _, m := range members {
+		c.res.from.block(at, m.node)
+		for p, from := range m.from {
+			// Settings come from the first member; VIPs, tracks and
+			// peers from every member.
+			if m == members[0] || strings.HasPrefix(p, "vips/") || strings.HasPrefix(p, "track/") || strings.HasPrefix(p, "vrrp/unicast") {
+				if p != "" && !strings.HasPrefix(p, "notify/") {
+					for _, o := range from {
+						c.res.from.add(join(at, p), o)
+					}
+				}
+			}
+		}
+		// keepalived runs a member's notify scripts as well as the sync
+		// group's; a vipd group has one set of hooks.
+		if notify != nil || m != members[0] {
+			for _, d := range m.notify {
+				c.warn(d, "%s of instance %s is not carried over: the vipd group has one set of notify hooks, taken from %s (keepalived runs both); merge the scripts if both are needed", d.Key(), m.name, notifySource(notify != nil, n.Args0(), members[0].name))
+			}
+		}
 		m.inSync = true
 		g := m.group
 		base.VIPs = append(base.VIPs, g.VIPs...)
@@ -554,12 +642,28 @@ func (c *converter) syncGroup(n *Node) {
 	}
 	if notify != nil {
 		base.Notify = notify
+		c.res.from.graft(at+"/notify", notifyFrom)
+	} else {
+		for p, from := range members[0].from {
+			if strings.HasPrefix(p, "notify/") {
+				for _, o := range from {
+					c.res.from.add(join(at, p), o)
+				}
+			}
+		}
 	}
 	if len(base.VIPs) == 0 {
 		c.warn(n, "sync group %s has no virtual_ipaddress; left out", n.Args0())
 		return
 	}
 	c.res.Config.Groups = append(c.res.Config.Groups, base)
+}
+
+func notifySource(syncLevel bool, group, first string) string {
+	if syncLevel {
+		return "vrrp_sync_group " + group
+	}
+	return "the first member, " + first
 }
 
 // Args0 is the first argument or "".
@@ -583,6 +687,9 @@ func hasTrack(ts []config.Track, name string) bool {
 func (r *Result) YAML() ([]byte, error) {
 	out, err := config.Marshal(r.Config)
 	if err != nil {
+		return nil, err
+	}
+	if out, err = annotate(out, r.from); err != nil {
 		return nil, err
 	}
 	var b strings.Builder

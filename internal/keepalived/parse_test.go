@@ -3,6 +3,8 @@ package keepalived
 import (
 	"errors"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"path"
 	"reflect"
 	"strings"
@@ -130,6 +132,13 @@ func TestScriptArgv(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
+	for _, name := range []string{"haproxy-pair.conf", "syncgroup.conf", "kubeadm.conf", "lvs.conf"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(data), "inc {\n}\n")
+	}
 	for _, s := range []string{"a {\n b 1\n}\n", "$A=x\n@id y $A{}\n", "include *\n", "script \"a 'b'\"\n", "x 8082{ y }}"} {
 		f.Add(s, "inc {\n}\n")
 	}
@@ -138,6 +147,15 @@ func FuzzParse(f *testing.F) {
 		ns, err := ParseFile("/main.conf", Options{FS: m, ConfigID: "id"})
 		if err == nil {
 			_ = flat(ns, 0)
+			// The converter and its annotated output must take whatever
+			// the parser accepts.
+			res, err := Convert(ns)
+			if err != nil {
+				t.Fatalf("Convert: %v", err)
+			}
+			if _, err := res.YAML(); err != nil {
+				t.Fatalf("YAML: %v", err)
+			}
 		}
 		for _, n := range ns {
 			_, _, _ = ScriptArgv(n.Raw)
