@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -90,6 +91,8 @@ func TestGolden(t *testing.T) {
 // must refuse.
 var tolerated = map[string]string{"novip.conf": "No VIP specified; at least one is sensible"}
 
+var keepalivedLine = regexp.MustCompile(`Line (\d+)\)`)
+
 func TestKeepalivedAccepts(t *testing.T) {
 	bin, err := exec.LookPath("keepalived")
 	if err != nil || os.Getenv("VIPD_SKIP_LAB") == "1" || os.Geteuid() != 0 {
@@ -113,6 +116,15 @@ exec ` + bin + ` -t -l -D -i lb1 -f "$1"`
 			bad := strings.HasPrefix(filepath.Base(f), "err-")
 			if bad && err == nil {
 				t.Errorf("keepalived accepted %s:\n%s", f, out)
+			}
+			if bad {
+				// Where keepalived names a line, convert must name the same.
+				if m := keepalivedLine.FindSubmatch(out); m != nil {
+					want, _ := os.ReadFile(strings.TrimSuffix(f, ".conf") + ".error")
+					if !strings.Contains(string(want), ":"+string(m[1])+":") {
+						t.Errorf("keepalived refuses %s at line %s; convert says %q", f, m[1], want)
+					}
+				}
 			}
 			// keepalived -t fails an instance with no VIP, which it runs
 			// all the same; vipd convert leaves such an instance out.
