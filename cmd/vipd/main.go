@@ -54,6 +54,12 @@ Usage:
   vipd reload [--addr HOST:PORT | --config FILE]
                                 make the running daemon re-read its config
                                 (SIGHUP; an invalid file changes nothing)
+  vipd convert keepalived [--config-id ID] FILE
+                                print keepalived.conf as a vipd config
+                                (warnings for what is not carried over)
+  vipd convert kube-vip [--mode lease|vrrp|gossip] [--vrid N] [--peers A,B] FILE
+                                print the vipd config for a kube-vip static pod
+                                or DaemonSet manifest; differences on stderr
   vipd demo [--advert 100ms]    failover demo in a throw-away namespace lab (root)
   vipd version                  print the version
 `
@@ -99,6 +105,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return statusCmd(ctx, rest, stdout, stderr)
 	case "reload":
 		return reloadCmd(ctx, rest, stdout, stderr)
+	case "convert":
+		return convertCmd(rest, stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, rest, stdout, stderr)
 	case "version":

@@ -172,6 +172,10 @@ func StartKeepalived(l *lab.Lab, h *lab.Host, conf string) (*Keepalived, error) 
 	return &Keepalived{Process: p, dir: dir}, nil
 }
 
+// ConfigFile is the keepalived.conf this keepalived runs (what `vipd
+// convert keepalived` reads in the migration lab).
+func (k *Keepalived) ConfigFile() string { return filepath.Join(k.dir, "keepalived.conf") }
+
 // Crash kills keepalived and its VRRP child at once (SIGKILL to its process
 // group, which the lab made its own): no priority-0 advert, VIPs left behind.
 func (k *Keepalived) Crash() error {
