@@ -24,9 +24,13 @@ import (
 // Same figure as the systemd unit's bound (deploy/systemd/unit_test.go).
 const stopWindow = 15 * time.Second
 
+// systemNodeCritical is the value of PriorityClass system-node-critical.
+const systemNodeCritical = 2000001000
+
 // podSpecs decodes every Pod, DaemonSet and Deployment under deploy/ that
 // runs the vipd image, by file. Helm templates and kustomize directories
 // (patches are partial objects) are checked where they are rendered.
+// Keys are "path#document"; a static pod's key ends in "(static pod)".
 func podSpecs(t *testing.T) map[string]corev1.PodSpec {
 	t.Helper()
 	img, err := os.ReadFile("IMAGE")
@@ -61,9 +65,11 @@ func podSpecs(t *testing.T) map[string]corev1.PodSpec {
 				continue // not a Kubernetes object (e.g. a Prometheus rule file)
 			}
 			var spec corev1.PodSpec
+			key := path + "#" + strconv.Itoa(i)
 			switch o := obj.(type) {
-			case *corev1.Pod:
+			case *corev1.Pod: // a bare Pod under deploy/ is a static pod
 				spec = o.Spec
+				key += " (static pod)"
 			case *appsv1.DaemonSet:
 				spec = o.Spec.Template.Spec
 			case *appsv1.Deployment:
@@ -72,7 +78,7 @@ func podSpecs(t *testing.T) map[string]corev1.PodSpec {
 				continue
 			}
 			if slices.ContainsFunc(spec.Containers, func(c corev1.Container) bool { return c.Image == image }) {
-				out[path+"#"+strconv.Itoa(i)] = spec
+				out[key] = spec
 			}
 		}
 		return nil
@@ -90,9 +96,14 @@ func podSpecs(t *testing.T) map[string]corev1.PodSpec {
 // pod must be node-critical (it goes after the workloads, before the
 // kubelet and the network) and have a grace period covering its stop window
 // (SIGTERM → VIPs removed, peers told). docs/shutdown.md.
+//
+// The kubelet groups pods by spec.priority, which only the API server's
+// admission fills in from priorityClassName: a static pod needs the number
+// itself (as kubeadm writes it for the control plane), or it is stopped in
+// the first phase with priority 0 (kubernetes/kubernetes#113940, #133442).
 func TestPodsReleaseOnNodeShutdown(t *testing.T) {
 	specs := podSpecs(t)
-	for _, want := range []string{"vrrp/static-pod.yaml#0", "lease/static-pod.yaml#0", "lease/daemonset.yaml#1"} {
+	for _, want := range []string{"vrrp/static-pod.yaml#0 (static pod)", "lease/static-pod.yaml#0 (static pod)", "lease/daemonset.yaml#1"} {
 		if _, ok := specs[want]; !ok {
 			t.Errorf("%s: no vipd pod found there (moved? update this test)", want)
 		}
@@ -100,6 +111,9 @@ func TestPodsReleaseOnNodeShutdown(t *testing.T) {
 	for name, s := range specs {
 		if s.PriorityClassName != "system-node-critical" {
 			t.Errorf("%s: priorityClassName %q, want system-node-critical (stopped last at node shutdown, never preempted)", name, s.PriorityClassName)
+		}
+		if strings.HasSuffix(name, "(static pod)") && (s.Priority == nil || *s.Priority != systemNodeCritical) {
+			t.Errorf("%s: priority %v, want %d beside priorityClassName: the kubelet does not resolve the class of a static pod", name, s.Priority, systemNodeCritical)
 		}
 		grace := 30 * time.Second // the API default
 		if s.TerminationGracePeriodSeconds != nil {
