@@ -68,7 +68,11 @@ func printStatus(w io.Writer, st node.Status, now time.Time) {
 	if !st.Ready {
 		ready = "no (" + st.NotReady + ")"
 	}
-	fmt.Fprintf(w, "node %s, mode %s, vipd %s\nhealthy: %s\nready: %s\n\n", st.Node, st.Mode, st.Version, healthy, ready)
+	fmt.Fprintf(w, "node %s, mode %s, vipd %s\nhealthy: %s\nready: %s\n", st.Node, st.Mode, st.Version, healthy, ready)
+	for _, p := range st.Unauthenticated {
+		fmt.Fprintf(w, "WARNING: unauthenticated: %s\n", p)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "GROUP\tOWNER\tSINCE\tREASON\tVIPS")
 	for _, g := range st.Groups {

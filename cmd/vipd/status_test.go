@@ -32,6 +32,24 @@ func TestPrintStatus(t *testing.T) {
 	}
 }
 
+// Unauthenticated paths are printed as warnings right under the header.
+func TestPrintStatusUnauthenticated(t *testing.T) {
+	st := node.Status{Node: "n1", Mode: "gossip", Version: "dev", Healthy: true, Ready: true,
+		Unauthenticated: []string{"gossip: gossip.insecure is true (no gossip.keyFile): any host can join"}}
+	var b strings.Builder
+	printStatus(&b, st, time.Now())
+	want := "ready: yes\nWARNING: unauthenticated: gossip: gossip.insecure is true (no gossip.keyFile): any host can join\n\n"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, b.String())
+	}
+	b.Reset()
+	st.Unauthenticated = nil
+	printStatus(&b, st, time.Now())
+	if strings.Contains(b.String(), "WARNING") {
+		t.Errorf("a warning without unauthenticated paths:\n%s", b.String())
+	}
+}
+
 // The candidacy line shows how the effective priority came about, and the
 // checks table each check's state and last error.
 func TestPrintStatusCandidacyAndChecks(t *testing.T) {

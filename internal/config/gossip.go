@@ -61,8 +61,12 @@ type Gossip struct {
 	RejoinInterval time.Duration `yaml:"rejoinInterval,omitempty"`
 	// KeyFile holds the gossip encryption keys, base64, one per line: the
 	// first encrypts, all decrypt (rotation). 16, 24 or 32 bytes each
-	// (AES-128/192/256). Re-read while running. Unset: no encryption.
+	// (AES-128/192/256). Re-read while running. Required unless Insecure.
 	KeyFile string `yaml:"keyFile,omitempty"`
+	// Insecure must be true to run without KeyFile: then any host that
+	// reaches the gossip port can join and take VIPs (docs/security.md).
+	// Refused together with KeyFile, which would make it a lie.
+	Insecure bool `yaml:"insecure,omitempty"`
 
 	// Keys are KeyFile's keys, filled in by validation.
 	Keys [][]byte `yaml:"-"`
@@ -151,6 +155,14 @@ func (c *Config) validateGossip(errs *Errors) {
 	}
 	if g.RejoinInterval < 100*time.Millisecond || g.RejoinInterval > 10*time.Minute {
 		errs.add("gossip.rejoinInterval", g.RejoinInterval, "must be between 100ms and 10m")
+	}
+	switch {
+	case g.KeyFile == "" && !g.Insecure:
+		// Secure by default: without a key any host on the segment can
+		// join the cluster and claim every group.
+		errs.add("gossip.keyFile", nil, "not set, and gossip.insecure is not true: without a key any host that reaches the gossip port can join the cluster and take the VIPs; put `head -c 32 /dev/urandom | base64` in a file on every node and name it here, or set gossip.insecure: true to run unauthenticated (docs/security.md)")
+	case g.KeyFile != "" && g.Insecure:
+		errs.add("gossip.insecure", g.Insecure, "must not be set together with gossip.keyFile (the cluster is encrypted and authenticated; remove one)")
 	}
 	if g.KeyFile != "" {
 		keys, err := LoadGossipKeys(g.KeyFile)

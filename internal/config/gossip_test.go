@@ -20,7 +20,7 @@ groups:
 `
 
 func TestGossipDefaults(t *testing.T) {
-	c, err := Parse([]byte(gossipBase))
+	c, err := Parse([]byte(gossipBase + "gossip: {insecure: true}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestGossipDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := c.Gossip
-	if g.Bind != "0.0.0.0:7946" || g.Profile != "fast" || g.RejoinInterval != time.Second || g.Quorum || g.Expect != 0 || g.Keys != nil {
+	if g.Bind != "0.0.0.0:7946" || g.Profile != "fast" || g.RejoinInterval != time.Second || g.Quorum || g.Expect != 0 || g.Keys != nil || !g.Insecure {
 		t.Errorf("defaults: %+v", g)
 	}
 }
@@ -73,6 +73,11 @@ func TestGossipValidation(t *testing.T) {
 		{"key empty", `gossip: {keyFile: ` + empty + `}`, `holds no key`},
 		{"key dup", `gossip: {keyFile: ` + dup + `}`, `line 2 repeats key 1`},
 		{"unknown key", `gossip: {peer: [a]}`, `unknown key "peer"`},
+		// Secure by default: no key is an error unless insecure says so.
+		{"no key", `gossip: {peers: [198.51.100.11]}`, `gossip.keyFile: not set, and gossip.insecure is not true: without a key any host`},
+		{"no gossip section", ``, `gossip.keyFile: not set, and gossip.insecure is not true`},
+		{"insecure", `gossip: {insecure: true}`, ""},
+		{"insecure and key", `gossip: {insecure: true, keyFile: ` + good + `}`, `gossip.insecure: true: must not be set together with gossip.keyFile`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,7 +91,7 @@ func TestGossipValidation(t *testing.T) {
 			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 				t.Fatalf("error = %v, want it to contain %q", err, tt.want)
 			}
-			if tt.want == "" && len(c.Gossip.Keys) != 2 {
+			if tt.want == "" && c.Gossip.KeyFile != "" && len(c.Gossip.Keys) != 2 {
 				t.Errorf("keys: %d, want 2", len(c.Gossip.Keys))
 			}
 		})
@@ -94,7 +99,7 @@ func TestGossipValidation(t *testing.T) {
 }
 
 func TestGossipTooManyGroups(t *testing.T) {
-	y := "apiVersion: vipd.io/v1alpha1\nkind: Config\nnode: n1\nmode: gossip\ngroups:\n"
+	y := "apiVersion: vipd.io/v1alpha1\nkind: Config\nnode: n1\nmode: gossip\ngossip: {insecure: true}\ngroups:\n"
 	for i := 0; i < GossipMaxGroups+1; i++ {
 		y += "  - {name: g" + strconv.Itoa(i) + ", vips: [{address: 198.51.100." + strconv.Itoa(i+1) + "}]}\n"
 	}

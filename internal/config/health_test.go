@@ -390,7 +390,7 @@ func TestEndpointsInheritLeaseAccess(t *testing.T) {
 		t.Errorf("lease without access settings: %+v, want in-cluster", *e)
 	}
 
-	c, err = Parse([]byte(gossipBase + checks))
+	c, err = Parse([]byte(gossipBase + "gossip: {insecure: true}\n" + checks))
 	if err != nil {
 		t.Fatal(err)
 	}

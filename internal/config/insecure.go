@@ -12,8 +12,10 @@ func (c *Config) UnauthenticatedPaths() []string {
 		// plain-text password. The segment is the trust boundary.
 		paths = append(paths, "vrrp: adverts carry no authentication (RFC 9568): any host on the segment can claim a VRID with a higher priority; keep the segment to trusted hosts")
 	case "gossip":
-		if c.Gossip == nil || c.Gossip.KeyFile == "" {
-			paths = append(paths, "gossip: no gossip.keyFile: any host that reaches the gossip port can join the cluster and take VIPs")
+		// Validation refuses a keyless gossip config unless it says
+		// insecure: true; only then is there an open door to report.
+		if c.Gossip != nil && c.Gossip.Insecure && c.Gossip.KeyFile == "" {
+			paths = append(paths, "gossip: gossip.insecure is true (no gossip.keyFile): any host that reaches the gossip port can join the cluster and take VIPs")
 		}
 	}
 	return paths

@@ -11,7 +11,9 @@ func TestUnauthenticatedPaths(t *testing.T) {
 		{"static", Config{Mode: "static"}, 0},
 		{"lease", Config{Mode: "lease"}, 0},
 		{"vrrp", Config{Mode: "vrrp"}, 1},
-		{"gossip without key", Config{Mode: "gossip", Gossip: &Gossip{}}, 1},
+		// Validation refuses gossip without a key unless insecure is set.
+		{"gossip insecure", Config{Mode: "gossip", Gossip: &Gossip{Insecure: true}}, 1},
+		{"gossip unvalidated", Config{Mode: "gossip"}, 0},
 		{"gossip with key", Config{Mode: "gossip", Gossip: &Gossip{KeyFile: "/etc/vipd/gossip.key"}}, 0},
 	} {
 		if got := tc.cfg.UnauthenticatedPaths(); len(got) != tc.want {

@@ -135,6 +135,13 @@ func fullConfigs(t *testing.T) map[string]func() *Config {
 			c.Groups = []Group{{Name: "web", Priority: 1, VIPs: []VIP{{Address: "198.51.100.100"}}}}
 			return c
 		},
+		// Insecure excludes keyFile, so it gets a config of its own.
+		ModeGossip + "-insecure": func() *Config {
+			c := head(ModeGossip)
+			c.Gossip = &Gossip{Insecure: true}
+			c.Groups = []Group{{Name: "web", VIPs: []VIP{{Address: "198.51.100.100"}}}}
+			return c
+		},
 	}
 }
 

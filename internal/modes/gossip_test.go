@@ -2,6 +2,8 @@ package modes
 
 import (
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -10,9 +12,21 @@ import (
 	"github.com/vipd/vipd/internal/config"
 )
 
-func gossipConfig(t *testing.T, yaml string) *config.Config {
+// gossipKey writes a gossip key file for one test: every config of the
+// test names the same one (a changed key file needs a restart).
+func gossipKey(t *testing.T) string {
 	t.Helper()
-	c, err := config.Parse([]byte(yaml))
+	key := filepath.Join(t.TempDir(), "gossip.key")
+	if err := os.WriteFile(key, []byte("MDEyMzQ1Njc4OWFiY2RlZg==\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+// gossipConfig validates yaml with its KEYFILE replaced by key.
+func gossipConfig(t *testing.T, key, yaml string) *config.Config {
+	t.Helper()
+	c, err := config.Parse([]byte(strings.ReplaceAll(yaml, "KEYFILE", key)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,7 +40,7 @@ const gossipBase = `apiVersion: vipd.io/v1alpha1
 kind: Config
 node: n1
 mode: gossip
-gossip: {bind: "127.0.0.1:17946", peers: [198.51.100.12]}
+gossip: {bind: "127.0.0.1:17946", peers: [198.51.100.12], keyFile: KEYFILE}
 groups:
 - {name: web, vips: [{address: 198.51.100.100}]}
 `
@@ -38,11 +52,12 @@ func TestReloadGossip(t *testing.T) {
 	if m.Reload == nil {
 		t.Fatal("gossip has no Reload")
 	}
-	e, err := m.New(gossipConfig(t, gossipBase), slog.New(slog.DiscardHandler))
+	key := gossipKey(t)
+	e, err := m.New(gossipConfig(t, key, gossipBase), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	added := gossipConfig(t, gossipBase+"- {name: api, vips: [{address: 198.51.100.101}]}\n")
+	added := gossipConfig(t, key, gossipBase+"- {name: api, vips: [{address: 198.51.100.101}]}\n")
 	e.SetInput("api", election.Input{Eligible: true, Priority: 90})
 	if err := m.Reload(e, added); err != nil {
 		t.Fatalf("adding a group: %v", err)
@@ -56,7 +71,7 @@ func TestReloadGossip(t *testing.T) {
 		{`{bind:`, "gossip.profile"},
 	} {
 		repl := map[string]string{`"127.0.0.1:17946"`: `"127.0.0.1:17947"`, `[198.51.100.12]`: `[198.51.100.13]`, `{bind:`: `{profile: lan, bind:`}[tt.change]
-		c := gossipConfig(t, strings.Replace(gossipBase, tt.change, repl, 1))
+		c := gossipConfig(t, key, strings.Replace(gossipBase, tt.change, repl, 1))
 		err := m.Reload(e, c)
 		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "restart") {
 			t.Errorf("changing %s: err = %v, want one naming %s and a restart", tt.want, err, tt.want)

@@ -162,6 +162,7 @@ func NodeSpec(c *config.Config, version string) node.Spec {
 	for _, k := range c.Checks {
 		s.Checks = append(s.Checks, HealthSpec(k, c.Node))
 	}
+	s.Unauthenticated = c.UnauthenticatedPaths()
 	return s
 }
 

@@ -27,7 +27,7 @@ func TestCheckReloadRefuses(t *testing.T) {
 		keys     string // the keys the error names
 	}{
 		{"node", "node: cp-1", "node: cp-2", "[node]"},
-		{"mode", "mode: static", "mode: gossip", "[mode]"},
+		{"mode", "mode: static", "mode: gossip\ngossip: {insecure: true}", "[mode]"},
 		{"http.listen", "kind: Config\n", "kind: Config\nhttp: {listen: \"127.0.0.1:9611\"}\n", "[http.listen]"},
 		{"binding.lifetime", "kind: Config\n", "kind: Config\nbinding: {lifetime: 5s}\n", "[binding.lifetime]"},
 		{"binding.refresh", "kind: Config\n", "kind: Config\nbinding: {refresh: 500ms}\n", "[binding.refresh]"},

@@ -3,6 +3,7 @@ package modes
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,6 +182,30 @@ groups: [{name: web, vips: [{address: 198.51.100.100}]}]
 `), "")
 	if s.MinMoveInterval != 0 || s.StartupDelay != 0 || s.Checks != nil {
 		t.Fatalf("spec %+v", s)
+	}
+}
+
+// TestNodeSpecUnauthenticated: the config's unauthenticated paths reach
+// the daemon (for its log and /status); a keyed gossip cluster has none.
+func TestNodeSpecUnauthenticated(t *testing.T) {
+	const head = "apiVersion: vipd.io/v1alpha1\nkind: Config\nnode: n1\n"
+	const group = "groups: [{name: web, vips: [{address: 198.51.100.100}]}]\n"
+	key := gossipKey(t)
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"static", "mode: static\n" + group, ""},
+		{"gossip with a key", "mode: gossip\ngossip: {keyFile: " + key + "}\n" + group, ""},
+		{"gossip insecure", "mode: gossip\ngossip: {insecure: true}\n" + group, "gossip: gossip.insecure is true"},
+		{"vrrp", "mode: vrrp\ngroups: [{name: web, vrrp: {vrid: 51}, vips: [{address: 198.51.100.100}]}]\n", "vrrp: adverts carry no authentication"},
+	} {
+		got := NodeSpec(loadConfig(t, head+tc.yaml), "").Unauthenticated
+		switch {
+		case tc.want == "" && len(got) != 0:
+			t.Errorf("%s: %q, want none", tc.name, got)
+		case tc.want != "" && (len(got) != 1 || !strings.HasPrefix(got[0], tc.want)):
+			t.Errorf("%s: %q, want one starting %q", tc.name, got, tc.want)
+		}
 	}
 }
 

@@ -186,6 +186,9 @@ func Run(ctx context.Context, spec Spec, d Deps) error {
 	}
 	linkWait.Stop()
 	log.Info("vipd started", "mode", spec.Mode, "groups", len(spec.Groups), "version", spec.Version)
+	for _, p := range spec.Unauthenticated {
+		log.Warn("unauthenticated election path", "path", p)
+	}
 	electErr := make(chan error, 1)
 	go func() { electErr <- d.Elector.Run(electCtx, manager.Report) }()
 
@@ -461,7 +464,7 @@ func (d *daemon) Status() any {
 	return Status{
 		PID:  os.Getpid(),
 		Node: d.spec.Node, Mode: d.spec.Mode, Version: d.spec.Version,
-		Healthy: healthy, Unhealthy: unhealthy, Ready: ready, NotReady: why,
+		Healthy: healthy, Unhealthy: unhealthy, Ready: ready, NotReady: why, Unauthenticated: d.spec.Unauthenticated,
 		Groups:   d.groups(),
 		Checks:   d.health.Results(),
 		Reloads:  d.reloads.status(),

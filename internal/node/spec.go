@@ -27,6 +27,9 @@ type Spec struct {
 	// a healthy owner. MinMoveInterval: the least time between two
 	// health-caused moves of one group toward this node (0: off).
 	StartupDelay, MinMoveInterval time.Duration
+	// Unauthenticated names the election's open doors
+	// (config.UnauthenticatedPaths): logged at start, shown on /status.
+	Unauthenticated []string
 }
 
 // Track is one check's effect on a group: Weight 0 gates, N > 0 adds N

@@ -30,6 +30,9 @@ type Status struct {
 	// Election is the mode's own state (counters, peers, API server
 	// reachability).
 	Election any `json:"election,omitempty"`
+	// Unauthenticated: ways a host could take part in the election without
+	// proving who it is (docs/security.md).
+	Unauthenticated []string `json:"unauthenticated,omitempty"`
 }
 
 // GroupStatus is one group as shown on /status.
