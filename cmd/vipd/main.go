@@ -54,6 +54,8 @@ Usage:
   vipd reload [--addr HOST:PORT | --config FILE]
                                 make the running daemon re-read its config
                                 (SIGHUP; an invalid file changes nothing)
+  vipd manifest static-pod|daemonset --config FILE [--image REF] [--namespace NS]
+                                print the Kubernetes manifest that runs vipd with FILE
   vipd demo [--advert 100ms]    failover demo in a throw-away namespace lab (root)
   vipd version                  print the version
 `
@@ -99,6 +101,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return statusCmd(ctx, rest, stdout, stderr)
 	case "reload":
 		return reloadCmd(ctx, rest, stdout, stderr)
+	case "manifest":
+		return manifestCmd(rest, stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, rest, stdout, stderr)
 	case "version":
