@@ -312,7 +312,7 @@ func TestDeployImagesAreIMAGE(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := strings.TrimSpace(string(data))
-	imageRE := regexp.MustCompile(`(?m)^\s*(?:-\s+)?image:\s*["']?([^"'\s#]+)`)
+	imageRE := regexp.MustCompile(`(?m)^[ \t]*(?:-[ \t]+)?image:[ \t]*["']?([^"'\s#{][^"'\s#]*)`)
 	n := 0
 	err = filepath.WalkDir(filepath.Join(root, "deploy"), func(p string, d os.DirEntry, err error) error {
 		if err != nil {
