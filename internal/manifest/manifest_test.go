@@ -405,6 +405,8 @@ func TestErrors(t *testing.T) {
 			"checks: [{name: d, file: {path: " + filepath.Dir(absTestKey(t)) + "/drain}}]\n", Options{}, "overlap"},
 		{"CA file under the config's directory", "daemonset", head + "mode: static\n" + group +
 			"checks: [{name: h, http: {url: 'https://127.0.0.1/', caFile: /config/ca.crt}}]\n", Options{}, "checks[0].http.caFile (/config/ca.crt, a file of the node) and the config"},
+		{"a relative CA file", "static-pod", head + "mode: static\n" + group +
+			"checks: [{name: h, http: {url: 'https://127.0.0.1/', caFile: pki/ca.crt}}]\n", Options{}, `checks[0].http.caFile: "pki/ca.crt" is relative`},
 		{"node written over two lines", "daemonset", head + "node: >-\n  a\nmode: static\n" + group, Options{}, "write node: on one line"},
 		{"a namespace that is no DNS label", "daemonset", head + "mode: static\n" + group, Options{Namespace: "Kube_System"}, `namespace "Kube_System": must be a DNS label`},
 		{"a probe port that is a name", "static-pod", head + "mode: static\nhttp: {listen: '127.0.0.1:http'}\n" + group, Options{}, "numeric port"},

@@ -86,6 +86,9 @@ type plan struct {
 }
 
 func (p *plan) add(n need, vs corev1.VolumeSource, name string) error {
+	if !path.IsAbs(n.path) {
+		return fmt.Errorf("%s: %q is relative: a container sees only what is mounted at an absolute path; write it absolute", n.origin, n.path)
+	}
 	for _, t := range p.taken {
 		nested := within(n.path, t.path) || within(t.path, n.path)
 		if !nested {
