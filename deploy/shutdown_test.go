@@ -103,9 +103,13 @@ func podSpecs(t *testing.T) map[string]corev1.PodSpec {
 // the first phase with priority 0 (kubernetes/kubernetes#113940, #133442).
 func TestPodsReleaseOnNodeShutdown(t *testing.T) {
 	specs := podSpecs(t)
-	for _, want := range []string{"vrrp/static-pod.yaml#0 (static pod)", "lease/static-pod.yaml#0 (static pod)", "lease/daemonset.yaml#1"} {
-		if _, ok := specs[want]; !ok {
-			t.Errorf("%s: no vipd pod found there (moved? update this test)", want)
+	for _, want := range []string{"vrrp/static-pod.yaml#", "lease/static-pod.yaml#", "lease/daemonset.yaml#"} {
+		found := false
+		for key := range specs {
+			found = found || strings.HasPrefix(key, want)
+		}
+		if !found {
+			t.Errorf("%s: no vipd pod found there (moved? update this test)", strings.TrimSuffix(want, "#"))
 		}
 	}
 	for name, s := range specs {

@@ -60,6 +60,8 @@ Usage:
   vipd convert kube-vip [--mode lease|vrrp|gossip] [--vrid N] [--peers A,B] FILE
                                 print the vipd config for a kube-vip static pod
                                 or DaemonSet manifest; differences on stderr
+  vipd manifest static-pod|daemonset --config FILE [--image REF] [--namespace NS]
+                                print the Kubernetes manifest that runs vipd with FILE
   vipd demo [--advert 100ms]    failover demo in a throw-away namespace lab (root)
   vipd version                  print the version
 `
@@ -107,6 +109,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return reloadCmd(ctx, rest, stdout, stderr)
 	case "convert":
 		return convertCmd(rest, stdout, stderr)
+	case "manifest":
+		return manifestCmd(rest, stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, rest, stdout, stderr)
 	case "version":

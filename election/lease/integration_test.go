@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -15,13 +14,9 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/vipd/vipd/election"
 	"github.com/vipd/vipd/internal/kubetest"
@@ -419,50 +414,4 @@ func TestRealAPIServerRestart(t *testing.T) {
 	if a.rec.owner("g") == b.rec.owner("g") {
 		t.Fatalf("owners: a=%v b=%v", a.rec.owner("g"), b.rec.owner("g"))
 	}
-}
-
-// TestRealManifestsValid: the example manifests are valid API objects
-// (server-side dry run as admin).
-func TestRealManifestsValid(t *testing.T) {
-	cp := kubetest.Shared(t)
-	admin := adminClient(t, cp)
-	ctx := t.Context()
-	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
-	n := 0
-	for _, f := range []string{"../../deploy/lease/daemonset.yaml", "../../deploy/lease/static-pod.yaml", "../../deploy/lease/rbac.yaml"} {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, doc := range regexp.MustCompile(`(?m)^---$`).Split(string(data), -1) {
-			if strings.TrimSpace(doc) == "" {
-				continue
-			}
-			obj, _, err := scheme.Codecs.UniversalDeserializer().Decode([]byte(doc), nil, nil)
-			if err != nil {
-				t.Fatalf("%s: %v", f, err)
-			}
-			switch o := obj.(type) {
-			case *corev1.ConfigMap:
-				_, err = admin.CoreV1().ConfigMaps(o.Namespace).Create(ctx, o, dry)
-			case *appsv1.DaemonSet:
-				_, err = admin.AppsV1().DaemonSets(o.Namespace).Create(ctx, o, dry)
-			case *corev1.Pod:
-				_, err = admin.CoreV1().Pods(o.Namespace).Create(ctx, o, dry)
-			case *corev1.ServiceAccount:
-				_, err = admin.CoreV1().ServiceAccounts(o.Namespace).Create(ctx, o, dry)
-			case *rbacv1.Role:
-				_, err = admin.RbacV1().Roles(o.Namespace).Create(ctx, o, dry)
-			case *rbacv1.RoleBinding:
-				_, err = admin.RbacV1().RoleBindings(o.Namespace).Create(ctx, o, dry)
-			default:
-				t.Fatalf("%s: unexpected %T", f, obj)
-			}
-			if err != nil && !apierrors.IsAlreadyExists(err) {
-				t.Errorf("%s: %T: %v", f, obj, err)
-			}
-			n++
-		}
-	}
-	t.Logf("%d objects accepted by the API server (dry run)", n)
 }

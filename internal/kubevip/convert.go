@@ -2,9 +2,11 @@ package kubevip
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -539,13 +541,16 @@ func (c *converter) vrrp(g *config.Group, opt Options) {
 	}
 }
 
+// gossipKeyFile is where the converted config expects the gossip key: vipd
+// refuses gossip without one unless the config opts out by name.
+const gossipKeyFile = "/etc/vipd/gossip.key"
+
 func (c *converter) gossip(cfg *config.Config, opt Options) {
-	if len(opt.Peers) > 0 {
-		cfg.Gossip = &config.Gossip{Peers: opt.Peers}
-	} else {
+	cfg.Gossip = &config.Gossip{Peers: opt.Peers, KeyFile: gossipKeyFile}
+	if len(opt.Peers) == 0 {
 		c.note("", "gossip.peers is empty: list the control-plane nodes' addresses (--peers, or gossip.peers), or set gossip.dns")
 	}
-	c.note("", "gossip is unencrypted until you set gossip.keyFile (head -c 32 /dev/urandom | base64 > /etc/vipd/gossip.key, the same file on every node); UDP and TCP 7946 must be open between the nodes")
+	c.note("", "create the gossip key before vipd validate or vipd run read it: head -c 32 /dev/urandom | base64 > "+gossipKeyFile+" once, then copy that file to every node; UDP and TCP 7946 must be open between the nodes")
 }
 
 // apiserverCheck makes the control-plane VIP follow a ready local API
@@ -586,6 +591,23 @@ func selfCheck(cfg *config.Config) error {
 	}
 	if back.Node == "" {
 		back.Node = "convert" // the hostname could not be read here; irrelevant
+	}
+	if back.Gossip != nil && back.Gossip.KeyFile != "" {
+		// The key is created on the nodes later (a note says how); a
+		// stand-in lets everything else be checked here.
+		f, err := os.CreateTemp("", "vipd-convert-key-*")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(f.Name())
+		_, err = f.WriteString(base64.StdEncoding.EncodeToString(make([]byte, 32)) + "\n")
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		back.Gossip.KeyFile = f.Name()
 	}
 	return back.Validate(anyHost{})
 }

@@ -68,6 +68,14 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("output does not parse: %v", err)
 			}
+			if c.Gossip != nil && c.Gossip.KeyFile != "" {
+				// The key the notes tell the user to create.
+				key := filepath.Join(t.TempDir(), "gossip.key")
+				if err := os.WriteFile(key, []byte("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				c.Gossip.KeyFile = key
+			}
 			if err := c.Validate(fakeHost{}); err != nil {
 				t.Fatalf("output does not validate: %v", err)
 			}
