@@ -115,7 +115,7 @@ func TestLabMetricsFailover(t *testing.T) {
 	// Before: node1 owns both VIPs, took over once; node2 owns nothing and
 	// has neither a transition nor a takeover.
 	expect(n1, m1, map[string]float64{owner: 1, owned4: 1, owned6: 1, takeover: 1,
-		transition("backup", "owner", "master-down-timer"): 1,
+		transition("backup", "owner", "master-down-timer"):       1,
 		`vipd_build_info{mode="vrrp",version="` + version + `"}`: 1})
 	expect(n2, m2, map[string]float64{owner: 0, owned4: 0, owned6: 0, `vipd_group_eligible{group="web"}`: 1})
 	for s := range m2 {

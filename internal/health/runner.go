@@ -49,8 +49,8 @@ type Runner struct {
 	// probed, when set, is told every polled attempt's duration
 	// (ObserveProbes); guarded by mu.
 	probed func(check string, took time.Duration)
-	notify   chan struct{} // cap 1: the queue is not empty
-	closed   bool          // Run is ending: queue nothing more
+	notify chan struct{} // cap 1: the queue is not empty
+	closed bool          // Run is ending: queue nothing more
 }
 
 // check is one running check. Everything but spec, prober, watcher and
