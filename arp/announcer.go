@@ -1,12 +1,14 @@
 package arp
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +63,21 @@ type Announcer struct {
 	senders map[string]*ifSender
 	jobs    map[netip.Addr]*job
 	closed  bool
+	byIf    map[ifFamily]*Stats // counters per interface and family, for metrics
+}
+
+// ifFamily keys the per-interface counters.
+type ifFamily struct {
+	ifname string
+	v6     bool
+}
+
+// InterfaceStats are the counters of one interface and address family.
+type InterfaceStats struct {
+	Interface string
+	// Family is "ipv4" (gratuitous ARP) or "ipv6" (unsolicited NA).
+	Family string
+	Stats
 }
 
 // ifSender is a cached Sender and the identity of the interface it was
@@ -105,6 +122,7 @@ func NewAnnouncer(log *slog.Logger, sched Schedule, open func(ifi *net.Interface
 		lookup:  net.InterfaceByName,
 		senders: map[string]*ifSender{},
 		jobs:    map[netip.Addr]*job{},
+		byIf:    map[ifFamily]*Stats{},
 	}
 }
 
@@ -241,6 +259,17 @@ func (a *Announcer) fire(j *job) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	k := ifFamily{j.ifname, j.ip.Is6()}
+	st := a.byIf[k]
+	if st == nil {
+		st = &Stats{}
+		a.byIf[k] = st
+	}
+	if err != nil {
+		st.Errors++
+	} else {
+		st.Sent++
+	}
 	if j.done || next <= 0 {
 		return
 	}
@@ -302,4 +331,23 @@ func (a *Announcer) Close() error {
 // Stats returns the cumulative counters.
 func (a *Announcer) Stats() Stats {
 	return Stats{Sent: a.sent.Load(), Errors: a.errs.Load()}
+}
+
+// StatsByInterface returns the cumulative counters per interface and
+// address family, sorted (the metrics read them at scrape time).
+func (a *Announcer) StatsByInterface() []InterfaceStats {
+	a.mu.Lock()
+	out := make([]InterfaceStats, 0, len(a.byIf))
+	for k, st := range a.byIf {
+		fam := "ipv4"
+		if k.v6 {
+			fam = "ipv6"
+		}
+		out = append(out, InterfaceStats{Interface: k.ifname, Family: fam, Stats: *st})
+	}
+	a.mu.Unlock()
+	slices.SortFunc(out, func(x, y InterfaceStats) int {
+		return cmp.Or(cmp.Compare(x.Interface, y.Interface), cmp.Compare(x.Family, y.Family))
+	})
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
 	"sort"
 	"sync"
 	"testing"
@@ -366,6 +367,11 @@ func TestAnnouncerErrors(t *testing.T) {
 	h.clock.Advance(200 * time.Millisecond)
 	if st := h.a.Stats(); st.Sent != 3 || st.Errors != 1 || h.opens != 6 {
 		t.Errorf("stats = %+v opens=%d, want 3 sent, 1 error, 6 opens", st, h.opens)
+	}
+	// The same counts per interface and family (what /metrics shows).
+	want := []InterfaceStats{{Interface: "eth0", Family: "ipv4", Stats: Stats{Sent: 3, Errors: 1}}}
+	if got := h.a.StatsByInterface(); !reflect.DeepEqual(got, want) {
+		t.Errorf("StatsByInterface = %+v, want %+v", got, want)
 	}
 }
 

@@ -1260,3 +1260,11 @@ func sameSet(a, b []netip.Addr) bool {
 	sort.Slice(y, func(i, j int) bool { return y[i].Less(y[j]) })
 	return slices.Equal(x, y)
 }
+
+// Counters returns the packet counters of Status without the routers'
+// state: adverts received, sent and not sent, and packets dropped by
+// reason (read at every metrics scrape).
+func (e *Elector) Counters() (received, sent, sendErrors uint64, dropped map[string]uint64) {
+	s := e.Status().(Status)
+	return s.Received, s.Sent, s.SendErrors, s.Dropped
+}

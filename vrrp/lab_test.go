@@ -207,7 +207,7 @@ func TestLabFailover(t *testing.T) {
 			t.Fatalf("sysctl: %v %s", err, out)
 		}
 		defer h.Command(context.Background(), "sysctl", "-w", "net.ipv6.conf.eth0.accept_dad=0").Run()
-		before := strings.Count(c.procs[1].Output(), "msg=\"owning VIPs\"")
+		before := strings.Count(c.procs[1].Output(), "from=backup to=owner")
 		if err := h.SetLinkUp(false); err != nil {
 			t.Fatal(err)
 		}
@@ -218,7 +218,7 @@ func TestLabFailover(t *testing.T) {
 		waitBoth("node1", 15*time.Second)
 		time.Sleep(2 * time.Second)
 		c.waitSoleHolder("node1", time.Second)
-		if n := strings.Count(c.procs[1].Output(), "msg=\"owning VIPs\"") - before; n != 1 {
+		if n := strings.Count(c.procs[1].Output(), "from=backup to=owner") - before; n != 1 {
 			t.Errorf("node2 took the VIPs %d times during one link flap of node1 (want 1)", n)
 		}
 		settle()

@@ -47,6 +47,7 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := newFlagSet("run", stderr)
 	path := fs.String("config", "", "config file")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "text (logfmt) or json (one JSON object a line)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -54,13 +55,17 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("--log-level: %q: %w", *logLevel, err)}
 	}
+	handler, err := logHandler(*logFormat, stderr, level)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
 	// Everything that can be wrong with the config is found here, before any
 	// interface is touched.
 	cfg, err := loadConfig(*path)
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("node", cfg.Node)
+	log := slog.New(handler).With("node", cfg.Node)
 	// client-go (Lease mode, endpoints checks) logs through klog: one log
 	// stream, one format.
 	klog.SetSlogLogger(log.With("component", "client-go"))
@@ -81,6 +86,19 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		serveReloads(runCtx, *path, cfg, elector, hup, reloads)
 	}()
 	return node.RunSystem(runCtx, modes.NodeSpec(cfg, version), elector, log, reloads)
+}
+
+// logHandler is the daemon's log format: text (logfmt, for people and
+// journald) or json (for log pipelines: one object a line, the same keys).
+func logHandler(format string, w io.Writer, level slog.Level) (slog.Handler, error) {
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "text":
+		return slog.NewTextHandler(w, opts), nil
+	case "json":
+		return slog.NewJSONHandler(w, opts), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q: want text or json", format)
 }
 
 // serveReloads turns each SIGHUP into one reload: the file is read and

@@ -126,3 +126,22 @@ func (e *Elector) Ready() (bool, string) {
 	}
 	return true, ""
 }
+
+// MembersByState counts the cluster's members as this node sees them:
+// "alive" (this node and the peers it holds alive), "left" (said goodbye)
+// and "failed" (gone without a goodbye; memberlist keeps no record for
+// ever, and neither does this count once a peer comes back). Every state is
+// present, zero included, for the vipd_gossip_members metric.
+func (e *Elector) MembersByState() map[string]int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[string]int{"alive": 1 + len(e.members), "left": 0, "failed": 0}
+	for _, why := range e.gone {
+		if strings.HasPrefix(why, "member-left:") {
+			out["left"]++
+		} else {
+			out["failed"]++
+		}
+	}
+	return out
+}

@@ -394,6 +394,13 @@ func TestFakeFirstNodeAcquiresAndRenews(t *testing.T) {
 		f := newRVFake()
 		start := time.Now()
 		n := startNode(t, f, "n1", "l1", testTiming, 100)
+		var renewals []string
+		var renewMu sync.Mutex
+		n.e.ObserveRenewals(func(group string, _ time.Duration, kind string) {
+			renewMu.Lock()
+			renewals = append(renewals, group+":"+kind)
+			renewMu.Unlock()
+		})
 		tr := n.rec.wait(t, true, time.Minute)
 		if tr.Reason != "lease-acquired" || tr.Peer != "n1" {
 			t.Fatalf("transition %+v", tr)
@@ -412,6 +419,11 @@ func TestFakeFirstNodeAcquiresAndRenews(t *testing.T) {
 				t.Errorf("renewal %d: %+v, %s after the previous write; want n1 every %s", i+1, w, w.at.Sub(ws[i].at), testTiming.RetryPeriod)
 			}
 		}
+		renewMu.Lock()
+		if got := strings.Join(renewals, " "); got != "g: g: g: g:" {
+			t.Errorf("renewals observed: %q, want 4 successful ones of group g", got)
+		}
+		renewMu.Unlock()
 		if l := getLease(t, f, "l1"); *l.Spec.LeaseDurationSeconds != 5 || !l.Spec.RenewTime.Time.Equal(ws[4].at) {
 			t.Errorf("lease spec %+v: want 5s and renewTime %s", l.Spec, ws[4].at)
 		}

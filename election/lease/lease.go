@@ -30,6 +30,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -82,6 +83,32 @@ type Elector struct {
 	mu     sync.Mutex
 	groups []*group
 	run    *running // non-nil while Run runs
+
+	// renewObs, when set, is told of every renewal (ObserveRenewals).
+	renewObs atomic.Pointer[func(group string, took time.Duration, errKind string)]
+}
+
+// ObserveRenewals makes the elector call f after every renewal request of
+// a held Lease with its duration and, if it failed, a short kind
+// ("conflict", "not-found", "timeout", "api"; "" for success). f must not
+// block; the daemon uses it for metrics.
+func (e *Elector) ObserveRenewals(f func(group string, took time.Duration, errKind string)) {
+	e.renewObs.Store(&f)
+}
+
+// renewErrKind classifies a renewal's error for ObserveRenewals.
+func renewErrKind(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case apierrors.IsConflict(err):
+		return "conflict"
+	case apierrors.IsNotFound(err):
+		return "not-found"
+	case errors.Is(err, context.DeadlineExceeded) || apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err):
+		return "timeout"
+	}
+	return "api"
 }
 
 // running is what Run shares with Reconfigure to start and stop campaigns.
@@ -713,6 +740,9 @@ func (c *campaign) renew(ctx context.Context, deadline time.Time) {
 	l.Spec.RenewTime = &at
 	setCandidacy(l, c.input())
 	got, err := c.leases().Update(rctx, l, metav1.UpdateOptions{})
+	if f := c.e.renewObs.Load(); f != nil && (err == nil || ctx.Err() == nil) {
+		(*f)(c.g.Name, c.now().Sub(sent), renewErrKind(err))
+	}
 	switch {
 	case err == nil:
 		c.apiOK()

@@ -46,8 +46,11 @@ type Runner struct {
 	// Results or Update, and a slow onChange delays no check.
 	onChange func(Result)
 	queue    []Result
-	notify   chan struct{} // cap 1: the queue is not empty
-	closed   bool          // Run is ending: queue nothing more
+	// probed, when set, is told every polled attempt's duration
+	// (ObserveProbes); guarded by mu.
+	probed func(check string, took time.Duration)
+	notify chan struct{} // cap 1: the queue is not empty
+	closed bool          // Run is ending: queue nothing more
 }
 
 // check is one running check. Everything but spec, prober, watcher and
@@ -257,6 +260,14 @@ func (r *Runner) Update(specs []Spec) error {
 	return nil
 }
 
+// ObserveProbes makes the runner call f after every attempt of a polled
+// check with its duration (the daemon's metrics). f must not block.
+func (r *Runner) ObserveProbes(f func(check string, took time.Duration)) {
+	r.mu.Lock()
+	r.probed = f
+	r.mu.Unlock()
+}
+
 // Results is a snapshot of every check's Result, in config order. It never
 // waits for an attempt.
 func (r *Runner) Results() []Result {
@@ -347,6 +358,9 @@ func (r *Runner) record(c *check, ok bool, detail string, err error, latency tim
 	defer r.mu.Unlock()
 	if c.stopped {
 		return
+	}
+	if hysteresis && r.probed != nil {
+		r.probed(c.spec.Name, latency)
 	}
 	c.res.Detail = detail
 	c.res.Latency = latency

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -196,10 +197,17 @@ func TestRunnerTimeout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		var probes []string
+		r.ObserveProbes(func(check string, took time.Duration) { probes = append(probes, fmt.Sprint(check, " ", took)) })
 		rec := &recorder{t0: fs.t0, t: t}
 		stop := start(t, r, rec)
 		time.Sleep(2500 * time.Millisecond)
 		stop()
+		// Every attempt's duration reaches the observer (the metrics'
+		// probe histogram): here each one ran into its timeout.
+		if got, want := strings.Join(probes, ", "), "hung 300ms, hung 300ms, hung 300ms"; got != want {
+			t.Errorf("probes observed %q, want %q", got, want)
+		}
 		if got, want := rec.summary(), "hung:failing@300ms"; got != want {
 			t.Errorf("changes %q, want %q", got, want)
 		}

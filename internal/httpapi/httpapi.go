@@ -1,6 +1,7 @@
 // Package httpapi serves vipd's health and status endpoints, split like
 // CoreDNS: /healthz says the process works, /readyz says the node is eligible
-// to own its VIPs, /status says who owns what, since when and why.
+// to own its VIPs, /status says who owns what, since when and why; and
+// /metrics, for Prometheus.
 package httpapi
 
 import (
@@ -19,9 +20,13 @@ type Source interface {
 	Status() any
 }
 
-// Handler returns the endpoints' handler.
-func Handler(src Source) http.Handler {
+// Handler returns the endpoints' handler; metrics serves GET /metrics (nil:
+// not served).
+func Handler(src Source, metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeCheck(w, src.Healthy)
 	})

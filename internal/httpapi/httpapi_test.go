@@ -19,19 +19,26 @@ func (s src) Status() any             { return map[string]any{"node": "n1"} }
 func TestEndpoints(t *testing.T) {
 	tests := []struct {
 		src      src
+		metrics  bool
 		path     string
 		code     int
 		contains string
 	}{
-		{src{true, true}, "/healthz", 200, "ok"},
-		{src{false, true}, "/healthz", 503, "VIP refresh loop is stuck"},
-		{src{true, true}, "/readyz", 200, "ok"},
-		{src{true, false}, "/readyz", 503, "link eth0 down"},
-		{src{true, false}, "/status", 200, `"node": "n1"`},
-		{src{true, true}, "/nope", 404, ""},
+		{src{true, true}, false, "/healthz", 200, "ok"},
+		{src{false, true}, false, "/healthz", 503, "VIP refresh loop is stuck"},
+		{src{true, true}, false, "/readyz", 200, "ok"},
+		{src{true, false}, false, "/readyz", 503, "link eth0 down"},
+		{src{true, false}, false, "/status", 200, `"node": "n1"`},
+		{src{true, true}, false, "/nope", 404, ""},
+		{src{true, true}, false, "/metrics", 404, ""},
+		{src{true, true}, true, "/metrics", 200, "vipd_up 1"},
 	}
 	for _, tc := range tests {
-		srv := httptest.NewServer(Handler(tc.src))
+		var mh http.Handler
+		if tc.metrics {
+			mh = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "vipd_up 1\n") })
+		}
+		srv := httptest.NewServer(Handler(tc.src, mh))
 		resp, err := http.Get(srv.URL + tc.path)
 		if err != nil {
 			t.Fatal(err)

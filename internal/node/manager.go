@@ -17,6 +17,7 @@ import (
 
 	"github.com/vipd/vipd/election"
 	"github.com/vipd/vipd/internal/addr"
+	"github.com/vipd/vipd/internal/metrics"
 )
 
 // Binder holds addresses (internal/addr.Binder).
@@ -55,6 +56,8 @@ type Manager struct {
 	announcer    Announcer
 	now          func() time.Time
 	conflictHold time.Duration
+	// metrics counts transitions and takeover durations (nil: none).
+	metrics *metrics.Metrics
 	// onBindFailure makes the group ineligible (SetInput) before Report
 	// returns its error, as the Reporter contract requires.
 	onBindFailure func(group string, err error)
@@ -139,6 +142,7 @@ func (m *Manager) Remove(name string) {
 	if m.Owner(name) {
 		m.release(st, election.Transition{Group: name, Reason: "removed", At: m.now()}, m.log.With("group", name))
 	}
+	m.metrics.ForgetGroup(name)
 	m.mu.Lock()
 	delete(m.groups, name)
 	for i, n := range m.order {
@@ -292,23 +296,48 @@ func (m *Manager) take(st *groupState, t election.Transition, log *slog.Logger) 
 	for i := range st.status.VIPs {
 		st.status.VIPs[i].Bound, st.status.VIPs[i].Error = true, ""
 	}
-	m.setOwnerLocked(st, t)
+	changed := m.setOwnerLocked(st, t)
 	m.mu.Unlock()
 	m.onBound(t.Group)
+	// The takeover ends with the first announcement on the wire: Start
+	// writes it before it returns.
+	var announced time.Time
 	for _, v := range st.cfg.VIPs {
 		if err := m.announcer.Start(m.ctx, v.Interface, v.Addr); err != nil {
 			log.Warn("announcing VIP", "vip", v, "err", err)
+		} else if announced.IsZero() {
+			announced = m.now()
 		}
 	}
-	log.Info("owning VIPs")
+	if !changed {
+		log.Debug("ownership confirmed: owning VIPs")
+		return nil
+	}
+	attrs := []any{"vips", vipList(st.cfg.VIPs), "from", metrics.StateBackup, "to", metrics.StateOwner}
+	if !announced.IsZero() && !t.At.IsZero() {
+		took := max(announced.Sub(t.At), 0)
+		m.metrics.Takeover(t.Group, took)
+		attrs = append(attrs, "takeover", took)
+	}
+	m.metrics.Transition(t.Group, true, t.Reason)
+	log.Info("transition", attrs...)
 	return nil
+}
+
+// vipList is the group's addresses for the transition log line.
+func vipList(vs []addr.VIP) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.Addr.String()
+	}
+	return out
 }
 
 func (m *Manager) release(st *groupState, t election.Transition, log *slog.Logger) {
 	// Ownership ends first: a conflict reaction scheduled while owning sees
 	// the new epoch and never announces for a node that gave the VIP up.
 	m.mu.Lock()
-	m.setOwnerLocked(st, t)
+	changed := m.setOwnerLocked(st, t)
 	m.mu.Unlock()
 	errs := make([]string, len(st.cfg.VIPs))
 	for i, v := range st.cfg.VIPs {
@@ -326,15 +355,23 @@ func (m *Manager) release(st *groupState, t election.Transition, log *slog.Logge
 		}
 	}
 	m.mu.Unlock()
-	log.Info("not owning VIPs")
+	if !changed {
+		log.Debug("ownership confirmed: not owning VIPs")
+		return
+	}
+	m.metrics.Transition(t.Group, false, t.Reason)
+	log.Info("transition", "vips", vipList(st.cfg.VIPs), "from", metrics.StateOwner, "to", metrics.StateBackup)
 }
 
-func (m *Manager) setOwnerLocked(st *groupState, t election.Transition) {
-	if st.status.Owner != t.Owner {
+// setOwnerLocked records t and reports whether the ownership changed.
+func (m *Manager) setOwnerLocked(st *groupState, t election.Transition) bool {
+	changed := st.status.Owner != t.Owner
+	if changed {
 		st.status.Since = t.At
 		st.epoch++
 	}
 	st.status.Owner, st.status.Reason, st.status.Peer = t.Owner, t.Reason, t.Peer
+	return changed
 }
 
 // Conflict handles another host claiming a VIP this node holds (seen by the

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/vipd/vipd/internal/addr"
+	"github.com/vipd/vipd/internal/health"
+	"github.com/vipd/vipd/internal/metrics"
 )
 
 // Reload is one validated new configuration for the running daemon
@@ -129,6 +131,7 @@ type reloader struct {
 	hooks   HookRunner
 	notify  *notifier
 	watches *watches
+	metrics *metrics.Metrics
 
 	mu   sync.Mutex
 	spec Spec
@@ -186,6 +189,11 @@ func (r *reloader) apply(req Reload) error {
 	}
 	if err := r.health.Update(next.Checks); err != nil {
 		return fmt.Errorf("checks: %w", err)
+	}
+	for _, c := range cur.Checks {
+		if !slices.ContainsFunc(next.Checks, func(n health.Spec) bool { return n.Name == c.Name }) {
+			r.metrics.ForgetCheck(c.Name)
+		}
 	}
 	old := map[string]Group{}
 	for _, g := range cur.Groups {

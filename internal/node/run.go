@@ -23,6 +23,7 @@ import (
 	"github.com/vipd/vipd/internal/health"
 	"github.com/vipd/vipd/internal/hooks"
 	"github.com/vipd/vipd/internal/httpapi"
+	"github.com/vipd/vipd/internal/metrics"
 )
 
 // ConflictSource watches ifname for other hosts claiming an address for
@@ -39,8 +40,11 @@ type Deps struct {
 	Announcer Announcer
 	Links     LinkSource
 	Conflicts ConflictSource
-	// Listener serves /healthz, /readyz and /status; nil serves nothing.
+	// Listener serves /healthz, /readyz, /status and /metrics; nil serves
+	// nothing.
 	Listener net.Listener
+	// Metrics is the daemon's instrumentation (nil: none, and no /metrics).
+	Metrics *metrics.Metrics
 	// Health runs the checks (nil: the config has none; RunSystem builds
 	// internal/health's). Hooks runs notify hooks (nil: none).
 	Health HealthRunner
@@ -79,6 +83,7 @@ func Run(ctx context.Context, spec Spec, d Deps) error {
 	electCtx, stopElection := context.WithCancel(ctx)
 	manager := NewManager(watchCtx, log, spec.Groups, binder, d.Announcer)
 	manager.conflictHold = d.ConflictHold
+	manager.metrics = d.Metrics
 	sup := &supervisor{log: log, min: d.RestartMin, max: d.RestartMax}
 	var wg sync.WaitGroup
 	var srv *http.Server
@@ -148,7 +153,7 @@ func Run(ctx context.Context, spec Spec, d Deps) error {
 	defer w.stopAll()
 
 	rl := &reloader{log: log, spec: spec, manager: manager, tracker: tracker, health: d.Health, hooks: d.Hooks,
-		notify: notify, watches: w}
+		notify: notify, watches: w, metrics: d.Metrics}
 	if d.Reloads != nil {
 		// Reloads end when shutdown begins, and the last one has ended
 		// before the watches it changes are stopped (this defer runs
@@ -162,9 +167,17 @@ func Run(ctx context.Context, spec Spec, d Deps) error {
 		}()
 	}
 
-	dm := &daemon{spec: spec, binder: binder, manager: manager, elector: d.Elector, sup: sup, health: d.Health, hooks: d.Hooks, reloads: rl}
+	dm := &daemon{spec: spec, binder: binder, manager: manager, elector: d.Elector, sup: sup, health: d.Health, hooks: d.Hooks,
+		reloads: rl, announcer: d.Announcer}
+	observe(d.Metrics, d)
+	d.Metrics.SetSnapshot(dm.snapshot)
+	defer d.Metrics.SetSnapshot(nil)
 	if d.Listener != nil {
-		srv = &http.Server{Handler: httpapi.Handler(dm), ReadHeaderTimeout: 5 * time.Second}
+		var mh http.Handler
+		if d.Metrics != nil {
+			mh = d.Metrics.Handler()
+		}
+		srv = &http.Server{Handler: httpapi.Handler(dm, mh), ReadHeaderTimeout: 5 * time.Second}
 		wg.Go(func() {
 			if err := srv.Serve(d.Listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("http server", "err", err)
@@ -270,11 +283,12 @@ func RunSystem(ctx context.Context, spec Spec, elector election.Elector, log *sl
 	if err != nil {
 		return err
 	}
-	log.Info("serving /healthz, /readyz, /status", "http", ln.Addr().String())
+	log.Info("serving /healthz, /readyz, /status, /metrics", "http", ln.Addr().String())
 	return Run(ctx, spec, Deps{
 		Log: log, Elector: elector, Kernel: kernel, Announcer: announcer,
 		Links: NetlinkLinks{}, Conflicts: WatchConflicts, Listener: ln, Reloads: reloads, Health: checks,
-		Hooks: hookRunner{hooks.New(log.With("component", "hooks"))},
+		Hooks:   hookRunner{hooks.New(log.With("component", "hooks"))},
+		Metrics: metrics.New(metrics.Info{Version: spec.Version, Mode: spec.Mode}),
 	})
 }
 
@@ -426,6 +440,8 @@ type daemon struct {
 	health  HealthRunner
 	hooks   HookRunner
 	reloads *reloader
+	// announcer's counters are read for metrics (when it has them).
+	announcer Announcer
 }
 
 // Healthy: the process works: the VIP refresh loop runs and every watcher
