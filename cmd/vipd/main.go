@@ -54,6 +54,9 @@ Usage:
   vipd reload [--addr HOST:PORT | --config FILE]
                                 make the running daemon re-read its config
                                 (SIGHUP; an invalid file changes nothing)
+  vipd doctor --config FILE [--listen 3s]
+                                preflight: interfaces, sysctls, capabilities, VRID
+                                collisions, peers; exit 0 OK, 1 WARN, 2 FAIL
   vipd demo [--advert 100ms]    failover demo in a throw-away namespace lab (root)
   vipd version                  print the version
 `
@@ -99,6 +102,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return statusCmd(ctx, rest, stdout, stderr)
 	case "reload":
 		return reloadCmd(ctx, rest, stdout, stderr)
+	case "doctor":
+		return doctorCmd(ctx, rest, stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, rest, stdout, stderr)
 	case "version":
