@@ -160,7 +160,7 @@ func judgeLeaseGet(check string, x KubeResponse, err error) Line {
 			"check lease.kubeconfig (token or client certificate expired or for another cluster), or the pod's service account token"}
 	case 403:
 		return Line{Fail, check, "403 Forbidden from " + x.Server + ": authenticated but not allowed to read Leases" + bodyHint(x.Body),
-			"apply vipd's RBAC (deploy/lease: get, list, watch, create, update on leases in lease.namespace) for this identity"}
+			"apply vipd's RBAC (deploy/lease/rbac.yaml: get, watch, create, update on leases in lease.namespace) for this identity"}
 	}
 	return Line{Fail, check, fmt.Sprintf("unexpected %d from %s%s", x.Status, x.Server, bodyHint(x.Body)), "check the API server's health (kubectl get --raw /readyz)"}
 }
