@@ -62,6 +62,9 @@ Usage:
                                 or DaemonSet manifest; differences on stderr
   vipd manifest static-pod|daemonset --config FILE [--image REF] [--namespace NS]
                                 print the Kubernetes manifest that runs vipd with FILE
+  vipd doctor --config FILE [--listen 3s]
+                                preflight: interfaces, sysctls, capabilities, VRID
+                                collisions, peers; exit 0 OK, 1 WARN, 2 FAIL
   vipd demo [--advert 100ms]    failover demo in a throw-away namespace lab (root)
   vipd version                  print the version
 `
@@ -111,6 +114,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return convertCmd(rest, stdout, stderr)
 	case "manifest":
 		return manifestCmd(rest, stdout, stderr)
+	case "doctor":
+		return doctorCmd(ctx, rest, stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, rest, stdout, stderr)
 	case "version":
