@@ -159,3 +159,14 @@ func TestDryRunRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestHelmPinned: the test looks for the Helm that tools/helm/build.sh builds.
+func TestHelmPinned(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root(t), "tools/helm/build.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "\nversion="+helmVersion+"\n") {
+		t.Errorf("tools/helm/build.sh does not build helm %s (helmVersion in helpers_test.go)", helmVersion)
+	}
+}
