@@ -170,3 +170,30 @@ func TestHelmPinned(t *testing.T) {
 		t.Errorf("tools/helm/build.sh does not build helm %s (helmVersion in helpers_test.go)", helmVersion)
 	}
 }
+
+// TestHelmNotes: NOTES.txt renders for every shape and tells what the shape
+// needs to be told (a client-side dry-run install renders it; template does not).
+func TestHelmNotes(t *testing.T) {
+	want := map[string][]string{
+		"control-plane":   {"vipd manifest static-pod", "kubectl -n kube-system exec"},
+		"ingress":         {"ingress-nginx/ingress-nginx-controller", "Kubernetes node name"},
+		"multivip-gossip": {"Service vipd-gossip", "7946"},
+	}
+	for name, phrases := range want {
+		t.Run(name, func(t *testing.T) {
+			out, err := runHelm(t, "install", "vipd", chart, "--namespace", "kube-system", "--dry-run=client", "-f", valuesFile(name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, notes, ok := strings.Cut(out, "\nNOTES:\n")
+			if !ok {
+				t.Fatalf("no NOTES in:\n%s", out)
+			}
+			for _, p := range phrases {
+				if !strings.Contains(notes, p) {
+					t.Errorf("NOTES lack %q:\n%s", p, notes)
+				}
+			}
+		})
+	}
+}
