@@ -170,7 +170,7 @@ func resolve(ctx context.Context, o Options) (Meta, string, error) {
 			return Meta{}, "", err
 		}
 	}
-	ref, err := name.NewTag(m.Ref, name.WeakValidation)
+	ref, err := name.NewTag(m.Ref, name.StrictValidation)
 	if err != nil {
 		return Meta{}, "", fmt.Errorf("image reference %q: %w", m.Ref, err)
 	}

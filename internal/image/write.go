@@ -42,7 +42,7 @@ func refAnnotations(ref name.Tag) map[string]string {
 
 // WriteFile writes img as a tarball of the given format to path.
 func WriteFile(path string, img v1.Image, ref string, f Format) error {
-	tag, err := name.NewTag(ref, name.WeakValidation)
+	tag, err := name.NewTag(ref, name.StrictValidation)
 	if err != nil {
 		return fmt.Errorf("image reference %q: %w", ref, err)
 	}
