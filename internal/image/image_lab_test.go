@@ -233,17 +233,20 @@ func TestLabImagePodman(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// done is closed when podman run has returned, with its error in runErr.
+	done := make(chan struct{})
+	var runErr error
+	go func() { runErr = cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		select {
-		case <-exited:
+		case <-done:
 		default:
 			_, _ = pm.run(context.Background(), "rm", "--force", "--time", "0", name)
 			select {
-			case <-exited:
+			case <-done:
 			case <-time.After(30 * time.Second):
 				_ = cmd.Process.Kill()
+				<-done
 			}
 		}
 		if t.Failed() {
@@ -266,9 +269,9 @@ func TestLabImagePodman(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("podman run after stop: %v", err)
+	case <-done:
+		if runErr != nil {
+			t.Fatalf("podman run after stop: %v", runErr)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("podman run did not return after podman stop")
