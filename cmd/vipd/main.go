@@ -15,8 +15,16 @@ import (
 )
 
 // version is set at build time with -ldflags "-X main.version=..."; without
-// it, the VCS revision Go recorded in the binary is used.
-var version = buildVersion()
+// it, the VCS revision Go recorded in the binary is used. It must have no
+// initialiser: the linker's -X sets the variable's data, and an initialiser
+// that calls a function would overwrite it at start-up.
+var version string
+
+func init() {
+	if version == "" {
+		version = buildVersion()
+	}
+}
 
 func buildVersion() string {
 	info, ok := debug.ReadBuildInfo()
