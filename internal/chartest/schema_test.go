@@ -66,7 +66,8 @@ func TestSchemaMatchesConfig(t *testing.T) {
 	chartOwned := map[string]bool{
 		"config.apiVersion": true, "config.kind": true, "config.node": true, "config.mode": true,
 		"config.groups": true, "config.checks": true, // top-level values groups, checks
-		"config.gossip.keyFile": true, // the mounted Secret
+		"config.gossip.keyFile":  true, // the mounted Secret
+		"config.gossip.insecure": true, // never: the chart always mounts a key
 	}
 	var compare func(path string, typ reflect.Type, n map[string]any)
 	compare = func(path string, typ reflect.Type, n map[string]any) {
