@@ -84,6 +84,9 @@ func TestArgumentsAndEnv(t *testing.T) {
 	if got := readLines(t, log); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("recorded\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	// onRun reports a hook before its worker looks at the queue again and
+	// clears Running: wait for that, or the status is read mid-step.
+	testutil.WaitFor(t, "group web idle", 10*time.Second, func() bool { return !r.Status()["web"].Running })
 	st := r.Status()["web"]
 	if st.Runs != 2 || st.Failures != 0 || st.LastState != Master || st.LastOutput != "output of master" || st.Running || st.Pending != 0 {
 		t.Errorf("status %+v", st)
