@@ -43,6 +43,12 @@ func Load(path, keyFile string) (*config.Config, []byte, error) {
 		cfg.Gossip.KeyFile = nodePath
 	}
 	if err != nil {
+		if keyFile == "" && cfg.Gossip != nil && cfg.Gossip.KeyFile != "" {
+			if _, serr := os.Stat(cfg.Gossip.KeyFile); serr != nil {
+				// The usual case on a workstation: the key lives elsewhere.
+				return nil, nil, fmt.Errorf("%s: %w\n(the key is read here to fill the Secret: give its local copy with --gossip-key FILE)", path, err)
+			}
+		}
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return cfg, raw, nil
