@@ -103,9 +103,13 @@ func TestLabMetricsFailover(t *testing.T) {
 		}
 	}
 
+	// A take sets the ownership gauges' source at once and records the
+	// transition counter last (after the first announcement and the
+	// takeover time): each step waits for that counter, so every other
+	// series of the step is final when it is read.
 	// node1 (150) alone first: the owner without a race; then node2 (100).
 	p1 := start(0, 150)
-	m1 := waitMetric(n1, owner, 1)
+	m1 := waitMetric(n1, transition("backup", "owner", "master-down-timer"), 1)
 	start(1, 100)
 	m2 := waitMetric(n2, `vipd_ready`, 1)
 	testutil.WaitFor(t, "node2 hears node1", 10*time.Second, func() bool {
@@ -131,8 +135,8 @@ func TestLabMetricsFailover(t *testing.T) {
 	if err := p1.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	m2 = waitMetric(n2, owner, 1)
-	expect(n2, m2, map[string]float64{owned4: 1, owned6: 1, takeover: 1,
+	m2 = waitMetric(n2, transition("backup", "owner", "master-down-timer"), 1)
+	expect(n2, m2, map[string]float64{owner: 1, owned4: 1, owned6: 1, takeover: 1,
 		transition("backup", "owner", "master-down-timer"): 1})
 	if s := m2[tookSum]; s <= 0 || s > 1 {
 		t.Errorf("node2 takeover took %vs; want a real, sub-second duration", s)
@@ -145,21 +149,26 @@ func TestLabMetricsFailover(t *testing.T) {
 	// 2. node1 comes back at the higher priority and preempts: node2 gives
 	// the group up (higher-priority-advert), node1 takes it (preempt).
 	p1 = start(0, 150)
-	m2 = waitMetric(n2, owner, 0)
-	expect(n2, m2, map[string]float64{owned4: 0, owned6: 0, takeover: 1,
+	m2 = waitMetric(n2, transition("owner", "backup", "higher-priority-advert"), 1)
+	expect(n2, m2, map[string]float64{owner: 0, owned4: 0, owned6: 0, takeover: 1,
 		transition("owner", "backup", "higher-priority-advert"): 1})
-	m1 = waitMetric(n1, owner, 1)
-	expect(n1, m1, map[string]float64{owned4: 1, owned6: 1, takeover: 1, transition("backup", "owner", "preempt"): 1})
+	m1 = waitMetric(n1, transition("backup", "owner", "preempt"), 1)
+	expect(n1, m1, map[string]float64{owner: 1, owned4: 1, owned6: 1, takeover: 1})
 	t.Logf("node1 preempted: decision to first announcement %.2fms", 1000*m1[tookSum])
 
 	// The new owner's JSON log has exactly one transition line for it.
+	// The line follows the counter and reaches the test through a pipe.
 	var lines []map[string]any
-	for line := range strings.Lines(p1.Output()) {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "transition" {
-			lines = append(lines, m)
+	testutil.WaitFor(t, "node1's transition log line", 10*time.Second, func() bool {
+		lines = nil
+		for line := range strings.Lines(p1.Output()) {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "transition" {
+				lines = append(lines, m)
+			}
 		}
-	}
+		return len(lines) > 0
+	})
 	if len(lines) != 1 {
 		t.Fatalf("node1 logged %d transition lines, want 1:\n%s", len(lines), p1.Output())
 	}
