@@ -142,7 +142,7 @@ func TestAddrWatchOrder(t *testing.T) {
 		}
 		before := len(w.Events())
 		last := uint64(before) // the last event expected so far
-		var done []string // what was done to the watched hosts, in order
+		var done []string      // what was done to the watched hosts, in order
 		for range rounds {
 			for _, p := range vips {
 				for _, s := range steps {
