@@ -3,8 +3,9 @@ package lease
 // Lab tests: three real vipd processes in lab namespaces elect through a real
 // kube-apiserver + etcd running in the lab's "api" namespace, reached over
 // the lab bridge. A client namespace probes the VIP (UDP, plus ARP sampling
-// from a silent observer); the test also follows the VIP on every node with a
-// netlink subscription, so "two owners at once" is checked at the kernel.
+// from a silent observer); the test also follows the VIP on every node with
+// one order-exact netlink watch (lab.WatchAddrs), so "two owners at once" is
+// checked at the kernel.
 
 import (
 	"context"
@@ -12,15 +13,10 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/kubetest"
@@ -149,129 +145,79 @@ func (c *labCluster) leaseStatus(name string) GroupStatus {
 	return st.Election[0]
 }
 
-// holdings follows the VIP on every node through netlink: when it appeared
-// and vanished, per node, on the test's clock.
+// holdings follows the VIP on every node through one order-exact netlink
+// watch (lab.WatchAddrs): who held it, in the kernels' order of changes,
+// with receive times on the test's clock for the figures. "Two owners at
+// once" is decided by that order, never by comparing receive times of
+// different namespaces (which, under load, say nothing about the order).
 type holdings struct {
-	mu        sync.Mutex
-	vip       netip.Addr
-	since     map[string]time.Time // node -> held since (present while holding)
-	intervals []interval
+	vip netip.Addr
+	w   *lab.AddrWatch
 }
 
 type interval struct {
 	node     string
 	from, to time.Time // to zero: still held
+	h        lab.Holding
 }
 
 func watchHoldings(t *testing.T, vip netip.Addr, nodes []*lab.Host) *holdings {
-	h := &holdings{vip: vip, since: map[string]time.Time{}}
-	for _, n := range nodes {
-		ns, err := netns.GetFromName(n.NetNS)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ch := make(chan netlink.AddrUpdate, 256)
-		done := make(chan struct{})
-		if err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{Namespace: &ns}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { close(done); ns.Close() })
-		name := n.Name
-		go func() {
-			for u := range ch {
-				at := time.Now()
-				a, ok := netip.AddrFromSlice(u.LinkAddress.IP)
-				if !ok || a.Unmap() != vip {
-					continue
-				}
-				h.mu.Lock()
-				_, held := h.since[name]
-				switch {
-				case u.NewAddr && !held:
-					h.since[name] = at
-				case !u.NewAddr && held:
-					h.intervals = append(h.intervals, interval{node: name, from: h.since[name], to: at})
-					delete(h.since, name)
-				}
-				h.mu.Unlock()
-			}
-		}()
-	}
-	return h
+	return &holdings{vip: vip, w: lab.WatchAddrs(t, nodes...)}
 }
 
-func (h *holdings) holders() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []string
-	for n := range h.since {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
+func (h *holdings) holders() []string { return h.w.Holders(h.vip) }
 
-// all returns every holding interval, open ones ending at now.
+// all returns every holding interval in the order they began, open ones
+// ending at now.
 func (h *holdings) all() []interval {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	out := append([]interval(nil), h.intervals...)
-	for n, s := range h.since {
-		out = append(out, interval{node: n, from: s})
+	var out []interval
+	for _, x := range h.w.Holdings(h.vip) {
+		out = append(out, interval{node: x.Host, from: x.From.At, to: x.To.At, h: x})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].from.Before(out[j].from) })
 	return out
 }
 
-// overlap returns the longest time two different nodes held the VIP at once.
-func (h *holdings) overlap() (time.Duration, string) {
-	iv := h.all()
-	var worst time.Duration
-	var what string
-	now := time.Now()
-	end := func(i interval) time.Time {
-		if i.to.IsZero() {
-			return now
-		}
-		return i.to
+// overlaps returns the pairs of intervals during which two different nodes
+// held the VIP at once (in the kernels' order).
+func overlaps(iv []interval) []lab.Overlap {
+	hs := make([]lab.Holding, len(iv))
+	for i, x := range iv {
+		hs[i] = x.h
 	}
-	for i := range iv {
-		for j := i + 1; j < len(iv); j++ {
-			if iv[i].node == iv[j].node {
-				continue
-			}
-			if d := minT(end(iv[i]), end(iv[j])).Sub(iv[j].from); d > worst {
-				worst, what = d, fmt.Sprintf("%s and %s", iv[i].node, iv[j].node)
-			}
-		}
-	}
-	return worst, what
+	return lab.Overlaps(hs, time.Now())
 }
 
-// handover returns when from last dropped the VIP and to first took it at or after at.
-func (h *holdings) handover(from, to string, at time.Time) (dropped, took time.Time) {
-	for _, i := range h.all() {
-		if i.node == from && !i.to.IsZero() && !i.to.Before(at) && dropped.IsZero() {
-			dropped = i.to
+// overlap returns the longest time two different nodes held the VIP at
+// once, by the receive times, and who; ok is false if they never did (by
+// the order: a real overlap too short for the stamps reads 0s, ok true).
+func (h *holdings) overlap() (d time.Duration, what string, ok bool) {
+	for _, o := range overlaps(h.all()) {
+		if !ok || o.For > d {
+			d, what, ok = o.For, fmt.Sprintf("%s and %s: %s", o.A.Host, o.B.Host, o), true
 		}
-		if i.node == to && !i.from.Before(at) && took.IsZero() {
-			took = i.from
+	}
+	return d, what, ok
+}
+
+// handover returns when from last dropped the VIP and to first took it at
+// or after at (zero events if not); compare them with Before, which uses
+// the kernels' order.
+func (h *holdings) handover(from, to string, at time.Time) (dropped, took lab.AddrEvent) {
+	for _, i := range h.w.Holdings(h.vip) {
+		if i.Host == from && !i.To.IsZero() && !i.To.At.Before(at) && dropped.IsZero() {
+			dropped = i.To
+		}
+		if i.Host == to && !i.From.At.Before(at) && took.IsZero() {
+			took = i.From
 		}
 	}
 	return dropped, took
 }
 
-func minT(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
-	}
-	return b
-}
-
 func (c *labCluster) checkNoOverlap() {
 	c.t.Helper()
-	if d, who := c.held.overlap(); d > 0 {
-		c.t.Errorf("two owners at once for %s (%s); holdings: %v", d, who, c.held.all())
+	if d, who, ok := c.held.overlap(); ok {
+		c.t.Errorf("two owners at once for %s (%s); holdings: %v", d, who, fmtHoldings(c.held.all()))
 	}
 }
 
@@ -358,7 +304,7 @@ func TestLabLease(t *testing.T) {
 			}
 			dropped, took := c.held.handover(owner, next, at)
 			t.Logf("graceful handover %s -> %s (prio %d): service interruption %s, lost %d; VIP dropped -> peer bound %s; overlap %s, dual ARP samples %d",
-				owner, next, c.prio[next], f.Interruption.Round(time.Millisecond), f.Lost, took.Sub(dropped).Round(time.Millisecond),
+				owner, next, c.prio[next], f.Interruption.Round(time.Millisecond), f.Lost, took.At.Sub(dropped.At).Round(time.Millisecond),
 				f.Overlap, f.DualSamples)
 			if f.Overlap > 0 || f.DualSamples > 0 || took.Before(dropped) {
 				t.Errorf("overlap in a graceful handover")
@@ -397,13 +343,13 @@ func TestLabLease(t *testing.T) {
 			// binding.lifetime runs out: so clients see an interruption only
 			// from that expiry to the peer's bind.
 			t.Logf("crash takeover %s -> %s (prio %d): SIGKILL -> peer bound the VIP %s (target <= 4.3s); dead node's VIP expired %s after the kill, %s before the peer bound it; service interruption %s, lost %d; overlap %s, dual ARP samples %d",
-				owner, next, c.prio[next], took.Sub(at).Round(time.Millisecond), dropped.Sub(at).Round(time.Millisecond),
-				took.Sub(dropped).Round(time.Millisecond), f.Interruption.Round(time.Millisecond), f.Lost, f.Overlap, f.DualSamples)
+				owner, next, c.prio[next], took.At.Sub(at).Round(time.Millisecond), dropped.At.Sub(at).Round(time.Millisecond),
+				took.At.Sub(dropped.At).Round(time.Millisecond), f.Interruption.Round(time.Millisecond), f.Lost, f.Overlap, f.DualSamples)
 			if f.Overlap > 0 || f.DualSamples > 0 || dropped.IsZero() || took.Before(dropped) {
 				t.Errorf("overlap after a crash")
 			}
-			if took.Sub(at) > 6*time.Second {
-				t.Errorf("crash takeover took %s", took.Sub(at))
+			if took.At.Sub(at) > 6*time.Second {
+				t.Errorf("crash takeover took %s", took.At.Sub(at))
 			}
 			restart(owner)
 			owner = settle()
@@ -433,8 +379,8 @@ func TestLabLease(t *testing.T) {
 			dropped, took := c.held.handover(owner, next, at)
 			st := c.leaseStatus(owner)
 			t.Logf("partition of %s from the API server: it dropped the VIP %s after the cut; %s bound it %s after the cut (gap %s); overlap %s, dual ARP samples %d; cut-off node status: owner=%v apiError=%q",
-				owner, dropped.Sub(at).Round(time.Millisecond), next, took.Sub(at).Round(time.Millisecond),
-				took.Sub(dropped).Round(time.Millisecond), f.Overlap, f.DualSamples, st.Owner, st.APIError)
+				owner, dropped.At.Sub(at).Round(time.Millisecond), next, took.At.Sub(at).Round(time.Millisecond),
+				took.At.Sub(dropped.At).Round(time.Millisecond), f.Overlap, f.DualSamples, st.Owner, st.APIError)
 			if dropped.IsZero() || took.Before(dropped) || f.Overlap > 0 || f.DualSamples > 0 {
 				t.Errorf("overlap in a partition")
 			}

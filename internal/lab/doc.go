@@ -28,6 +28,10 @@
 //     namespace, so the process sees exactly the lab's interfaces.
 //   - The bridge is created with `ip link add ... type bridge forward_delay 0`
 //     because netlink v1.3.1 cannot set forward_delay/stp_state.
+//   - WatchAddrs follows addresses of several hosts on ONE netlink socket
+//     (NETLINK_LISTEN_ALL_NSID, in the switch namespace), so events carry the
+//     kernel's order across namespaces; per-namespace sockets read by
+//     separate goroutines cannot order them under load.
 //   - Veth pairs are created from the switch namespace with the peer placed
 //     directly into the host namespace; nothing ever exists in the root
 //     namespace, so names cannot collide with the machine or other labs.
