@@ -34,18 +34,6 @@ import (
 
 const probePort = 7777
 
-func staticConfig(node string, vips ...netip.Addr) *config.Config {
-	c := &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Node: node, Mode: config.ModeStatic,
-		Binding:  config.Binding{Lifetime: 3 * time.Second, Refresh: time.Second},
-		Announce: config.Announce{Count: 3, Interval: 100 * time.Millisecond},
-		Groups:   []config.Group{{Name: "web"}},
-	}
-	for _, v := range vips {
-		c.Groups[0].VIPs = append(c.Groups[0].VIPs, config.VIP{Address: v.String(), Interface: "eth0"})
-	}
-	return c
-}
-
 // addrEvents records, from the test process, when addresses appear on and
 // vanish from a namespace (netlink subscription bound to that namespace).
 type addrEvents struct {
@@ -329,7 +317,7 @@ func parseAnnouncement(f []byte) (netip.Addr, announcement, bool) {
 // every process's output when a test fails.)
 func startStatic(t *testing.T, l *lab.Lab, h *lab.Host, bin string, vips ...netip.Addr) *lab.Process {
 	t.Helper()
-	p, err := l.StartVipdConfig(h, bin, staticConfig(h.Name, vips...))
+	p, err := l.StartVipdConfig(h, bin, lab.StaticConfig(h.Name, vips...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -535,7 +523,7 @@ func TestLabInvalidConfigTouchesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := staticConfig(n.Name, l.VIPv4(4), l.VIPv6(4))
+	c := lab.StaticConfig(n.Name, l.VIPv4(4), l.VIPv6(4))
 	c.Groups[0].VIPs[0].Interface = "eth7"
 	wrongIfc, err := config.Marshal(c)
 	if err != nil {

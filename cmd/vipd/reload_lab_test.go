@@ -146,7 +146,7 @@ func TestLabReloadStatic(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(l.TempDir(), "vipd-reload.yaml")
-	cfg := staticConfig(n.Name, a, b)
+	cfg := lab.StaticConfig(n.Name, a, b)
 	writeConfigFile(t, path, cfg)
 	events := watchAddrs(t, n)
 	p, err := l.Start(n, bin, "run", "--config", path)
@@ -175,7 +175,7 @@ func TestLabReloadStatic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg = staticConfig(n.Name, a, b, c)
+	cfg = lab.StaticConfig(n.Name, a, b, c)
 	cfg.Groups[0].Priority = 150
 	writeConfigFile(t, path, cfg)
 	hup := time.Now()
@@ -302,7 +302,7 @@ func TestLabReloadStatic(t *testing.T) {
 	noRemoval(t, "refused reloads", events, a, b, c)
 
 	// 4. C removed by a reload: C goes, A and B stay.
-	cfg = staticConfig(n.Name, a, b)
+	cfg = lab.StaticConfig(n.Name, a, b)
 	cfg.Groups[0].Priority = 120
 	writeConfigFile(t, path, cfg)
 	from = time.Now()

@@ -27,18 +27,6 @@ import (
 
 const probePort = 7788
 
-func staticConfig(node string, vips ...netip.Addr) *config.Config {
-	c := &config.Config{APIVersion: config.APIVersion, Kind: config.Kind, Node: node, Mode: config.ModeStatic,
-		Binding:  config.Binding{Lifetime: 3 * time.Second, Refresh: time.Second},
-		Announce: config.Announce{Count: 3, Interval: 100 * time.Millisecond},
-		Groups:   []config.Group{{Name: "web"}},
-	}
-	for _, v := range vips {
-		c.Groups[0].VIPs = append(c.Groups[0].VIPs, config.VIP{Address: v.String(), Interface: "eth0"})
-	}
-	return c
-}
-
 // checkVIPServed checks, from the lab's client, that node h answers for
 // vip: UDP probes through the VIP reach h, ARP/NDP for it is answered with
 // h's MAC, ping answers, and /healthz in h's namespace says ok.
@@ -105,7 +93,7 @@ func TestLabImageBinaryHoldsVIP(t *testing.T) {
 	if err := l.StartResponders(probePort); err != nil {
 		t.Fatal(err)
 	}
-	p, err := l.StartVipdConfig(n, bin, staticConfig(n.Name, v4, v6))
+	p, err := l.StartVipdConfig(n, bin, lab.StaticConfig(n.Name, v4, v6))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +199,7 @@ func TestLabImagePodman(t *testing.T) {
 	if err := l.StartResponders(probePort); err != nil {
 		t.Fatal(err)
 	}
-	cfgYAML, err := config.Marshal(staticConfig(n.Name, v4))
+	cfgYAML, err := config.Marshal(lab.StaticConfig(n.Name, v4))
 	if err != nil {
 		t.Fatal(err)
 	}
