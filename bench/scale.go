@@ -38,6 +38,7 @@ import (
 	"unsafe"
 
 	"github.com/mdlayher/ndp"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
@@ -250,6 +251,10 @@ func scaleOnce(ctx context.Context, l *lab.Lab, bin string, n int, idleFor time.
 
 func countBound(h *lab.Host, want map[netip.Addr]bool) (int, error) {
 	ps, err := h.Addrs()
+	// A dump that runs while vipd renews lifetimes is interrupted; again.
+	for try := 0; errors.Is(err, netlink.ErrDumpInterrupted) && try < 20; try++ {
+		ps, err = h.Addrs()
+	}
 	if err != nil {
 		return 0, err
 	}
