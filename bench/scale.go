@@ -57,6 +57,7 @@ type scaleOptions struct {
 type scaleRow struct {
 	vips       int
 	cpu        float64 // % of one core over the idle window
+	sys        float64 // of which in the kernel (system time)
 	rss, anon  int64
 	bound      time.Duration // decision -> last VIP bound
 	announced  time.Duration // decision -> last VIP's first NA received
@@ -119,8 +120,8 @@ func runScale(ctx context.Context, o scaleOptions) error {
 		if err != nil {
 			return fmt.Errorf("%d VIPs: %w", n, err)
 		}
-		fmt.Fprintf(o.out, "%d VIPs: idle CPU %.2f%%, RSS %.1f MiB (anon %.1f), bound %s, announced %s (%d/%d seen), still bound %d, stop %s, left %d%s\n",
-			n, r.cpu, mib(r.rss), mib(r.anon), ms(r.bound), ms(r.announced), r.seen, n, r.stillBound, ms(r.stop), r.left, r.vipdView)
+		fmt.Fprintf(o.out, "%d VIPs: idle CPU %.2f%% (system %.2f%%), RSS %.1f MiB (anon %.1f), bound %s, announced %s (%d/%d seen), still bound %d, stop %s, left %d%s\n",
+			n, r.cpu, r.sys, mib(r.rss), mib(r.anon), ms(r.bound), ms(r.announced), r.seen, n, r.stillBound, ms(r.stop), r.left, r.vipdView)
 		rows = append(rows, r)
 	}
 	reportScale(o.out, rows, o.idleFor)
@@ -130,13 +131,13 @@ func runScale(ctx context.Context, o scaleOptions) error {
 func reportScale(out io.Writer, rows []scaleRow, idleFor time.Duration) {
 	fmt.Fprintf(out, "\nScale (mode static, one node; CPU %% of one core over %s idle; KiB/VIP: anon growth per VIP against the first row; times in ms from vipd's decision):\n", idleFor)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "VIPs\tidle CPU %\tRSS MiB\tanon MiB\tKiB/VIP\tall bound ms\tall announced ms\tstop ms")
+	fmt.Fprintln(tw, "VIPs\tidle CPU %\tof which system %\tRSS MiB\tanon MiB\tKiB/VIP\tall bound ms\tall announced ms\tstop ms")
 	for _, r := range rows {
 		per := "-"
 		if f := rows[0]; r.vips > f.vips {
 			per = fmt.Sprintf("%.1f", float64(r.anon-f.anon)/1024/float64(r.vips-f.vips))
 		}
-		fmt.Fprintf(tw, "%d\t%.2f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\n", r.vips, r.cpu, mib(r.rss), mib(r.anon), per, ms(r.bound), ms(r.announced), ms(r.stop))
+		fmt.Fprintf(tw, "%d\t%.2f\t%.2f\t%.1f\t%.1f\t%s\t%s\t%s\t%s\n", r.vips, r.cpu, r.sys, mib(r.rss), mib(r.anon), per, ms(r.bound), ms(r.announced), ms(r.stop))
 	}
 	tw.Flush()
 }
@@ -222,11 +223,13 @@ func scaleOnce(ctx context.Context, l *lab.Lab, bin string, n int, idleFor time.
 		return r, err
 	}
 	cpu0, _ := usage([]int{p.PID})
+	sys0 := sysTime(p.PID)
 	if err := sleepCtx(ctx, idleFor); err != nil {
 		return r, err
 	}
 	cpu1, m := usage([]int{p.PID})
 	r.cpu = 100 * float64(cpu1-cpu0) / float64(idleFor)
+	r.sys = 100 * float64(sysTime(p.PID)-sys0) / float64(idleFor)
 	r.rss, r.anon = m.RSS, m.Anon
 	if r.stillBound, err = countBound(h, want); err != nil {
 		return r, err
@@ -247,6 +250,16 @@ func scaleOnce(ctx context.Context, l *lab.Lab, bin string, n int, idleFor time.
 		return r, err
 	}
 	return r, nil
+}
+
+// sysTime is pid's system CPU time (stime).
+func sysTime(pid int) time.Duration {
+	f := procStat(pid)
+	if len(f) <= 14 {
+		return 0
+	}
+	st, _ := strconv.ParseInt(f[14], 10, 64)
+	return time.Duration(st) * 10 * time.Millisecond
 }
 
 func countBound(h *lab.Host, want map[netip.Addr]bool) (int, error) {

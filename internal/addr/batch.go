@@ -44,7 +44,8 @@ type nlSocket struct {
 	mu  sync.Mutex
 	fd  int
 	seq uint32
-	buf []byte
+	buf []byte // acks
+	msg []byte // requests, reused
 }
 
 func openNLSocket() (*nlSocket, error) {
@@ -95,12 +96,12 @@ func addrMsg(b []byte, typ uint16, seq uint32, ifindex int, a netip.Addr, lifeti
 	if typ == unix.RTM_NEWADDR {
 		// struct ifa_cacheinfo: preferred 0 (deprecated: never the source
 		// of the node's own traffic), valid = lifetime.
-		ci := make([]byte, 0, 16)
-		ci = binary.NativeEndian.AppendUint32(ci, 0)
-		ci = binary.NativeEndian.AppendUint32(ci, uint32(lifetime/time.Second))
-		ci = append(ci, make([]byte, 8)...)
-		b = appendAttr(b, unix.IFA_CACHEINFO, ci)
-		b = appendAttr(b, unix.IFA_FLAGS, binary.NativeEndian.AppendUint32(nil, ifaFlags))
+		var ci [16]byte
+		binary.NativeEndian.PutUint32(ci[4:], uint32(lifetime/time.Second))
+		b = appendAttr(b, unix.IFA_CACHEINFO, ci[:])
+		var fl [4]byte
+		binary.NativeEndian.PutUint32(fl[:], ifaFlags)
+		b = appendAttr(b, unix.IFA_FLAGS, fl[:])
 	}
 	binary.NativeEndian.PutUint32(b[start:], uint32(len(b)-start))
 	return b
@@ -123,7 +124,8 @@ func (s *nlSocket) do(typ uint16, ifindex []int, addrs []netip.Addr, lifetime ti
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	errs := make([]error, len(addrs))
-	var msg []byte
+	msg := s.msg
+	defer func() { s.msg = msg[:0] }()
 	for start := 0; start < len(addrs); start += maxBatch {
 		end := min(start+maxBatch, len(addrs))
 		msg = msg[:0]

@@ -323,16 +323,18 @@ func (m *Manager) announceGroup(vs []addr.VIP, log *slog.Logger) (first time.Tim
 		}
 	}
 	ba, ok := m.announcer.(batchAnnouncer)
-	if !ok {
+	if !ok || len(vs) < 2 {
 		for _, v := range vs {
 			note(v, m.announcer.Start(m.ctx, v.Interface, v.Addr))
 		}
 		return first
 	}
-	// One batch per interface, in config order of first appearance.
+	// The first alone, so the takeover's time is that of the first packet,
+	// then one batch per interface, in config order of first appearance.
+	note(vs[0], m.announcer.Start(m.ctx, vs[0].Interface, vs[0].Addr))
 	var order []string
 	byIf := map[string][]addr.VIP{}
-	for _, v := range vs {
+	for _, v := range vs[1:] {
 		if _, seen := byIf[v.Interface]; !seen {
 			order = append(order, v.Interface)
 		}
