@@ -280,7 +280,7 @@ type batchAnnouncer interface {
 
 // bindGroup binds vs. It returns each VIP's error and the error of the
 // take (nil: all bound); undo removes what the failed take left.
-func (m *Manager) bindGroup(vs []addr.VIP) (errs []string, bindErr error, undo func() []error) {
+func (m *Manager) bindGroup(vs []addr.VIP) (errs []string, undo func() []error, bindErr error) {
 	errs = make([]string, len(vs))
 	if bb, ok := m.binder.(batchBinder); ok {
 		for i, err := range bb.BindAll(vs) {
@@ -292,7 +292,7 @@ func (m *Manager) bindGroup(vs []addr.VIP) (errs []string, bindErr error, undo f
 			}
 		}
 		// Every VIP, the failed ones too: the binder holds them all.
-		return errs, bindErr, func() []error { return bb.UnbindAll(vs) }
+		return errs, func() []error { return bb.UnbindAll(vs) }, bindErr
 	}
 	var bound []addr.VIP
 	for i, v := range vs {
@@ -303,13 +303,13 @@ func (m *Manager) bindGroup(vs []addr.VIP) (errs []string, bindErr error, undo f
 		}
 		bound = append(bound, v)
 	}
-	return errs, bindErr, func() []error {
+	return errs, func() []error {
 		out := make([]error, len(bound))
 		for i, v := range bound {
 			out[i] = m.binder.Unbind(v)
 		}
 		return out
-	}
+	}, bindErr
 }
 
 // announceGroup sends the first announcement of every VIP of vs (Start
@@ -354,7 +354,7 @@ func (m *Manager) announceGroup(vs []addr.VIP, log *slog.Logger) (first time.Tim
 }
 
 func (m *Manager) take(st *groupState, t election.Transition, log *slog.Logger) error {
-	errs, bindErr, undo := m.bindGroup(st.cfg.VIPs)
+	errs, undo, bindErr := m.bindGroup(st.cfg.VIPs)
 	if bindErr != nil {
 		for _, err := range undo() {
 			if err != nil {
