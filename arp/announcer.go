@@ -164,6 +164,54 @@ func (a *Announcer) Start(ctx context.Context, ifname string, ip netip.Addr) err
 	return nil
 }
 
+// StartAll is Start for several addresses of one interface (a takeover of
+// many VIPs): the interface is looked up and checked once, and the first
+// announcement of each address is written before StartAll returns, in
+// order. errs[i] is ips[i]'s error.
+func (a *Announcer) StartAll(ctx context.Context, ifname string, ips []netip.Addr) (errs []error) {
+	errs = make([]error, len(ips))
+	fail := func(err error) []error {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = fmt.Errorf("arp: announce %s on %s: %w", ips[i], ifname, err)
+			}
+		}
+		return errs
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return fail(net.ErrClosed)
+	}
+	if _, err := a.senderLocked(ifname, true); err != nil {
+		a.mu.Unlock()
+		return fail(err)
+	}
+	jobs := make([]*job, 0, len(ips))
+	for i, ip := range ips {
+		if err := checkIP(ip); err != nil {
+			errs[i] = fmt.Errorf("arp: announce %s on %s: %w", ip, ifname, err)
+			continue
+		}
+		ip = ip.Unmap()
+		if old := a.jobs[ip]; old != nil {
+			a.cancelLocked(old)
+		}
+		j := &job{ip: ip, ifname: ifname}
+		a.jobs[ip] = j
+		j.stop = context.AfterFunc(ctx, func() { a.finish(j) })
+		jobs = append(jobs, j)
+	}
+	a.mu.Unlock()
+	for _, j := range jobs {
+		a.fire(j)
+	}
+	return errs
+}
+
 // senderLocked returns the Sender of ifname, opening it on first use. With
 // check set (on Start, where a changed interface is likely: the caller just
 // bound the VIP, perhaps after the link was recreated) it also reopens the

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
@@ -135,7 +136,24 @@ func (s *v4Sender) Close() error { return s.pc.Close() }
 // every announcement (see UnsolicitedNA).
 func NewIPv6Sender(ifi *net.Interface, c NDPConn) Sender {
 	name := ifi.Name
-	return &v6Sender{mac: ifi.HardwareAddr, c: c, router: func() bool { return ipv6Forwarding(name) }}
+	return &v6Sender{mac: ifi.HardwareAddr, c: c, router: cachedFor(time.Second, time.Now, func() bool { return ipv6Forwarding(name) })}
+}
+
+// cachedFor returns f's result, calling f again only once ttl has passed: a
+// burst of 1,000 announcements reads the forwarding setting once, not 1,000
+// times, and a change still shows within ttl.
+func cachedFor(ttl time.Duration, now func() time.Time, f func() bool) func() bool {
+	var mu sync.Mutex
+	var at time.Time
+	var v bool
+	return func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if t := now(); at.IsZero() || t.Sub(at) >= ttl {
+			v, at = f(), t
+		}
+		return v
+	}
 }
 
 type v6Sender struct {

@@ -155,6 +155,7 @@ func run() error {
 	flag.IntVar(&o.checks.rise, "check-rise", 2, "check scenarios: passes in a row that pass the check")
 	flag.StringVar(&o.checks.policy, "check-policy", config.PolicyKeep, "check scenarios: vipd groups' whenNoneHealthy (release: a failing gate is ineligible; keep: degraded)")
 	scFlag := flag.String("scenarios", strings.Join(allScenarioKeys, ","), "scenarios to run: "+strings.Join(allScenarioKeys, ", "))
+	scaleFlag := flag.String("scale", "", "run only the scale rows instead: VIP counts, e.g. 10,100,1000 (see scale.go)")
 	modesFlag := flag.String("modes", strings.Join(allModes, ","), "implementations to compare: "+strings.Join(allModes, ", ")+" (vipd = vipd-vrrp)")
 	flag.Parse()
 	for _, n := range strings.Split(*modesFlag, ",") {
@@ -170,6 +171,13 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	signal.Ignore(syscall.SIGPIPE) // `| head` must not skip the lab teardown
+	if *scaleFlag != "" {
+		counts, err := parseCounts(*scaleFlag)
+		if err != nil {
+			return err
+		}
+		return runScale(ctx, scaleOptions{counts: counts, idleFor: o.idleFor, out: o.out})
+	}
 	res, err := runBench(ctx, o)
 	if err != nil {
 		return err

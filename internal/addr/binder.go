@@ -6,6 +6,7 @@ package addr
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -23,45 +24,140 @@ type VIP struct {
 func (v VIP) String() string { return v.Addr.String() + "%" + v.Interface }
 
 // Binder binds, refreshes and releases VIPs.
+//
+// The renewals are spread over the refresh interval: every held VIP is in
+// one of a few slots (the least filled when it is bound), and the refresh
+// loop renews one slot per tick of refresh/slots, so each VIP is renewed
+// once per refresh interval, and 1,000 VIPs bound in one takeover cost a
+// hundred renewals every 100 ms instead of a burst of 1,000 every second.
+// Each slot goes to the kernel as one batch when the Kernel is a
+// BatchKernel.
 type Binder struct {
 	log      *slog.Logger
 	kernel   Kernel
+	batch    BatchKernel // kernel, if it batches; else nil
 	lifetime time.Duration
 	refresh  time.Duration
+	tick     time.Duration // refresh / len(slots)
 
-	// mu guards held and serialises every kernel change, so a refresh or a
-	// restore can never re-add a VIP that Unbind is removing.
-	mu   sync.Mutex
-	held map[netip.Addr]VIP
+	// mu guards held and slots and serialises every kernel change, so a
+	// refresh or a restore can never re-add a VIP that Unbind is removing.
+	mu    sync.Mutex
+	held  map[netip.Addr]held
+	slots []map[netip.Addr]VIP
+	next  int // the slot the next tick renews
 
-	lastRefresh atomic.Int64 // unix nanos of the last completed refresh pass
+	lastRefresh atomic.Int64 // unix nanos of the last completed refresh tick
 	restores    atomic.Uint64
 	refreshErrs atomic.Uint64
+	renewals    atomic.Uint64
 	restored    func(VIP) // test hook: called after a deleted VIP was re-added
+}
+
+type held struct {
+	vip  VIP
+	slot int
+}
+
+// slotCount is how many parts the refresh interval is cut into: ticks of at
+// least 50 ms, at most 10 per interval.
+func slotCount(refresh time.Duration) int {
+	return min(10, max(1, int(refresh/(50*time.Millisecond))))
 }
 
 // NewBinder returns a binder that gives addresses the kernel lifetime
 // lifetime and renews them every refresh.
 func NewBinder(log *slog.Logger, kernel Kernel, lifetime, refresh time.Duration) *Binder {
-	b := &Binder{log: log, kernel: kernel, lifetime: lifetime, refresh: refresh, held: map[netip.Addr]VIP{}}
+	n := slotCount(refresh)
+	b := &Binder{log: log, kernel: kernel, lifetime: lifetime, refresh: refresh, tick: refresh / time.Duration(n),
+		held: map[netip.Addr]held{}, slots: make([]map[netip.Addr]VIP, n)}
+	for i := range b.slots {
+		b.slots[i] = map[netip.Addr]VIP{}
+	}
+	b.batch, _ = kernel.(BatchKernel)
 	b.lastRefresh.Store(time.Now().UnixNano())
 	return b
 }
 
+// holdLocked records v in the least filled slot (or keeps its slot).
+func (b *Binder) holdLocked(v VIP) {
+	if h, ok := b.held[v.Addr]; ok {
+		delete(b.slots[h.slot], v.Addr)
+		b.slots[h.slot][v.Addr] = v
+		b.held[v.Addr] = held{vip: v, slot: h.slot}
+		return
+	}
+	best := 0
+	for i := range b.slots {
+		if len(b.slots[i]) < len(b.slots[best]) {
+			best = i
+		}
+	}
+	b.slots[best][v.Addr] = v
+	b.held[v.Addr] = held{vip: v, slot: best}
+}
+
+func (b *Binder) dropLocked(a netip.Addr) {
+	if h, ok := b.held[a]; ok {
+		delete(b.slots[h.slot], a)
+		delete(b.held, a)
+	}
+}
+
+// replaceLocked adds or renews vips; errs[i] is vips[i]'s error.
+func (b *Binder) replaceLocked(vips []VIP) []error {
+	b.renewals.Add(uint64(len(vips)))
+	if b.batch != nil {
+		return b.batch.ReplaceAll(vips, b.lifetime)
+	}
+	errs := make([]error, len(vips))
+	for i, v := range vips {
+		errs[i] = b.kernel.Replace(v.Interface, v.Addr, b.lifetime)
+	}
+	return errs
+}
+
+func (b *Binder) deleteLocked(vips []VIP) []error {
+	if b.batch != nil {
+		return b.batch.DeleteAll(vips)
+	}
+	errs := make([]error, len(vips))
+	for i, v := range vips {
+		errs[i] = b.kernel.Delete(v.Interface, v.Addr)
+	}
+	return errs
+}
+
 // Bind adds v (or refreshes it) and keeps it until Unbind.
 func (b *Binder) Bind(v VIP) error {
+	return b.BindAll([]VIP{v})[0]
+}
+
+// BindAll is Bind for every VIP in one batch (a takeover); errs[i] is
+// vips[i]'s error. Every VIP is held, even one that failed: the caller
+// unbinds what it gives up.
+func (b *Binder) BindAll(vips []VIP) (errs []error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.held[v.Addr] = v
-	return b.kernel.Replace(v.Interface, v.Addr, b.lifetime)
+	for _, v := range vips {
+		b.holdLocked(v)
+	}
+	return b.replaceLocked(vips)
 }
 
 // Unbind stops holding v and removes it from its interface.
 func (b *Binder) Unbind(v VIP) error {
+	return b.UnbindAll([]VIP{v})[0]
+}
+
+// UnbindAll is Unbind for every VIP in one batch; errs[i] is vips[i]'s error.
+func (b *Binder) UnbindAll(vips []VIP) (errs []error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	delete(b.held, v.Addr)
-	return b.kernel.Delete(v.Interface, v.Addr)
+	for _, v := range vips {
+		b.dropLocked(v.Addr)
+	}
+	return b.deleteLocked(vips)
 }
 
 // Held reports whether v is currently held.
@@ -76,13 +172,13 @@ func (b *Binder) Held(a netip.Addr) bool {
 func (b *Binder) ReleaseAll() {
 	b.mu.Lock()
 	vips := make([]VIP, 0, len(b.held))
-	for _, v := range b.held {
-		vips = append(vips, v)
+	for _, h := range b.held {
+		vips = append(vips, h.vip)
 	}
 	b.mu.Unlock()
-	for _, v := range vips {
-		if err := b.Unbind(v); err != nil {
-			b.log.Error("releasing VIP", "vip", v, "err", err)
+	for i, err := range b.UnbindAll(vips) {
+		if err != nil {
+			b.log.Error("releasing VIP", "vip", vips[i], "err", err)
 		}
 	}
 }
@@ -146,14 +242,15 @@ func (b *Binder) Stats() Stats {
 	return Stats{Restores: b.restores.Load(), RefreshErrors: b.refreshErrs.Load()}
 }
 
-// Run refreshes held VIPs every refresh interval and re-adds a held VIP at
-// once when anyone deletes it, until ctx is done.
+// Run renews held VIPs (each once per refresh interval, spread over it) and
+// re-adds a held VIP at once when anyone deletes it, until ctx is done.
 func (b *Binder) Run(ctx context.Context) error {
 	watchErr := make(chan error, 1)
-	go func() {
-		watchErr <- b.kernel.WatchDeleted(ctx, b.onDeleted)
-	}()
-	t := time.NewTicker(b.refresh)
+	watch := func() {
+		go func() { watchErr <- b.kernel.WatchDeleted(ctx, b.onDeleted) }()
+	}
+	watch()
+	t := time.NewTicker(b.tick)
 	defer t.Stop()
 	for {
 		select {
@@ -163,39 +260,72 @@ func (b *Binder) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			if errors.Is(err, ErrEventsLost) {
+				// Deletions may have been missed: renew (and so re-add)
+				// every held VIP now, and watch again.
+				b.log.Warn("address notifications lost; checking every VIP", "err", err)
+				b.refreshAll()
+				watch()
+				continue
+			}
 			// Without the watch the periodic refresh still restores a deleted
 			// VIP within one refresh interval; keep going but say so.
 			b.log.Error("address watch stopped; deleted VIPs are restored by the periodic refresh only", "err", err)
-			watchErr = nil
 		case <-t.C:
-			b.refreshAll()
+			b.refreshSlot()
 		}
 	}
 }
 
+// refreshSlot renews the VIPs of the next slot.
+func (b *Binder) refreshSlot() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	slot := b.slots[b.next]
+	b.next = (b.next + 1) % len(b.slots)
+	vips := make([]VIP, 0, len(slot))
+	for _, v := range slot {
+		vips = append(vips, v)
+	}
+	b.renewLocked(vips)
+	b.lastRefresh.Store(time.Now().UnixNano())
+}
+
+// refreshAll renews every held VIP.
 func (b *Binder) refreshAll() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, v := range b.held {
-		if err := b.kernel.Replace(v.Interface, v.Addr, b.lifetime); err != nil {
+	vips := make([]VIP, 0, len(b.held))
+	for _, h := range b.held {
+		vips = append(vips, h.vip)
+	}
+	b.renewLocked(vips)
+}
+
+func (b *Binder) renewLocked(vips []VIP) {
+	if len(vips) == 0 {
+		return
+	}
+	for i, err := range b.replaceLocked(vips) {
+		if err != nil {
 			b.refreshErrs.Add(1)
-			b.log.Warn("refreshing VIP lifetime", "vip", v, "err", err)
+			b.log.Warn("refreshing VIP lifetime", "vip", vips[i], "err", err)
 		}
 	}
-	b.lastRefresh.Store(time.Now().UnixNano())
 }
 
 func (b *Binder) onDeleted(ifindex int, a netip.Addr) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	v, ok := b.held[a]
+	h, ok := b.held[a]
 	if !ok {
 		return
 	}
+	v := h.vip
 	if idx, err := b.kernel.Index(v.Interface); err != nil || idx != ifindex {
 		return // the same address went away elsewhere; not ours
 	}
-	if err := b.kernel.Replace(v.Interface, v.Addr, b.lifetime); err != nil {
+	if err := b.replaceLocked([]VIP{v})[0]; err != nil {
 		b.log.Error("restoring deleted VIP", "vip", v, "err", err)
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -41,8 +42,15 @@ type Found struct {
 // network namespace it was created in. It keeps one netlink socket (the
 // handle serialises requests on it) instead of opening one per call: the
 // refresh loop talks to the kernel every second for every VIP.
+//
+// It is also a BatchKernel: the refresh loop and takeovers go through
+// ReplaceAll / DeleteAll on a raw socket, with interface indexes cached.
 type Netlink struct {
-	h *netlink.Handle
+	h    *netlink.Handle
+	sock *nlSocket
+
+	mu    sync.Mutex
+	index map[string]int // interface name -> index, for batched requests
 }
 
 // NewNetlink opens the netlink handle.
@@ -51,11 +59,105 @@ func NewNetlink() (*Netlink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening netlink: %w", err)
 	}
-	return &Netlink{h: h}, nil
+	s, err := openNLSocket()
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return &Netlink{h: h, sock: s, index: map[string]int{}}, nil
 }
 
 // Close releases the handle.
-func (n *Netlink) Close() { n.h.Close() }
+func (n *Netlink) Close() {
+	n.h.Close()
+	n.sock.close()
+}
+
+// cachedIndex returns ifname's index, looked up once; forget drops it (the
+// interface was deleted and may come back with another index).
+func (n *Netlink) cachedIndex(ifname string) (int, error) {
+	n.mu.Lock()
+	idx, ok := n.index[ifname]
+	n.mu.Unlock()
+	if ok {
+		return idx, nil
+	}
+	idx, err := n.Index(ifname)
+	if err != nil {
+		return 0, err
+	}
+	n.mu.Lock()
+	n.index[ifname] = idx
+	n.mu.Unlock()
+	return idx, nil
+}
+
+func (n *Netlink) forget(ifname string) {
+	n.mu.Lock()
+	delete(n.index, ifname)
+	n.mu.Unlock()
+}
+
+// ReplaceAll implements BatchKernel.
+func (n *Netlink) ReplaceAll(vips []VIP, lifetime time.Duration) []error {
+	return n.batch(unix.RTM_NEWADDR, vips, lifetime)
+}
+
+// DeleteAll implements BatchKernel.
+func (n *Netlink) DeleteAll(vips []VIP) []error {
+	errs := n.batch(unix.RTM_DELADDR, vips, 0)
+	for i, err := range errs {
+		if errors.Is(err, unix.EADDRNOTAVAIL) {
+			errs[i] = nil // already gone
+		}
+	}
+	return errs
+}
+
+func (n *Netlink) batch(typ uint16, vips []VIP, lifetime time.Duration) []error {
+	errs := make([]error, len(vips))
+	for attempt := 0; ; attempt++ {
+		var todo []int
+		var idx []int
+		var addrs []netip.Addr
+		for i, v := range vips {
+			if attempt > 0 && errs[i] == nil {
+				continue
+			}
+			x, err := n.cachedIndex(v.Interface)
+			if err != nil {
+				errs[i] = err
+				continue
+			}
+			todo = append(todo, i)
+			idx = append(idx, x)
+			addrs = append(addrs, v.Addr)
+		}
+		res := n.sock.do(typ, idx, addrs, lifetime)
+		stale := false
+		for k, i := range todo {
+			errs[i] = res[k]
+			if errors.Is(res[k], unix.ENODEV) {
+				// The interface was recreated: look its index up again.
+				n.forget(vips[i].Interface)
+				stale = true
+			}
+		}
+		if !stale || attempt > 0 {
+			break
+		}
+	}
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			op := "binding"
+			if typ == unix.RTM_DELADDR {
+				op = "removing"
+			}
+			errs[i] = fmt.Errorf("%s %s on %s: %w", op, vips[i].Addr, vips[i].Interface, err)
+		}
+	}
+	return errs
+}
 
 func hostNet(a netip.Addr) *net.IPNet {
 	bits := a.BitLen()
@@ -137,41 +239,11 @@ func (n *Netlink) Find(ifname string, a netip.Addr) ([]Found, error) {
 	return out, nil
 }
 
-// WatchDeleted implements Kernel.
+// WatchDeleted implements Kernel. It sees RTM_DELADDR only (see
+// watchDeletedFiltered); a receive-buffer overrun ends it with
+// ErrEventsLost.
 func (n *Netlink) WatchDeleted(ctx context.Context, fn func(ifindex int, a netip.Addr)) error {
-	updates := make(chan netlink.AddrUpdate, 64)
-	done := make(chan struct{})
-	errc := make(chan error, 1)
-	err := netlink.AddrSubscribeWithOptions(updates, done, netlink.AddrSubscribeOptions{
-		ErrorCallback: func(err error) {
-			select {
-			case errc <- err:
-			default:
-			}
-		},
-	})
-	if err != nil {
-		return fmt.Errorf("subscribing to address updates: %w", err)
-	}
-	defer close(done)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-errc:
-			return fmt.Errorf("address updates: %w", err)
-		case u, ok := <-updates:
-			if !ok {
-				return errors.New("address updates: subscription closed")
-			}
-			if u.NewAddr {
-				continue
-			}
-			if ip, ok := netip.AddrFromSlice(u.LinkAddress.IP); ok {
-				fn(u.LinkIndex, ip.Unmap())
-			}
-		}
-	}
+	return watchDeletedFiltered(ctx, fn)
 }
 
 // Index implements Kernel.
