@@ -42,6 +42,8 @@ type Prober struct {
 	wg sync.WaitGroup
 
 	mu      sync.Mutex
+	src     netip.Addr // cached link-local source
+	srcAt   time.Time
 	waiting map[netip.Addr][]*probeWait
 	err     error // the first read error that ended a read loop
 	closed  bool
@@ -135,29 +137,53 @@ var ErrNoFamily = errors.New("no probe socket for this address family")
 // order they answered. An error means the request could not be sent or a
 // socket broke (then Close the Prober and open a new one).
 func (p *Prober) Probe(ctx context.Context, ip netip.Addr, window time.Duration) ([]net.HardwareAddr, error) {
-	if err := checkIP(ip); err != nil {
-		return nil, err
-	}
-	ip = ip.Unmap()
-	frame, conn, dst, err := p.request(ip)
+	got, err := p.ProbeAll(ctx, []netip.Addr{ip}, window)
 	if err != nil {
 		return nil, err
 	}
-	w := &probeWait{}
-	p.mu.Lock()
-	if p.closed || p.err != nil {
-		err := p.err
-		p.mu.Unlock()
-		if err == nil {
-			err = net.ErrClosed
-		}
-		return nil, err
+	return got[ip.Unmap()], nil
+}
+
+// ProbeAll is Probe for several addresses at once: every request is sent,
+// then one window collects every answer. Batching is what keeps
+// verification cheap: the cost of a probe is mostly the wake-ups around
+// it, and a batch shares them.
+func (p *Prober) ProbeAll(ctx context.Context, ips []netip.Addr, window time.Duration) (map[netip.Addr][]net.HardwareAddr, error) {
+	type sent struct {
+		ip netip.Addr
+		w  *probeWait
 	}
-	p.waiting[ip] = append(p.waiting[ip], w)
-	p.mu.Unlock()
-	defer p.unwait(ip, w)
-	if _, err := conn.WriteTo(frame, &packet.Addr{HardwareAddr: dst}); err != nil {
-		return nil, fmt.Errorf("sending a probe for %s: %w: %w", ip, ErrWrite, err)
+	var all []sent
+	defer func() {
+		for _, s := range all {
+			p.unwait(s.ip, s.w)
+		}
+	}()
+	for _, ip := range ips {
+		if err := checkIP(ip); err != nil {
+			return nil, err
+		}
+		ip = ip.Unmap()
+		frame, conn, dst, err := p.request(ip)
+		if err != nil {
+			return nil, err
+		}
+		w := &probeWait{}
+		p.mu.Lock()
+		if p.closed || p.err != nil {
+			err := p.err
+			p.mu.Unlock()
+			if err == nil {
+				err = net.ErrClosed
+			}
+			return nil, err
+		}
+		p.waiting[ip] = append(p.waiting[ip], w)
+		p.mu.Unlock()
+		all = append(all, sent{ip, w})
+		if _, err := conn.WriteTo(frame, &packet.Addr{HardwareAddr: dst}); err != nil {
+			return nil, fmt.Errorf("sending a probe for %s: %w: %w", ip, ErrWrite, err)
+		}
 	}
 	t := time.NewTimer(window)
 	defer t.Stop()
@@ -170,7 +196,11 @@ func (p *Prober) Probe(ctx context.Context, ip netip.Addr, window time.Duration)
 	if p.err != nil {
 		return nil, p.err
 	}
-	return append([]net.HardwareAddr(nil), w.macs...), nil
+	out := make(map[netip.Addr][]net.HardwareAddr, len(all))
+	for _, s := range all {
+		out[s.ip] = append(out[s.ip], s.w.macs...)
+	}
+	return out, nil
 }
 
 func (p *Prober) unwait(ip netip.Addr, w *probeWait) {
@@ -202,12 +232,33 @@ func (p *Prober) request(ip netip.Addr) (frame []byte, conn net.PacketConn, dst 
 	if p.v6 == nil {
 		return nil, nil, nil, fmt.Errorf("%w: %s", ErrNoFamily, ip)
 	}
-	src, err := p.linkLocal()
+	src, err := p.source()
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	frame, dst, err = ProbeNS(p.mac, src, ip)
 	return frame, p.v6, dst, err
+}
+
+// srcTTL is how long a looked-up link-local source is reused: looking it up
+// opens and binds a socket, which would be most of a probe's cost.
+const srcTTL = 30 * time.Second
+
+func (p *Prober) source() (netip.Addr, error) {
+	p.mu.Lock()
+	src, at := p.src, p.srcAt
+	p.mu.Unlock()
+	if src.IsValid() && time.Since(at) < srcTTL {
+		return src, nil
+	}
+	src, err := p.linkLocal()
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	p.mu.Lock()
+	p.src, p.srcAt = src, time.Now()
+	p.mu.Unlock()
+	return src, nil
 }
 
 // ProbeARP builds an RFC 5227 ARP probe for ip from mac: a broadcast request

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,4 +134,71 @@ func clientNeighMAC(l *lab.Lab, vip netip.Addr) string {
 		}
 	}
 	return ""
+}
+
+// TestLabVerifyCost measures what verification costs a real vipd: CPU per
+// probe, with 100 VIPs (50 IPv4, 50 IPv6) probed at 50 probes/s against the
+// same daemon with verification off. A figure for docs/verify.md, not a
+// pass/fail test: it runs only with VIPD_VERIFY_COST=1.
+func TestLabVerifyCost(t *testing.T) {
+	if os.Getenv("VIPD_VERIFY_COST") != "1" {
+		t.Skip("a measurement: set VIPD_VERIFY_COST=1")
+	}
+	lab.Require(t)
+	bin := lab.BuildVipd(t)
+	l := lab.New(t, lab.Options{Nodes: 1})
+	n := l.Nodes[0]
+	var vips []netip.Addr
+	for i := 1; i <= 50; i++ {
+		vips = append(vips, l.VIPv4(i), l.VIPv6(i))
+	}
+	const span = 20 * time.Second
+	measure := func(interval time.Duration, rate int) (cpu, user time.Duration, probes float64) {
+		c := lab.StaticConfig(n.Name, vips...)
+		c.Verify = config.Verify{Interval: &interval, MaxRate: rate}
+		p, err := l.StartVipdConfig(n, bin, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testutil.WaitFor(t, "VIPs bound", 20*time.Second, func() bool { st, code := getStatus(t, n); return code == 200 && st.Groups[0].Owner })
+		time.Sleep(3 * time.Second) // past the start-up burst
+		st, _ := getStatus(t, n)
+		m0, _ := scrapeMetrics(t, n)
+		c0, u0 := procCPU(t, st.PID)
+		time.Sleep(span)
+		c1, u1 := procCPU(t, st.PID)
+		m1, _ := scrapeMetrics(t, n)
+		_ = p.Signal(syscall.SIGTERM)
+		if _, err := p.Wait(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		return c1 - c0, u1 - u0, m1["vipd_verify_probes_total"] - m0["vipd_verify_probes_total"]
+	}
+	offCPU, offUser, _ := measure(0, 20)
+	onCPU, onUser, probes := measure(2*time.Second, 1000)
+	per, perUser := time.Duration(0), time.Duration(0)
+	if probes > 0 {
+		per = time.Duration(float64(onCPU-offCPU) / probes)
+		perUser = time.Duration(float64(onUser-offUser) / probes)
+	}
+	// System time includes the lab's veth and bridge: a frame sent on a
+	// veth is received, bridged and handled by every namespace in the
+	// sender's context, which a real NIC does not charge to vipd.
+	t.Logf("100 VIPs, %s: verify off %v CPU (%.2f%% of a core, user %v); on (%0.f probes, %.1f/s) %v CPU (%.2f%%, user %v); per probe %v (user %v)",
+		span, offCPU, 100*offCPU.Seconds()/span.Seconds(), offUser, probes, probes/span.Seconds(), onCPU, 100*onCPU.Seconds()/span.Seconds(), onUser, per, perUser)
+}
+
+// procCPU is pid's user + system CPU time and its user time (clock ticks
+// of 10 ms).
+func procCPU(t *testing.T, pid int) (total, user time.Duration) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return time.Duration(ut+st) * 10 * time.Millisecond, time.Duration(ut) * 10 * time.Millisecond
 }

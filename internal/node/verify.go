@@ -65,9 +65,9 @@ type VerifySpec struct {
 
 // Prober asks the wire who answers for an address (arp.Prober).
 type Prober interface {
-	// Probe returns the MACs other than this node's that answered ip
-	// within window.
-	Probe(ctx context.Context, ip netip.Addr, window time.Duration) ([]net.HardwareAddr, error)
+	// ProbeAll returns, for each of ips, the MACs other than this node's
+	// that answered within window (one window for all).
+	ProbeAll(ctx context.Context, ips []netip.Addr, window time.Duration) (map[netip.Addr][]net.HardwareAddr, error)
 	MAC() net.HardwareAddr
 	Close() error
 }
@@ -261,15 +261,25 @@ func (v *verifier) run(ctx context.Context) {
 			}
 		}
 		v.mu.Unlock()
-		gap := period / time.Duration(len(items))
-		for _, it := range items {
-			v.wg.Go(func() { v.check(ctx, it) })
+		// Probes go out in batches, one every verifyTick or so, each
+		// batch sharing one window: a probe's cost is mostly the wake-ups
+		// around it, and a batch shares them.
+		ticks := max(1, int(period/verifyTick))
+		per := (len(items) + ticks - 1) / ticks
+		batches := (len(items) + per - 1) / per
+		gap := period / time.Duration(batches)
+		for i := 0; i < len(items); i += per {
+			batch := items[i:min(i+per, len(items))]
+			v.wg.Go(func() { v.checkBatch(ctx, batch) })
 			if !wait(jitter(gap)) {
 				return
 			}
 		}
 	}
 }
+
+// verifyTick is about how often a batch of probes goes out.
+const verifyTick = 250 * time.Millisecond
 
 // prober returns the interface's prober, opening it on first use.
 func (v *verifier) prober(ifname string) (Prober, error) {
@@ -306,55 +316,104 @@ type observation struct {
 	confirmed bool
 }
 
-// observe probes it once and judges what it hears.
-func (v *verifier) observe(ctx context.Context, it verifyItem) observation {
-	p, err := v.prober(it.vip.Interface)
-	if err != nil {
-		return observation{result: VerifyError, err: err}
+// observeAll probes items (all on ifname) in one batch and judges what it
+// hears for each.
+func (v *verifier) observeAll(ctx context.Context, ifname string, items []verifyItem) []observation {
+	out := make([]observation, len(items))
+	fail := func(err error) []observation {
+		for i := range out {
+			out[i] = observation{result: VerifyError, err: err}
+		}
+		return out
 	}
-	heard, err := p.Probe(ctx, it.vip.Addr, v.spec.Window)
+	p, err := v.prober(ifname)
+	if err != nil {
+		return fail(err)
+	}
+	ips := make([]netip.Addr, len(items))
+	for i, it := range items {
+		ips[i] = it.vip.Addr
+	}
+	heard, err := p.ProbeAll(ctx, ips, v.spec.Window)
 	v.mu.Lock()
-	v.probes++
+	v.probes += uint64(len(items))
 	v.mu.Unlock()
 	if err != nil {
 		if !errors.Is(err, arp.ErrBadAddr) && ctx.Err() == nil {
-			v.drop(it.vip.Interface, p)
+			v.drop(ifname, p)
 		}
-		return observation{result: VerifyError, err: err}
+		return fail(err)
 	}
-	// Ownership and our own answer are read after the window: a
-	// transition during it is judged by its outcome.
-	owner := v.manager.Owner(it.group)
-	self := v.local(it.vip.Addr)
-	var macs []string
-	if self {
-		macs = append(macs, p.MAC().String())
+	own := p.MAC().String()
+	for i, it := range items {
+		// Ownership and our own answer are read after the window: a
+		// transition during it is judged by its outcome.
+		owner := v.manager.Owner(it.group)
+		self := v.local(it.vip.Addr)
+		var macs []string
+		if self {
+			macs = append(macs, own)
+		}
+		for _, m := range heard[it.vip.Addr.Unmap()] {
+			macs = append(macs, m.String())
+		}
+		res, wrong := judge(owner, !owner && v.canOwn(it.group), self, len(macs)-btoi(self))
+		out[i] = observation{result: res, wrong: wrong, macs: macs}
 	}
-	for _, m := range heard {
-		macs = append(macs, m.String())
-	}
-	res, wrong := judge(owner, !owner && v.canOwn(it.group), self, len(heard))
-	return observation{result: res, wrong: wrong, macs: macs}
+	return out
 }
 
-// check verifies one VIP. A finding is probed again at once and counts only
-// if the second probe agrees: a takeover in progress, or one lost answer,
-// is not a finding.
-func (v *verifier) check(ctx context.Context, it verifyItem) {
-	o := v.observe(ctx, it)
-	if isFinding(o.result) && ctx.Err() == nil {
-		again := v.observe(ctx, it)
-		again.confirmed = again.result == o.result
-		o = again
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// checkBatch verifies items: one batch per interface. A finding is probed
+// again at once and counts only if the second probe agrees: a takeover in
+// progress, or one lost answer, is not a finding.
+func (v *verifier) checkBatch(ctx context.Context, items []verifyItem) {
+	byIf := map[string][]verifyItem{}
+	var order []string
+	for _, it := range items {
+		if _, ok := byIf[it.vip.Interface]; !ok {
+			order = append(order, it.vip.Interface)
+		}
+		byIf[it.vip.Interface] = append(byIf[it.vip.Interface], it)
+	}
+	var wg sync.WaitGroup
+	for _, ifname := range order {
+		wg.Go(func() { v.checkInterface(ctx, ifname, byIf[ifname]) })
+	}
+	wg.Wait()
+}
+
+func (v *verifier) checkInterface(ctx context.Context, ifname string, items []verifyItem) {
+	obs := v.observeAll(ctx, ifname, items)
+	var again []verifyItem
+	var idx []int
+	for i, o := range obs {
+		if isFinding(o.result) {
+			again, idx = append(again, items[i]), append(idx, i)
+		}
+	}
+	if len(again) > 0 && ctx.Err() == nil {
+		for j, o := range v.observeAll(ctx, ifname, again) {
+			o.confirmed = o.result == obs[idx[j]].result
+			obs[idx[j]] = o
+		}
 	}
 	if ctx.Err() != nil {
 		return
 	}
-	if isFinding(o.result) && !o.confirmed {
-		// Shown, but neither counted nor acted on: the next round decides.
-		o.wrong = false
+	for i, o := range obs {
+		if isFinding(o.result) && !o.confirmed {
+			// Shown, but neither counted nor acted on: the next round decides.
+			o.wrong = false
+		}
+		v.record(items[i], o)
 	}
-	v.record(it, o)
 }
 
 // record stores o, counts and logs a finding (rate-limited) and reacts.

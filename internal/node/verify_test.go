@@ -71,19 +71,22 @@ func (w *fakeWire) open(string) (Prober, error) {
 	return w, nil
 }
 
-func (w *fakeWire) Probe(ctx context.Context, ip netip.Addr, window time.Duration) ([]net.HardwareAddr, error) {
+func (w *fakeWire) ProbeAll(ctx context.Context, ips []netip.Addr, window time.Duration) (map[netip.Addr][]net.HardwareAddr, error) {
 	w.mu.Lock()
-	w.probes = append(w.probes, time.Now())
-	ans := w.answers[ip]
-	if w.next != nil {
-		ans, w.next = w.next, nil
+	out := map[netip.Addr][]net.HardwareAddr{}
+	for _, ip := range ips {
+		w.probes = append(w.probes, time.Now())
+		out[ip] = w.answers[ip]
+		if w.next != nil {
+			out[ip], w.next = w.next, nil
+		}
 	}
 	w.mu.Unlock()
 	select {
 	case <-time.After(window):
 	case <-ctx.Done():
 	}
-	return ans, nil
+	return out, nil
 }
 
 func (w *fakeWire) MAC() net.HardwareAddr { return selfMAC }
@@ -135,7 +138,7 @@ func newVerifyRig(t *testing.T, reaction string, owner bool) *verifyRig {
 
 func (r *verifyRig) check(t *testing.T, ip netip.Addr) *VerifyStatus {
 	t.Helper()
-	r.v.check(t.Context(), verifyItem{group: "web", vip: addr.VIP{Interface: "eth0", Addr: ip}})
+	r.v.checkInterface(t.Context(), "eth0", []verifyItem{{group: "web", vip: addr.VIP{Interface: "eth0", Addr: ip}}})
 	st := r.v.status("web", ip)
 	if st == nil {
 		t.Fatal("no status recorded")
@@ -344,15 +347,19 @@ func TestVerifySchedule(t *testing.T) {
 		if n := len(probes); n < 1100 || n > 1220 {
 			t.Fatalf("%d probes in 60 s, want about 1200 (20/s)", n)
 		}
-		// Never more than the rate in any second.
+		// In batches of 5 about every 250 ms (ticks jittered ±20 %):
+		// never much more than the rate over any 5 s.
 		for i := range probes {
 			j := i
-			for j < len(probes) && probes[j].Sub(probes[i]) < time.Second {
+			for j < len(probes) && probes[j].Sub(probes[i]) < 5*time.Second {
 				j++
 			}
-			if j-i > 25 {
-				t.Fatalf("%d probes within a second from %v: over the rate", j-i, probes[i])
+			if j-i > 125 {
+				t.Fatalf("%d probes within 5 s from %v: over the rate", j-i, probes[i])
 			}
+		}
+		if probes[4] != probes[0] || probes[5] == probes[0] {
+			t.Fatalf("not batched by 5: %v", probes[:6])
 		}
 		if s := v.summary(); s.Period != 5*time.Second || s.Probes != uint64(len(probes)) {
 			t.Fatalf("summary %+v", s)
