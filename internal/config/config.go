@@ -59,6 +59,8 @@ type Config struct {
 	Checks []Check `yaml:"checks,omitempty"`
 	// Health is the node-wide anti-flap policy.
 	Health HealthPolicy `yaml:"health,omitempty"`
+	// Verify is owner verification (docs/verify.md).
+	Verify Verify `yaml:"verify,omitempty"`
 
 	// Mode-wide settings; each is allowed only with its mode.
 	VRRP   *VRRP   `yaml:"vrrp,omitempty"`
@@ -214,6 +216,7 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	c.applyModeDefaults()
+	c.applyVerifyDefaults()
 	// After the mode's: an endpoints check inherits the Lease's API access.
 	c.applyHealthDefaults()
 	if c.Binding.Lifetime == 0 {

@@ -82,6 +82,7 @@ func (c *Config) Validate(host Host) error {
 	c.validateAnnounce(&errs)
 	c.validateGroups(host, &errs)
 	c.validateHealth(&errs)
+	c.validateVerify(&errs)
 	c.validateMode(host, &errs)
 	if len(errs) > 0 {
 		return errs

@@ -78,6 +78,7 @@ func fullConfigs(t *testing.T) map[string]func() *Config {
 			HTTP:     HTTP{Listen: "127.0.0.1:9611"},
 			Binding:  Binding{Lifetime: 4 * time.Second, Refresh: 2 * time.Second},
 			Announce: Announce{Count: 3, Interval: 100 * time.Millisecond, Refresh: ptr(time.Duration(0))},
+			Verify:   Verify{Interval: ptr(5 * time.Second), Window: 100 * time.Millisecond, MaxRate: 50, Reaction: VerifyReactionStepdown},
 		}
 	}
 	return map[string]func() *Config{

@@ -24,7 +24,12 @@ type Snapshot struct {
 	// GossipMembers counts gossip members by state (alive, left, failed),
 	// this node included; nil outside gossip mode.
 	GossipMembers map[string]int
+	// Verify is owner verification's node-wide counters (nil: off).
+	Verify *Verify
 }
+
+// Verify counts owner verification's probes (docs/verify.md).
+type Verify struct{ Probes, Errors uint64 }
 
 // Group is one group's state on this node.
 type Group struct {
@@ -45,6 +50,12 @@ type VIP struct {
 	// Conflicts counts frames in which another MAC claimed the VIP while
 	// this node held it.
 	Conflicts uint64
+	// Verified: the VIP has been verified on the wire at least once;
+	// AnsweringMACs is how many MACs answered then (1 is right), and
+	// Findings counts confirmed findings by result (split, none, foreign).
+	Verified      bool
+	AnsweringMACs int
+	Findings      map[string]uint64
 }
 
 // Announcements are the gratuitous ARP / unsolicited NA counters of one
@@ -107,11 +118,15 @@ var (
 	dVRRPSendErrors = desc("vrrp_advert_send_errors_total", "VRRP advertisements that could not be sent.")
 	dVRRPDropped    = desc("vrrp_packets_dropped_total", "VRRP packets discarded, by reason (see docs/vrrp.md).", "reason")
 	dGossipMembers  = desc("gossip_members", "Gossip cluster members by state (alive, left, failed), this node included.", "state")
+	dVerifyFindings = desc("verify_findings_total", "Confirmed owner-verification findings for the VIP, by result: split (two or more MACs answer), none (nobody answers while an owner is elected), foreign (a MAC other than the owner's answers alone).", "group", "vip", "result")
+	dVerifyMACs     = desc("verify_answering_macs", "MACs that answered for the VIP at its last verification (1 is right; 0 or 2+ is a finding when an owner is elected).", "group", "vip")
+	dVerifyProbes   = desc("verify_probes_total", "Owner-verification probes sent (ARP requests / neighbour solicitations).")
+	dVerifyErrors   = desc("verify_probe_errors_total", "Owner-verification probes that could not be sent.")
 
 	allDescs = []*prometheus.Desc{dReady, dHealthy, dGroupOwner, dGroupEligible, dGroupPriority, dBindFailures,
 		dVIPOwned, dConflicts, dAnnSent, dAnnFailed, dCheckPassing, dCheckAttempts, dHookRuns, dHookFailures,
 		dHookTimeouts, dHookDropped, dReloads, dRestores, dRefreshErrors, dVRRPReceived, dVRRPSent,
-		dVRRPSendErrors, dVRRPDropped, dGossipMembers}
+		dVRRPSendErrors, dVRRPDropped, dGossipMembers, dVerifyFindings, dVerifyMACs, dVerifyProbes, dVerifyErrors}
 )
 
 // snapshotCollector turns the daemon's Snapshot into metrics at scrape time.
@@ -155,6 +170,12 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, v := range g.VIPs {
 			gauge(dVIPOwned, b2f(v.Owned), g.Name, v.Address)
 			counter(dConflicts, v.Conflicts, g.Name, v.Address)
+			if s.Verify != nil && v.Verified {
+				gauge(dVerifyMACs, float64(v.AnsweringMACs), g.Name, v.Address)
+				for _, r := range []string{"split", "none", "foreign"} {
+					counter(dVerifyFindings, v.Findings[r], g.Name, v.Address, r)
+				}
+			}
 		}
 	}
 	for _, a := range s.Announcements {
@@ -183,6 +204,10 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, r := range sortedKeys(v.Dropped) {
 			counter(dVRRPDropped, v.Dropped[r], r)
 		}
+	}
+	if v := s.Verify; v != nil {
+		counter(dVerifyProbes, v.Probes)
+		counter(dVerifyErrors, v.Errors)
 	}
 	if s.GossipMembers != nil {
 		for _, st := range sortedKeys(s.GossipMembers) {

@@ -143,6 +143,9 @@ func NodeSpec(c *config.Config, version string) node.Spec {
 		s.Announce.Refresh = *c.Announce.Refresh
 	}
 	s.StartupDelay = c.Health.StartupDelay
+	if v := c.Verify; v.Interval != nil {
+		s.Verify = node.VerifySpec{Interval: *v.Interval, Window: v.Window, MaxRate: v.MaxRate, Reaction: v.Reaction}
+	}
 	if c.Health.MinMoveInterval != nil {
 		s.MinMoveInterval = *c.Health.MinMoveInterval
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"net/netip"
 	"time"
 
 	"github.com/vipd/vipd/arp"
@@ -53,7 +54,13 @@ func (d *daemon) snapshot(s *metrics.Snapshot) {
 	for _, g := range d.manager.Groups() {
 		mg := metrics.Group{Name: g.Name, Owner: g.Owner, Eligible: g.Eligible, Priority: g.Priority, BindFailures: g.BindFailures}
 		for _, v := range g.VIPs {
-			mg.VIPs = append(mg.VIPs, metrics.VIP{Address: v.Address, Owned: g.Owner && v.Bound, Conflicts: v.Conflicts})
+			mv := metrics.VIP{Address: v.Address, Owned: g.Owner && v.Bound, Conflicts: v.Conflicts}
+			if ip, err := netip.ParseAddr(v.Address); err == nil {
+				if vs := d.verify.status(g.Name, ip); vs != nil && vs.Result != VerifyError {
+					mv.Verified, mv.AnsweringMACs, mv.Findings = true, len(vs.MACs), vs.Findings
+				}
+			}
+			mg.VIPs = append(mg.VIPs, mv)
 		}
 		s.Groups = append(s.Groups, mg)
 		if hs, ok := d.hooks.Status(g.Name).(hooks.GroupStatus); ok {
@@ -75,6 +82,10 @@ func (d *daemon) snapshot(s *metrics.Snapshot) {
 	if v, ok := d.elector.(vrrpCounters); ok {
 		rx, tx, txErr, dropped := v.Counters()
 		s.VRRP = &metrics.VRRP{Received: rx, Sent: tx, SendErrors: txErr, Dropped: dropped}
+	}
+	if d.verify != nil {
+		p, e := d.verify.probeCounts()
+		s.Verify = &metrics.Verify{Probes: p, Errors: e}
 	}
 	if g, ok := d.elector.(memberCounter); ok {
 		s.GossipMembers = g.MembersByState()

@@ -54,6 +54,7 @@ func NeedsRestart(cur, next Spec) error {
 		{"announce", cur.Announce != next.Announce},
 		{"health.startupDelay", cur.StartupDelay != next.StartupDelay},
 		{"health.minMoveInterval", cur.MinMoveInterval != next.MinMoveInterval},
+		{"verify", cur.Verify != next.Verify},
 	} {
 		if f.changed {
 			keys = append(keys, f.key)

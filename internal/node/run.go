@@ -40,6 +40,12 @@ type Deps struct {
 	Announcer Announcer
 	Links     LinkSource
 	Conflicts ConflictSource
+	// Probers opens the owner-verification prober of an interface;
+	// LocalAddr reports whether this host holds an address (its kernel
+	// answers for it). Verification runs when both are set and
+	// Spec.Verify.Interval > 0 (docs/verify.md).
+	Probers   func(ifname string) (Prober, error)
+	LocalAddr func(netip.Addr) bool
 	// Listener serves /healthz, /readyz, /status and /metrics; nil serves
 	// nothing.
 	Listener net.Listener
@@ -167,8 +173,17 @@ func Run(ctx context.Context, spec Spec, d Deps) error {
 		}()
 	}
 
+	var verify *verifier
+	if spec.Verify.Interval > 0 && d.Probers != nil && d.LocalAddr != nil {
+		verify = newVerifier(spec.Verify, log, manager, func(group string) bool {
+			st, ok := manager.status(group)
+			ready, _ := d.Elector.Ready()
+			return ok && st.Eligible && ready
+		}, d.Probers, d.LocalAddr)
+		wg.Go(func() { verify.run(watchCtx) })
+	}
 	dm := &daemon{spec: spec, binder: binder, manager: manager, elector: d.Elector, sup: sup, health: d.Health, hooks: d.Hooks,
-		reloads: rl, announcer: d.Announcer}
+		reloads: rl, announcer: d.Announcer, verify: verify}
 	observe(d.Metrics, d)
 	d.Metrics.SetSnapshot(dm.snapshot)
 	defer d.Metrics.SetSnapshot(nil)
@@ -286,7 +301,7 @@ func RunSystem(ctx context.Context, spec Spec, elector election.Elector, log *sl
 	log.Info("serving /healthz, /readyz, /status, /metrics", "http", ln.Addr().String())
 	return Run(ctx, spec, Deps{
 		Log: log, Elector: elector, Kernel: kernel, Announcer: announcer,
-		Links: NetlinkLinks{}, Conflicts: WatchConflicts, Listener: ln, Reloads: reloads, Health: checks,
+		Links: NetlinkLinks{}, Conflicts: WatchConflicts, Probers: OpenProber, LocalAddr: LocalAddr, Listener: ln, Reloads: reloads, Health: checks,
 		Hooks:   hookRunner{hooks.New(log.With("component", "hooks"))},
 		Metrics: metrics.New(metrics.Info{Version: spec.Version, Mode: spec.Mode}),
 	})
@@ -442,6 +457,8 @@ type daemon struct {
 	reloads *reloader
 	// announcer's counters are read for metrics (when it has them).
 	announcer Announcer
+	// verify is owner verification (nil: off).
+	verify *verifier
 }
 
 // Healthy: the process works: the VIP refresh loop runs and every watcher
@@ -471,7 +488,9 @@ func (d *daemon) Ready() (bool, string) {
 	if ok, why := d.elector.Ready(); !ok {
 		return false, d.spec.Mode + ": " + why
 	}
-	return true, ""
+	// Last: this node answers for a VIP it should not, or its VIP is
+	// answered by another MAC as well (docs/verify.md).
+	return d.verify.Ready()
 }
 
 func (d *daemon) Status() any {
@@ -487,6 +506,7 @@ func (d *daemon) Status() any {
 		Binding:  d.binder.Stats(),
 		Watchers: d.sup.Status(),
 		Election: d.elector.Status(),
+		Verify:   d.verify.summary(),
 	}
 }
 
@@ -495,6 +515,11 @@ func (d *daemon) groups() []GroupStatus {
 	gs := d.manager.Groups()
 	for i := range gs {
 		gs[i].Hooks = d.hooks.Status(gs[i].Name)
+		for j := range gs[i].VIPs {
+			if ip, err := netip.ParseAddr(gs[i].VIPs[j].Address); err == nil {
+				gs[i].VIPs[j].Verify = d.verify.status(gs[i].Name, ip)
+			}
+		}
 	}
 	return gs
 }

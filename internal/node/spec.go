@@ -30,6 +30,8 @@ type Spec struct {
 	// Unauthenticated names the election's open doors
 	// (config.UnauthenticatedPaths): logged at start, shown on /status.
 	Unauthenticated []string
+	// Verify is owner verification (docs/verify.md); Interval 0: off.
+	Verify VerifySpec
 }
 
 // Track is one check's effect on a group: Weight 0 gates, N > 0 adds N

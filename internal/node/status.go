@@ -33,6 +33,9 @@ type Status struct {
 	// Unauthenticated: ways a host could take part in the election without
 	// proving who it is (docs/security.md).
 	Unauthenticated []string `json:"unauthenticated,omitempty"`
+	// Verify is owner verification's settings and probe counters (nil:
+	// off); each VIP's last verification is in its VIPStatus.
+	Verify *VerifySummary `json:"verify,omitempty"`
 }
 
 // GroupStatus is one group as shown on /status.
@@ -65,9 +68,11 @@ type VIPStatus struct {
 	Error     string `json:"error,omitempty"`
 	// Conflicts counts frames in which another MAC claimed this VIP while
 	// this node held it; LastConflict names that MAC.
-	Conflicts    uint64    `json:"conflicts,omitempty"`
-	LastConflict string    `json:"lastConflict,omitempty"`
-	conflictAt   time.Time // last reaction, for rate limiting
+	Conflicts    uint64 `json:"conflicts,omitempty"`
+	LastConflict string `json:"lastConflict,omitempty"`
+	// Verify is the VIP's last verification on the wire (docs/verify.md).
+	Verify     *VerifyStatus `json:"verify,omitempty"`
+	conflictAt time.Time     // last reaction, for rate limiting
 }
 
 // WatcherStatus is one supervised watch.
