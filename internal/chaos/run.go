@@ -105,9 +105,44 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	for _, h := range r.lab.Hosts() {
 		macs[h.MAC.String()] = h.Name
 	}
-	return Analyze(Input{Mode: o.Mode, Nodes: o.Nodes, Seed: o.Seed, Planned: len(steps), Timing: t, VIP: r.vip,
+	rep := Analyze(Input{Mode: o.Mode, Nodes: o.Nodes, Seed: o.Seed, Planned: len(steps), Timing: t, VIP: r.vip,
 		Start: r.start, End: end, Faults: r.faults, StartViolations: r.startViolations,
-		Events: r.watch.Events(), Probe: rec, MACs: macs, Excuses: r.excuses, Aborted: aborted}), nil
+		Events: r.watch.Events(), Probe: rec, MACs: macs, Excuses: r.excuses, Aborted: aborted})
+	// Violations found afterwards (kernel, client) get the vipd log lines
+	// around them: a finding must be reportable from the report alone.
+	for i, v := range rep.Violations {
+		if v.Invariant == InvKernelTwoOwners || v.Invariant == InvClientTwoAnswers {
+			rep.Violations[i].Detail += r.logsAround(v.At)
+		}
+	}
+	for fi := range rep.Faults {
+		for i, v := range rep.Faults[fi].Violations {
+			if v.Invariant == InvKernelTwoOwners || v.Invariant == InvClientTwoAnswers {
+				rep.Faults[fi].Violations[i].Detail += r.logsAround(v.At)
+			}
+		}
+	}
+	return rep, nil
+}
+
+// logsAround returns every vipd's log lines from 1s before to 500ms after
+// at (by their time= field).
+func (r *runner) logsAround(at time.Time) string {
+	var b strings.Builder
+	for _, p := range r.all {
+		for _, line := range strings.Split(p.Output(), "\n") {
+			ts, _, ok := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+			if !ok || !strings.HasPrefix(line, "time=") {
+				continue
+			}
+			t, err := time.Parse(time.RFC3339Nano, ts)
+			if err != nil || t.Before(at.Add(-time.Second)) || t.After(at.Add(500*time.Millisecond)) {
+				continue
+			}
+			fmt.Fprintf(&b, "\n    | %s[%d] %s", p.Host.Name, p.PID, line)
+		}
+	}
+	return b.String()
 }
 
 type runner struct {
@@ -127,6 +162,7 @@ type runner struct {
 	http  []*http.Client
 
 	procs    []*lab.Process
+	all      []*lab.Process        // every vipd started, for the logs of a violation
 	expected map[*lab.Process]bool // told to exit (SIGKILL, SIGTERM)
 	reported map[*lab.Process]bool // its unexpected exit or PID is reported
 	hung     []bool                // SIGSTOPped
@@ -260,6 +296,7 @@ func (r *runner) startNode(i int) error {
 		return err
 	}
 	r.procs[i] = p
+	r.all = append(r.all, p)
 	return nil
 }
 
