@@ -74,6 +74,8 @@ Usage:
                                 preflight: interfaces, sysctls, capabilities, VRID
                                 collisions, peers; exit 0 OK, 1 WARN, 2 FAIL
   vipd demo [--advert 100ms]    failover demo in a throw-away namespace lab (root)
+  vipd chaos [--mode vrrp|lease|gossip] [--nodes 3] [--faults 20] [--seed N] [--json FILE]
+                                seeded faults against N nodes in a namespace lab, invariants checked (root)
   vipd version                  print the version
 `
 
@@ -126,6 +128,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return doctorCmd(ctx, rest, stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, rest, stdout, stderr)
+	case "chaos":
+		return chaosCmd(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "vipd", version)
 		return nil

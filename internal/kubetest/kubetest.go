@@ -30,7 +30,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -172,9 +171,22 @@ func repoDir(rel string) (string, error) {
 	}
 }
 
+// TB is the part of testing.TB this package uses; *testing.T and *testing.B
+// satisfy it. Declared here so that vipd's binary, which starts a control
+// plane for `vipd chaos --mode lease`, does not link the testing package.
+type TB interface {
+	Helper()
+	Context() context.Context
+	Logf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Skip(args ...any)
+	Skipf(format string, args ...any)
+}
+
 // Require returns nil if the binaries are present; otherwise it skips tb with
 // the reason, or fails it when VIPD_REQUIRE_LAB=1 (CI must not skip).
-func Require(tb testing.TB) {
+func Require(tb TB) {
 	tb.Helper()
 	if os.Getenv("VIPD_SKIP_LAB") == "1" { // unit-test-only pass (scripts/test, -race)
 		tb.Skip("VIPD_SKIP_LAB=1: real control plane tests skipped")

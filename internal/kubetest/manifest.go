@@ -4,7 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"testing"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,7 +15,7 @@ import (
 // manifest rel (e.g. deploy/health/endpoints-rbac.yaml) in namespace ns,
 // its example namespace replaced, as admin: tests use the shipped file
 // itself, so it cannot drift from what they prove.
-func ApplyRoles(t testing.TB, admin kubernetes.Interface, rel, ns string) {
+func ApplyRoles(t TB, admin kubernetes.Interface, rel, ns string) {
 	t.Helper()
 	dir, err := os.Getwd()
 	if err != nil {

@@ -3,7 +3,6 @@ package kubetest
 import (
 	"context"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -21,7 +20,7 @@ var shared struct {
 //	func TestMain(m *testing.M) { kubetest.Main(m) }
 //
 // (When TestMain returns, the testing package exits with m.Run's code.)
-func Main(m *testing.M) int {
+func Main(m interface{ Run() int }) int {
 	defer func() {
 		if shared.cp != nil {
 			shared.cp.Stop()
@@ -33,7 +32,7 @@ func Main(m *testing.M) int {
 // Shared returns the package's loopback control plane, starting it on first
 // use. It skips (or fails under VIPD_REQUIRE_LAB=1) when binaries are missing.
 // Tests must not stop or restart it; each test uses its own Lease names.
-func Shared(t testing.TB) *ControlPlane {
+func Shared(t TB) *ControlPlane {
 	t.Helper()
 	Require(t)
 	shared.once.Do(func() {

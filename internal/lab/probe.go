@@ -235,6 +235,15 @@ func (p *Probe) Latest() (Reply, bool) {
 	return p.rec.Replies[len(p.rec.Replies)-1], true
 }
 
+// LatestN returns the last n replies (fewer if there are fewer), oldest
+// first: cheaper than Snapshot for a check polled many times a second.
+func (p *Probe) LatestN(n int) []Reply {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rs := p.rec.Replies[max(0, len(p.rec.Replies)-n):]
+	return append([]Reply(nil), rs...)
+}
+
 // WaitReply waits for the first reply from anyone.
 func (p *Probe) WaitReply(timeout time.Duration) (Reply, error) {
 	deadline := time.Now().Add(timeout)
