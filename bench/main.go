@@ -454,7 +454,7 @@ func runScenarios(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip ne
 				return nil, idle{}, fmt.Errorf("round %d %s: no failover recorded", round, sc.Name)
 			}
 			r := result{f: f, takeover: f.FirstTo.Sub(at), left: left, holders: holders}
-			r.pic = roundPicture(rec, at, r, nodeNames(l), m.Name(), sc.Name)
+			r.pic = roundPicture(rec, at, r, nodeNames(l), m.Name(), sc)
 			fmt.Fprintf(out, "round %d %-9s %s; new owner answers %s after the event; old master's VIP gone %s\n",
 				round, sc.Name, f, r.takeover.Round(time.Millisecond), fmtLeft(left, o.leftCap))
 			if err := sc.Restore(l, m); err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vipd/vipd/bench/timeline"
@@ -32,7 +33,7 @@ const (
 // roundPicture cuts the probe's record to the round around at: probes sent
 // and replies (by seq), neighbour samples, announcements, as offsets from
 // the event. nodes are the lab's node names (lanes), node 0 the old owner.
-func roundPicture(rec lab.Record, at time.Time, r result, nodes []string, mode, scenario string) picture {
+func roundPicture(rec lab.Record, at time.Time, r result, nodes []string, mode string, sc Scenario) picture {
 	f := r.f
 	end := max(r.takeover, f.FirstTo.Sub(at)+f.Overlap, r.left) + pictureAfter
 	// Requests sent in the last moments before the snapshot may still
@@ -41,16 +42,22 @@ func roundPicture(rec lab.Record, at time.Time, r result, nodes []string, mode, 
 	if limit := rec.End.Sub(at) - 3*rec.Interval; end > limit || r.left < 0 {
 		end = limit // VIP never gone: show all there is
 	}
+	event := sc.Name + " on " + nodes[0]
+	if strings.HasPrefix(sc.Key, "check-") {
+		event = nodes[0] + "'s checked service turns 503"
+	}
 	p := picture{
-		Title:    fmt.Sprintf("%s — %s", mode, scenario),
+		Title:    fmt.Sprintf("%s — %s", mode, sc.Name),
 		Nodes:    nodes,
 		From:     -pictureBefore,
 		To:       max(end, 10*rec.Interval),
 		Interval: rec.Interval,
-		Axis:     "ms after " + scenario + " on " + nodes[0],
-		Events:   []timeline.Mark{{At: 0, Label: scenario + " on " + nodes[0]}},
+		Axis:     "ms after the event",
+		Events:   []timeline.Mark{{At: 0, Label: event}},
 	}
-	in := func(t time.Time) bool { d := t.Sub(at); return d >= p.From-2*rec.Interval && d <= p.To }
+	// A little before the window, so its left edge is covered; the picture
+	// clips what sticks out.
+	in := func(t time.Time) bool { d := t.Sub(at); return d >= p.From-200*time.Millisecond && d <= p.To }
 
 	bySeq := map[int][]string{}
 	for _, rp := range rec.Replies {
@@ -91,6 +98,8 @@ func roundPicture(rec lab.Record, at time.Time, r result, nodes []string, mode, 
 	p.Marks = append(p.Marks, timeline.Mark{At: r.takeover, Label: fmt.Sprintf("%s answers (+%s ms)", f.To, ms(r.takeover))})
 	if r.left >= 0 {
 		p.Marks = append(p.Marks, timeline.Mark{At: r.left, Label: fmt.Sprintf("%s's VIP gone (+%s ms)", nodes[0], ms(r.left))})
+	} else {
+		p.Marks = append(p.Marks, timeline.Mark{At: p.To, Label: nodes[0] + " still holds the VIP"})
 	}
 	return p
 }

@@ -69,7 +69,7 @@ func TestRoundPicture(t *testing.T) {
 		t.Fatal("no failover in the synthetic record")
 	}
 	r := result{f: f, takeover: f.FirstTo.Sub(at), left: 20 * time.Millisecond}
-	p := roundPicture(rec, at, r, []string{"node1", "node2", "node3"}, "vipd-vrrp", "SIGTERM")
+	p := roundPicture(rec, at, r, []string{"node1", "node2", "node3"}, "vipd-vrrp", Scenario{Key: "sigterm", Name: "SIGTERM"})
 
 	if p.From != -pictureBefore || p.To != r.takeover+pictureAfter {
 		t.Errorf("window %s..%s, want %s..%s", p.From, p.To, -pictureBefore, r.takeover+pictureAfter)
@@ -79,7 +79,7 @@ func TestRoundPicture(t *testing.T) {
 	}
 	lost := 0
 	for _, pr := range p.Probes {
-		if pr.Sent < p.From-2*rec.Interval || pr.Sent > p.To {
+		if pr.Sent < p.From-200*time.Millisecond || pr.Sent > p.To {
 			t.Errorf("probe at %s outside the window", pr.Sent)
 		}
 		if len(pr.Nodes) == 0 {

@@ -33,13 +33,16 @@ type Recording struct {
 	// From and To are the window drawn (From < To). Data outside it is cut.
 	From, To time.Duration
 	// Probes are the client's requests (sorted by Sent or not). Each is drawn
-	// from its Sent time to the next probe's (at most 2 × Interval).
+	// from its Sent time to the next probe's, at most probeHold × Interval:
+	// a loaded machine delays the client's ticker by a few intervals, which
+	// should not show as white slits; a longer stall in probing does.
 	Probes []Probe
 	// Interval is the probe interval; ARPInterval the neighbour sampling
 	// interval (how long one sample stands for).
 	Interval, ARPInterval time.Duration
 	// ARP are the observer's neighbour samples: who answered ARP (or NDP)
-	// for the VIP, each drawn until the next (at most 2 × ARPInterval).
+	// for the VIP, each drawn until the next (at most probeHold ×
+	// ARPInterval).
 	ARP []ARPSample
 	// Announcements are gratuitous ARPs / unsolicited NAs for the VIP.
 	Announcements []Announcement
@@ -88,7 +91,9 @@ const (
 	arpH       = 7  // a node's ARP strip under it
 	laneGap    = 9
 	laneH      = barH + 2 + arpH + laneGap
-	charW      = 6.2 // estimated width of one 11px character, to stack labels
+	charW      = 6.4 // estimated width of one 11px character, to stack labels
+	boldCharW  = 7.2
+	probeHold  = 5 // how many intervals a probe or sample result stands for at most
 	legendRowH = 18
 )
 
@@ -192,7 +197,7 @@ func newDrawing(r Recording, nodes []string) *drawing {
 	for i, p := range probes {
 		s := span{p.Sent, p.Sent + r.Interval}
 		if i+1 < len(probes) {
-			s.b = min(probes[i+1].Sent, p.Sent+2*r.Interval)
+			s.b = min(probes[i+1].Sent, p.Sent+probeHold*r.Interval)
 		}
 		ns := distinct(p.Nodes)
 		state := ""
@@ -220,7 +225,7 @@ func newDrawing(r Recording, nodes []string) *drawing {
 	for i, smp := range samples {
 		s := span{smp.At, smp.At + r.ARPInterval}
 		if i+1 < len(samples) {
-			s.b = min(samples[i+1].At, smp.At+2*r.ARPInterval)
+			s.b = min(samples[i+1].At, smp.At+probeHold*r.ARPInterval)
 		}
 		for _, n := range distinct(smp.Nodes) {
 			k := lane(n)
@@ -337,7 +342,11 @@ func (d *drawing) placeLabels() {
 			continue
 		}
 		p.x = d.x(p.At)
-		w := charW*float64(len([]rune(p.Label))) + 6
+		cw := charW
+		if p.event {
+			cw = boldCharW
+		}
+		w := cw*float64(len([]rune(p.Label))) + 10
 		a, b := p.x-2, p.x+w
 		if b > width-2 {
 			p.end = true
