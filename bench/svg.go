@@ -84,7 +84,7 @@ func roundPicture(rec lab.Record, at time.Time, r result, nodes []string, mode s
 	p.ARPInterval = 50 * time.Millisecond
 	if len(gaps) > 0 {
 		slices.Sort(gaps)
-		p.ARPInterval = gaps[len(gaps)/2]
+		p.ARPInterval = gaps[len(gaps)/2].Round(time.Millisecond)
 	}
 	for _, a := range rec.Announcements {
 		if in(a.At) {

@@ -192,8 +192,10 @@ func newDrawing(r Recording, nodes []string) *drawing {
 
 	probes := slices.Clone(r.Probes)
 	slices.SortStableFunc(probes, func(a, b Probe) int { return cmpDur(a.Sent, b.Sent) })
-	var nodeSpans []span // every node's answering, with the node, for overlaps
-	var nodeOf []int
+	// Two nodes answering is drawn only where one probe or one ARP sample
+	// shows it: between samples nobody knows, and the lanes of two nodes
+	// merely touching (one sample each side of a handover) is not evidence.
+	var both []span
 	for i, p := range probes {
 		s := span{p.Sent, p.Sent + r.Interval}
 		if i+1 < len(probes) {
@@ -208,6 +210,7 @@ func newDrawing(r Recording, nodes []string) *drawing {
 			state = ns[0]
 		default:
 			state = "+"
+			both = append(both, s)
 		}
 		if n := len(d.client); n > 0 && d.client[n-1].state == state && d.client[n-1].b == s.a {
 			d.client[n-1].b = s.b
@@ -217,7 +220,6 @@ func newDrawing(r Recording, nodes []string) *drawing {
 		for _, n := range ns {
 			k := lane(n)
 			d.udp[k] = appendSpan(d.udp[k], s)
-			nodeSpans, nodeOf = append(nodeSpans, s), append(nodeOf, k)
 		}
 	}
 	samples := slices.Clone(r.ARP)
@@ -227,13 +229,19 @@ func newDrawing(r Recording, nodes []string) *drawing {
 		if i+1 < len(samples) {
 			s.b = min(samples[i+1].At, smp.At+probeHold*r.ARPInterval)
 		}
-		for _, n := range distinct(smp.Nodes) {
+		ns := distinct(smp.Nodes)
+		for _, n := range ns {
 			k := lane(n)
 			d.arp[k] = appendSpan(d.arp[k], s)
-			nodeSpans, nodeOf = append(nodeSpans, s), append(nodeOf, k)
+		}
+		if len(ns) > 1 {
+			both = append(both, s)
 		}
 	}
-	d.both = overlaps(nodeSpans, nodeOf, len(nodes))
+	slices.SortStableFunc(both, func(a, b span) int { return cmpDur(a.a, b.a) })
+	for _, s := range both {
+		d.both = appendSpan(d.both, s)
+	}
 	d.placeLabels()
 	return d
 }
@@ -267,54 +275,6 @@ func appendSpan(ss []span, s span) []span {
 		return ss
 	}
 	return append(ss, s)
-}
-
-// overlaps returns the times when spans of two or more different nodes
-// cover the same instant (a sweep over the spans' edges).
-func overlaps(spans []span, node []int, nodes int) []span {
-	type edge struct {
-		at   time.Duration
-		node int
-		d    int // +1 start, -1 end
-	}
-	var es []edge
-	for i, s := range spans {
-		if s.b > s.a {
-			es = append(es, edge{s.a, node[i], 1}, edge{s.b, node[i], -1})
-		}
-	}
-	// Ends before starts at the same instant: touching spans do not overlap.
-	slices.SortStableFunc(es, func(x, y edge) int {
-		if c := cmpDur(x.at, y.at); c != 0 {
-			return c
-		}
-		return x.d - y.d
-	})
-	cover := make([]int, nodes)
-	active := 0
-	var out []span
-	var start time.Duration
-	for _, e := range es {
-		before := active
-		if e.d > 0 {
-			if cover[e.node] == 0 {
-				active++
-			}
-			cover[e.node]++
-		} else {
-			cover[e.node]--
-			if cover[e.node] == 0 {
-				active--
-			}
-		}
-		switch {
-		case before < 2 && active >= 2:
-			start = e.at
-		case before >= 2 && active < 2 && e.at > start:
-			out = appendSpan(out, span{start, e.at})
-		}
-	}
-	return out
 }
 
 // x maps a time to the plot's horizontal coordinate (clamped to the window).
@@ -535,7 +495,7 @@ func (d *drawing) legendRows() [][]legendItem {
 	}
 	keys := []legendItem{
 		{`<rect y="1" width="14" height="10" fill="#888888"/>`, 18, "probe reply (UDP)"},
-		{`<rect y="3" width="14" height="6" fill="#888888" fill-opacity="0.5"/>`, 18, "ARP answer (observer's sample)"},
+		{`<rect y="3" width="14" height="6" fill="#888888" fill-opacity="0.5"/>`, 18, arpLegend(d.r.ARPInterval)},
 		{`<path d="M7 11l-3.5 -5h7z" fill="#222222"/>`, 14, "gratuitous ARP"},
 		{fmt.Sprintf(`<rect y="1" width="14" height="10" fill="%s"/>`, lostColour), 18, "probe lost"},
 		{`<rect y="1" width="14" height="10" fill="url(#tl-both)"/>`, 18, "two nodes answering"},
@@ -580,4 +540,11 @@ func msLabel(t time.Duration) string {
 		return fmt.Sprintf("−%d", -ms)
 	}
 	return fmt.Sprintf("%d", ms)
+}
+
+func arpLegend(every time.Duration) string {
+	if every <= 0 {
+		return "ARP answer (observer's sample)"
+	}
+	return fmt.Sprintf("ARP answer (observer asks every %s)", every)
 }

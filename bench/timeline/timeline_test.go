@@ -259,23 +259,32 @@ func TestRenderContent(t *testing.T) {
 	}
 }
 
-func TestOverlaps(t *testing.T) {
+// TestBoth: two nodes answering is drawn only where a probe or an ARP
+// sample shows both.
+func TestBoth(t *testing.T) {
+	base := Recording{Title: "t", Nodes: three, From: 0, To: time.Second, Interval: 10 * ms, ARPInterval: 50 * ms}
 	tests := []struct {
-		name  string
-		spans []span
-		node  []int
-		want  []span
+		name   string
+		probes []Probe
+		arp    []ARPSample
+		want   []span
 	}{
-		{"none", []span{{0, 10}, {10, 20}}, []int{0, 1}, nil},
-		{"same node twice", []span{{0, 10}, {5, 20}}, []int{0, 0}, nil},
-		{"two nodes", []span{{0, 10}, {5, 20}}, []int{0, 1}, []span{{5, 10}}},
-		{"three nodes, joined", []span{{0, 10}, {5, 20}, {8, 30}}, []int{0, 1, 2}, []span{{5, 20}}},
-		{"apart", []span{{0, 10}, {5, 20}, {30, 40}, {35, 50}}, []int{0, 1, 0, 1}, []span{{5, 10}, {35, 40}}},
-		{"empty span", []span{{0, 10}, {5, 5}}, []int{0, 1}, nil},
+		{"handover, lanes touching", []Probe{{0, one("node1")}, {10 * ms, one("node2")}},
+			[]ARPSample{{0, one("node1")}, {50 * ms, one("node2")}}, nil},
+		{"one probe, two answers", []Probe{{0, one("node1")}, {10 * ms, three[:2]}, {20 * ms, one("node2")}}, nil,
+			[]span{{10 * ms, 20 * ms}}},
+		{"same node twice is one", []Probe{{0, []string{"node1", "node1"}}, {10 * ms, one("node1")}}, nil, nil},
+		{"ARP samples, joined", nil,
+			[]ARPSample{{0, one("node1")}, {50 * ms, three[:2]}, {100 * ms, three[1:]}, {150 * ms, one("node2")}},
+			[]span{{50 * ms, 150 * ms}}},
+		{"probe and sample, joined and sorted", []Probe{{120 * ms, three[:2]}, {130 * ms, one("node2")}},
+			[]ARPSample{{50 * ms, three[:2]}, {100 * ms, one("node2")}}, []span{{50 * ms, 100 * ms}, {120 * ms, 130 * ms}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := overlaps(tt.spans, tt.node, 3)
+			r := base
+			r.Probes, r.ARP = tt.probes, tt.arp
+			got := newDrawing(r, lanes(r)).both
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %v, want %v", got, tt.want)
 			}
