@@ -63,6 +63,9 @@ func TestBenchOneRound(t *testing.T) {
 	}
 	report(o.out, res, o.idleFor)
 	reportFlood(o.out, res, o)
+	if err := writePictures(o.out, t.TempDir(), res); err != nil {
+		t.Errorf("timelines: %v", err)
+	}
 	t.Logf("all modes, 1 round each: %s", time.Since(start).Round(time.Second))
 	for _, sc := range res.scenarios {
 		t.Logf("scenario %s: %s over all modes", sc.Name, res.spent[sc.Name].Round(100*time.Millisecond))

@@ -93,6 +93,8 @@ type result struct {
 	// holders hold the VIP once the old master's is gone (or at the cap);
 	// restored hold it when the round has ended with node1 as owner again.
 	holders, restored []string
+	// pic is the round as a timeline (svg.go).
+	pic picture
 }
 
 type idle struct {
@@ -121,6 +123,7 @@ type options struct {
 	// scenarios are the selected Scenario keys (empty: all).
 	scenarios []string
 	checks    checkSettings
+	svgDir    string // -svg: where the timelines go ("": none)
 }
 
 // allScenarioKeys lists every Scenario key, in the order they run.
@@ -154,6 +157,7 @@ func run() error {
 	flag.IntVar(&o.checks.fall, "check-fall", 2, "check scenarios: failures in a row that fail the check")
 	flag.IntVar(&o.checks.rise, "check-rise", 2, "check scenarios: passes in a row that pass the check")
 	flag.StringVar(&o.checks.policy, "check-policy", config.PolicyKeep, "check scenarios: vipd groups' whenNoneHealthy (release: a failing gate is ineligible; keep: degraded)")
+	flag.StringVar(&o.svgDir, "svg", "", "write an SVG timeline per implementation and scenario (its median round) into this directory")
 	scFlag := flag.String("scenarios", strings.Join(allScenarioKeys, ","), "scenarios to run: "+strings.Join(allScenarioKeys, ", "))
 	scaleFlag := flag.String("scale", "", "run only the scale rows instead: VIP counts, e.g. 10,100,1000 (see scale.go)")
 	modesFlag := flag.String("modes", strings.Join(allModes, ","), "implementations to compare: "+strings.Join(allModes, ", ")+" (vipd = vipd-vrrp)")
@@ -184,6 +188,9 @@ func run() error {
 	}
 	report(o.out, res, o.idleFor)
 	reportFlood(o.out, res, o)
+	if o.svgDir != "" {
+		return writePictures(o.out, o.svgDir, res)
+	}
 	return nil
 }
 
@@ -449,11 +456,13 @@ func runScenarios(ctx context.Context, out io.Writer, l *lab.Lab, m Mode, vip ne
 			holders, _ := l.AddressHolders(vip)
 			// Let late replies from the old node show up in the record.
 			time.Sleep(300 * time.Millisecond)
-			f, ok := probe.Snapshot().FailoverAfter(at)
+			rec := probe.Snapshot()
+			f, ok := rec.FailoverAfter(at)
 			if !ok {
 				return nil, idle{}, fmt.Errorf("round %d %s: no failover recorded", round, sc.Name)
 			}
 			r := result{f: f, takeover: f.FirstTo.Sub(at), left: left, holders: holders}
+			r.pic = roundPicture(rec, at, r, nodeNames(l), m.Name(), sc)
 			fmt.Fprintf(out, "round %d %-9s %s; new owner answers %s after the event; old master's VIP gone %s\n",
 				round, sc.Name, f, r.takeover.Round(time.Millisecond), fmtLeft(left, o.leftCap))
 			if err := sc.Restore(l, m); err != nil {
