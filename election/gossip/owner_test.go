@@ -341,7 +341,7 @@ func TestAssignPropertyMovement(t *testing.T) {
 }
 
 func BenchmarkAssign(b *testing.B) {
-	for _, c := range []struct{ nodes, groups int }{{4, 20}, {10, 50}} {
+	for _, c := range []struct{ nodes, groups int }{{4, 20}, {10, 50}, {50, 1000}} {
 		names := make([]string, c.nodes)
 		for i := range names {
 			names[i] = fmt.Sprintf("node%d", i+1)
