@@ -163,6 +163,11 @@ func start(t *testing.T, w *world, opts Options) *testNode {
 	if opts.RejoinInterval == 0 {
 		opts.RejoinInterval = 200 * time.Millisecond
 	}
+	if os.Getenv("GOSSIP_TEST_TABLE") != "" {
+		// Run the suite on the group-table path (v3 metas) whatever the
+		// number of groups.
+		opts.tableAlways = true
+	}
 	e, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
