@@ -524,8 +524,12 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 	e.mu.Unlock()
 	ms := []Member{self}
 	cur := map[string]bool{e.opts.Node: true}
+	pending := "" // a peer whose current group table we do not have yet
 	for _, p := range peers {
 		cur[p.name] = true
+		if p.stale && pending == "" {
+			pending = p.name
+		}
 		if p.metaErr == nil {
 			ms = append(ms, p.mb)
 		}
@@ -596,6 +600,13 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 			// show the release, so two nodes never hold the VIPs at once.
 			waiting[g.Name] = claimant
 			ev.waitedOn[g.Name] = claimant
+			want = false
+		}
+		if want && !had && pending != "" {
+			// Its claims are in the table we are still fetching (it changed
+			// more groups at once than its meta lists): it may hold this
+			// one. Usually one TCP round trip.
+			waiting[g.Name] = "(group table of " + pending + " pending)"
 			want = false
 		}
 		lastOwner[g.Name] = owner
