@@ -73,9 +73,16 @@ func parseLeaveMsg(b []byte) (string, bool) {
 
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 
-// LocalState is our group table (nil while the groups fit in the meta): a
-// push/pull (every join, every PushPullInterval) hands it to the peer.
-func (d *delegate) LocalState(join bool) []byte { return d.e.ownTableMsg() }
+// LocalState is our group table (nil while the groups fit in the meta) on a
+// join's push/pull: the joiner (and we, of it) needs every table at once.
+// The periodic push/pull leaves it out (10 bytes a group): a peer whose
+// copy is behind knows from our meta and pulls it.
+func (d *delegate) LocalState(join bool) []byte {
+	if !join {
+		return nil
+	}
+	return d.e.ownTableMsg()
+}
 
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	if len(buf) == 0 {

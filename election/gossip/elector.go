@@ -561,18 +561,25 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 	}
 	lastOwner := make(map[string]string, len(e.opts.Groups))
 
+	// claims: group -> the first peer (by name) claiming it; a peer claims
+	// few groups, so this is cheaper than asking every peer for every group.
+	claims := map[GroupID]string{}
+	for _, p := range peers {
+		if p.metaErr != nil {
+			continue
+		}
+		for id, owns := range p.mb.Owns {
+			if _, seen := claims[id]; owns && !seen {
+				claims[id] = p.name
+			}
+		}
+	}
 	waiting := map[string]string{}
 	for _, g := range e.opts.Groups {
 		id := e.ids[g.Name]
 		owner := owners[id]
 		want := owner == e.opts.Node && quorumOK
-		var claimant string
-		for _, p := range peers {
-			if p.metaErr == nil && p.mb.Owns[id] {
-				claimant = p.name
-				break
-			}
-		}
+		claimant := claims[id]
 		e.mu.Lock()
 		had := e.owned[g.Name]
 		e.mu.Unlock()

@@ -145,6 +145,7 @@ func (m Meta) Bids() map[GroupID]int {
 // degraded bids and its claims.
 func (m Meta) Member(name string) Member {
 	mb := Member{Name: name, Bids: m.Bids()}
+	mb.sorted = sortBids(mb.Bids)
 	for _, e := range m.Entries {
 		if e.Priority > 0 && e.Degraded {
 			if mb.Degraded == nil {

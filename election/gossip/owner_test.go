@@ -347,6 +347,9 @@ func BenchmarkAssign(b *testing.B) {
 			names[i] = fmt.Sprintf("node%d", i+1)
 		}
 		ms := equalMembers(names, groupsN(c.groups), 100)
+		for i := range ms { // as the elector's members come (Meta.Member)
+			ms[i].sorted = sortBids(ms[i].Bids)
+		}
 		b.Run(fmt.Sprintf("%dnodes-%dgroups", c.nodes, c.groups), func(b *testing.B) {
 			for b.Loop() {
 				Assign(ms)

@@ -162,14 +162,21 @@ func runScale(t testing.TB, members, groups int, idle time.Duration) scaleResult
 		nodes = append(nodes, start(t, w, o))
 	}
 	want := expectedOwners(names(nodes), gs)
-	testutil.WaitFor(t, "full membership", 2*time.Minute, func() bool {
+	full := func() bool {
 		for _, n := range nodes {
 			if st := n.e.Status().(Status); len(st.Members) != members || !st.Settled {
 				return false
 			}
 		}
 		return true
-	})
+	}
+	if _, err := testutil.Poll(t.Context(), 2*time.Minute, 10*time.Millisecond, full); err != nil {
+		for _, n := range nodes {
+			st := n.e.Status().(Status)
+			t.Logf("%s: %d members, settled %v, joined %v, pending tables %v, waiting %d", n.name, len(st.Members), st.Settled, st.Joined, st.TablesPending, len(st.Waiting))
+		}
+		t.Fatalf("no full membership: %v", err)
+	}
 	testutil.WaitForEvery(t, "owners after formation", 2*time.Minute, 5*time.Millisecond, func() bool { return holdersAre(w, want) && computedAll(nodes, want) })
 	r.form = time.Since(at)
 	load := map[string]int{}
