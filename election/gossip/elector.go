@@ -147,25 +147,23 @@ type member struct {
 	// stale: a v3 member whose current table we do not have yet; Entries
 	// are the last we had (or none).
 	stale bool
-	idx   map[GroupID]int // meta.Entries by ID
-	mb    Member          // as Assign sees it
+	mb    Member // as Assign sees it
 }
 
-// index builds idx and mb once per meta, so an election over 1,000 groups
-// does not scan or rebuild them.
-func (m *member) index() {
-	m.idx = make(map[GroupID]int, len(m.meta.Entries))
-	for i, en := range m.meta.Entries {
-		m.idx[en.ID] = i
-	}
-	m.mb = m.meta.Member(m.name)
-}
+// index builds mb once per meta, so an election over 1,000 groups does not
+// rebuild it.
+func (m *member) index() { m.mb = m.meta.Member(m.name) }
 
+// entry is m's entry for id: a table's entries are sorted by ID, a v2
+// meta's are few.
 func (m *member) entry(id GroupID) (Entry, bool) {
-	if i, ok := m.idx[id]; ok {
-		return m.meta.Entries[i], true
+	if m.meta.Table != nil {
+		if i, ok := slices.BinarySearchFunc(m.meta.Entries, id, func(e Entry, id GroupID) int { return cmpID(e.ID, id) }); ok {
+			return m.meta.Entries[i], true
+		}
+		return Entry{}, false
 	}
-	return Entry{}, false
+	return m.meta.Entry(id)
 }
 
 func (m *member) node() *memberlist.Node {
@@ -504,8 +502,9 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 	e.mu.Unlock()
 	slices.SortFunc(peers, func(a, b *member) int { return strings.Compare(a.name, b.name) })
 
-	self := Member{Name: e.opts.Node, Bids: map[GroupID]int{}, Degraded: map[GroupID]int{}, Owns: map[GroupID]bool{}}
-	inputs := map[string]election.Input{}
+	n := len(e.opts.Groups)
+	self := Member{Name: e.opts.Node, Bids: make(map[GroupID]int, n), Degraded: map[GroupID]int{}, Owns: map[GroupID]bool{}}
+	inputs := make(map[string]election.Input, n)
 	e.mu.Lock()
 	for _, g := range e.opts.Groups {
 		id := e.ids[g.Name]
@@ -522,6 +521,7 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 		}
 	}
 	e.mu.Unlock()
+	self.sorted = sortBids(self.Bids)
 	ms := []Member{self}
 	cur := map[string]bool{e.opts.Node: true}
 	pending := "" // a peer whose current group table we do not have yet

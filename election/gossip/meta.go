@@ -84,10 +84,14 @@ const MaxInlineGroups = (metaMaxSize - metaHeaderLen) / (metaEntryLen + 1)
 const MaxGroups = 4096
 
 // metaMaxChanges is how many changes a v3 meta carries at most: enough for
-// a member taking over or handing over a few dozen groups at once without
-// every peer having to fetch its whole table, and small enough to keep the
-// meta (sent in every alive message and push/pull) at ~350 bytes.
-const metaMaxChanges = 32
+// the one or two groups a member takes or releases when another fails,
+// leaves or joins, so peers need not fetch its whole table; larger bursts
+// (a start, a joiner's claims) are fetched over TCP. Small on purpose: the
+// meta travels in every alive message, and memberlist packs gossip into
+// 1,400-byte packets: with 32 changes (350 bytes) 50 members releasing and
+// claiming at once queued their metas for seconds (BenchmarkGossipScale);
+// with 8 a meta is 110 bytes.
+const metaMaxChanges = 8
 
 // Fingerprint identifies a configuration's group→VIP set.
 type Fingerprint [8]byte
@@ -145,7 +149,7 @@ func (m Meta) Bids() map[GroupID]int {
 // degraded bids and its claims.
 func (m Meta) Member(name string) Member {
 	mb := Member{Name: name, Bids: m.Bids()}
-	mb.sorted = sortBids(mb.Bids)
+	mb.sorted = sortedEntries(m.Entries)
 	for _, e := range m.Entries {
 		if e.Priority > 0 && e.Degraded {
 			if mb.Degraded == nil {
@@ -161,6 +165,30 @@ func (m Meta) Member(name string) Member {
 		}
 	}
 	return mb
+}
+
+// sortedEntries is the healthy bids of entries as Assign walks them; a
+// group table is sorted by ID already, so it is not sorted again.
+func sortedEntries(entries []Entry) *sortedBids {
+	sb := &sortedBids{ids: make([]GroupID, 0, len(entries)), prios: make([]int, 0, len(entries))}
+	ordered := true
+	for i, e := range entries {
+		if i > 0 && e.ID <= entries[i-1].ID {
+			ordered = false
+		}
+		if e.Priority > 0 && !e.Degraded {
+			sb.ids = append(sb.ids, e.ID)
+			sb.prios = append(sb.prios, e.Priority)
+		}
+	}
+	if !ordered {
+		b := make(map[GroupID]int, len(sb.ids))
+		for i, id := range sb.ids {
+			b[id] = sb.prios[i]
+		}
+		return sortBids(b)
+	}
+	return sb
 }
 
 // Entry returns the entry for id, if present.
