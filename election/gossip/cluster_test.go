@@ -23,7 +23,7 @@ import (
 // world records every node's reported ownership under one lock, so it can
 // check at the moment of each report that no two nodes hold a group.
 type world struct {
-	t  *testing.T
+	t  testing.TB
 	mu sync.Mutex
 	// holders: group -> nodes holding it. More than one is a double
 	// ownership, recorded in double; keeping every holder (not the last
@@ -45,7 +45,7 @@ type event struct {
 	election.Transition
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	return &world{t: t, holders: map[string]map[string]bool{}, dead: map[string]bool{}, bindErr: map[string]error{}, electors: map[string]*Elector{}}
 }
 
@@ -121,6 +121,14 @@ func (w *world) check() {
 	defer w.mu.Unlock()
 	for _, d := range w.double {
 		w.t.Errorf("double ownership: %s", d)
+		if os.Getenv("GOSSIP_TEST_DEBUG") != "" {
+			g := strings.Fields(d)[2]
+			for _, e := range w.history {
+				if e.Group == g {
+					w.t.Logf("  %s %s %s owner=%v %s peer=%s", g, e.At.Format("15:04:05.000"), e.node, e.Owner, e.Reason, e.Peer)
+				}
+			}
+		}
 	}
 }
 
@@ -141,7 +149,7 @@ func testGroups(n int) []GroupSpec {
 	return gs
 }
 
-func testLogger(t *testing.T, name string) *slog.Logger {
+func testLogger(t testing.TB, name string) *slog.Logger {
 	if os.Getenv("GOSSIP_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
 	}
@@ -149,7 +157,7 @@ func testLogger(t *testing.T, name string) *slog.Logger {
 }
 
 // start runs an elector on 127.0.0.1 (ephemeral port unless opts set one).
-func start(t *testing.T, w *world, opts Options) *testNode {
+func start(t testing.TB, w *world, opts Options) *testNode {
 	t.Helper()
 	if opts.BindAddr == "" {
 		opts.BindAddr = "127.0.0.1"
@@ -162,6 +170,11 @@ func start(t *testing.T, w *world, opts Options) *testNode {
 	}
 	if opts.RejoinInterval == 0 {
 		opts.RejoinInterval = 200 * time.Millisecond
+	}
+	if os.Getenv("GOSSIP_TEST_TABLE") != "" {
+		// Run the suite on the group-table path (v3 metas) whatever the
+		// number of groups.
+		opts.tableAlways = true
 	}
 	e, err := New(opts)
 	if err != nil {
@@ -186,7 +199,7 @@ func start(t *testing.T, w *world, opts Options) *testNode {
 	return n
 }
 
-func (n *testNode) stop(t *testing.T) {
+func (n *testNode) stop(t testing.TB) {
 	n.once.Do(func() {
 		n.cancel()
 		select {
@@ -197,7 +210,7 @@ func (n *testNode) stop(t *testing.T) {
 	})
 }
 
-func (n *testNode) crash(t *testing.T, w *world) time.Time {
+func (n *testNode) crash(t testing.TB, w *world) time.Time {
 	at := w.crashed(n.name)
 	n.once.Do(func() {
 		close(n.e.crash)

@@ -23,10 +23,22 @@ func (d *delegate) NodeMeta(limit int) []byte {
 	return b
 }
 
-// NotifyMsg receives "leaving" packets (the only user message).
+// NotifyMsg receives "leaving" packets and, for group tables, table requests
+// and tables.
 func (d *delegate) NotifyMsg(b []byte) {
-	name, ok := parseLeaveMsg(b)
 	e := d.e
+	if name, ok := parsePullMsg(b); ok {
+		e.mu.Lock()
+		e.pushTo[name] = true
+		e.mu.Unlock()
+		signal(e.pullCh)
+		return
+	}
+	if name, t, err := decodeTableMsg(b); err == nil {
+		e.storeTable(name, t)
+		return
+	}
+	name, ok := parseLeaveMsg(b)
 	if !ok {
 		e.mu.Lock()
 		e.badMsgs++
@@ -61,9 +73,30 @@ func parseLeaveMsg(b []byte) (string, bool) {
 
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 
-func (d *delegate) LocalState(join bool) []byte { return nil }
+// LocalState is our group table (nil while the groups fit in the meta) on a
+// join's push/pull: the joiner (and we, of it) needs every table at once.
+// The periodic push/pull leaves it out (10 bytes a group): a peer whose
+// copy is behind knows from our meta and pulls it.
+func (d *delegate) LocalState(join bool) []byte {
+	if !join {
+		return nil
+	}
+	return d.e.ownTableMsg()
+}
 
-func (d *delegate) MergeRemoteState(buf []byte, join bool) {}
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
+	if len(buf) == 0 {
+		return
+	}
+	name, t, err := decodeTableMsg(buf)
+	if err != nil {
+		d.e.mu.Lock()
+		d.e.badMsgs++
+		d.e.mu.Unlock()
+		return
+	}
+	d.e.storeTable(name, t)
+}
 
 // AckPayload is called when we answer a ping: a peer holds us as alive.
 func (d *delegate) AckPayload() []byte {
@@ -102,6 +135,7 @@ func (d *delegate) upsert(n *memberlist.Node, joined bool) {
 		e.mu.Unlock()
 		return // its last meta update, overtaken by its "leaving"
 	}
+	e.resolveLocked(m)
 	old := e.members[n.Name]
 	e.members[n.Name] = m
 	delete(e.gone, n.Name)

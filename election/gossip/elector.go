@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -75,6 +76,10 @@ type Options struct {
 	// Lookup resolves names (DNS, peers); default net.DefaultResolver.
 	Lookup func(ctx context.Context, host string) ([]string, error)
 	Log    *slog.Logger
+
+	// tableAlways carries the groups in a group table even when they fit
+	// in the node meta (tests of the table path with few groups).
+	tableAlways bool
 }
 
 // Elector implements election.Elector over memberlist.
@@ -116,6 +121,14 @@ type Elector struct {
 	rejoinBusy   atomic.Bool
 	initialJoin  atomic.Bool // the first join is still trying peers
 
+	// Group tables (table.go), for more groups than fit in node meta.
+	epoch    uint32               // our table's lifetime: random per New
+	own      ownTable             // our table, as last gossiped
+	tables   map[string]*table    // peers' tables, the newest we have
+	needPull map[string]time.Time // peers whose table we miss -> last request
+	pushTo   map[string]bool      // peers that asked for our table
+	pullCh   chan struct{}
+
 	// crash, closed by tests, makes Run stop like a killed process: no
 	// Owner=false reports, no leave.
 	crash chan struct{}
@@ -129,8 +142,34 @@ type Elector struct {
 type member struct {
 	name    string
 	addr    string // host:port
-	meta    Meta
+	meta    Meta   // for a v3 meta, Entries come from the member's table
 	metaErr error
+	// stale: a v3 member whose current table we do not have yet; Entries
+	// are the last we had (or none).
+	stale bool
+	mb    Member // as Assign sees it
+}
+
+// index builds mb once per meta, so an election over 1,000 groups does not
+// rebuild it.
+func (m *member) index() { m.mb = m.meta.Member(m.name) }
+
+// entry is m's entry for id: a table's entries are sorted by ID, a v2
+// meta's are few.
+func (m *member) entry(id GroupID) (Entry, bool) {
+	if m.meta.Table != nil {
+		if i, ok := slices.BinarySearchFunc(m.meta.Entries, id, func(e Entry, id GroupID) int { return cmpID(e.ID, id) }); ok {
+			return m.meta.Entries[i], true
+		}
+		return Entry{}, false
+	}
+	return m.meta.Entry(id)
+}
+
+func (m *member) node() *memberlist.Node {
+	host, port, _ := net.SplitHostPort(m.addr)
+	p, _ := strconv.Atoi(port)
+	return &memberlist.Node{Name: m.name, Addr: net.ParseIP(host), Port: uint16(p)}
 }
 
 // New checks opts and returns an elector; Run starts it.
@@ -160,19 +199,24 @@ func New(opts Options) (*Elector, error) {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	e := &Elector{
-		opts:    opts,
-		log:     opts.Log.With("election", "gossip"),
-		ids:     map[string]GroupID{},
-		now:     time.Now,
-		changed: make(chan struct{}, 1),
-		dirty:   make(chan struct{}, 1),
-		members: map[string]*member{},
-		gone:    map[string]string{},
-		leaving: map[string]bool{},
-		owned:   map[string]bool{},
-		waiting: map[string]string{},
-		crash:   make(chan struct{}),
-		reconf:  make(chan reconfigure),
+		opts:     opts,
+		log:      opts.Log.With("election", "gossip"),
+		ids:      map[string]GroupID{},
+		now:      time.Now,
+		changed:  make(chan struct{}, 1),
+		dirty:    make(chan struct{}, 1),
+		members:  map[string]*member{},
+		gone:     map[string]string{},
+		leaving:  map[string]bool{},
+		owned:    map[string]bool{},
+		waiting:  map[string]string{},
+		epoch:    rand.Uint32() | 1,
+		tables:   map[string]*table{},
+		needPull: map[string]time.Time{},
+		pushTo:   map[string]bool{},
+		pullCh:   make(chan struct{}, 1),
+		crash:    make(chan struct{}),
+		reconf:   make(chan reconfigure),
 	}
 	gs, err := newGroupSet(opts.Groups)
 	if err != nil {
@@ -197,7 +241,7 @@ type groupSet struct {
 // newGroupSet checks groups (count, unique names, unique wire ids).
 func newGroupSet(groups []GroupSpec) (groupSet, error) {
 	if len(groups) > MaxGroups {
-		return groupSet{}, fmt.Errorf("gossip: %d groups, at most %d fit in node meta", len(groups), MaxGroups)
+		return groupSet{}, fmt.Errorf("gossip: %d groups, at most %d are supported", len(groups), MaxGroups)
 	}
 	gs := groupSet{ids: map[string]GroupID{}, vipH: map[string]uint32{}, fp: ConfigFingerprint(groups)}
 	byID := map[GroupID]string{}
@@ -277,6 +321,7 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 	// one not out after ten (or 500 ms) is sent again (metaLoop).
 	metaTimeout := min(10*cfg.GossipInterval, 500*time.Millisecond)
 	wg.Go(func() { e.metaLoop(bg, ml, metaTimeout) })
+	wg.Go(func() { e.tableLoop(bg, ml, 2*cfg.GossipInterval, max(cfg.TCPTimeout, time.Second)) })
 	if e.opts.KeySource != nil && e.keyring != nil {
 		wg.Go(func() { e.keyLoop(bg) })
 	}
@@ -457,8 +502,9 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 	e.mu.Unlock()
 	slices.SortFunc(peers, func(a, b *member) int { return strings.Compare(a.name, b.name) })
 
-	self := Member{Name: e.opts.Node, Bids: map[GroupID]int{}, Degraded: map[GroupID]int{}, Owns: map[GroupID]bool{}}
-	inputs := map[string]election.Input{}
+	n := len(e.opts.Groups)
+	self := Member{Name: e.opts.Node, Bids: make(map[GroupID]int, n), Degraded: map[GroupID]int{}, Owns: map[GroupID]bool{}}
+	inputs := make(map[string]election.Input, n)
 	e.mu.Lock()
 	for _, g := range e.opts.Groups {
 		id := e.ids[g.Name]
@@ -475,12 +521,17 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 		}
 	}
 	e.mu.Unlock()
+	self.sorted = sortBids(self.Bids)
 	ms := []Member{self}
 	cur := map[string]bool{e.opts.Node: true}
+	pending := "" // a peer whose current group table we do not have yet
 	for _, p := range peers {
 		cur[p.name] = true
+		if p.stale && pending == "" {
+			pending = p.name
+		}
 		if p.metaErr == nil {
-			ms = append(ms, p.meta.Member(p.name))
+			ms = append(ms, p.mb)
 		}
 	}
 	quorumOK := true
@@ -510,18 +561,25 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 	}
 	lastOwner := make(map[string]string, len(e.opts.Groups))
 
+	// claims: group -> the first peer (by name) claiming it; a peer claims
+	// few groups, so this is cheaper than asking every peer for every group.
+	claims := map[GroupID]string{}
+	for _, p := range peers {
+		if p.metaErr != nil {
+			continue
+		}
+		for id, owns := range p.mb.Owns {
+			if _, seen := claims[id]; owns && !seen {
+				claims[id] = p.name
+			}
+		}
+	}
 	waiting := map[string]string{}
 	for _, g := range e.opts.Groups {
 		id := e.ids[g.Name]
 		owner := owners[id]
 		want := owner == e.opts.Node && quorumOK
-		var claimant string
-		for _, p := range peers {
-			if en, ok := p.meta.Entry(id); ok && en.Owned && p.metaErr == nil {
-				claimant = p.name
-				break
-			}
-		}
+		claimant := claims[id]
 		e.mu.Lock()
 		had := e.owned[g.Name]
 		e.mu.Unlock()
@@ -549,6 +607,13 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 			// show the release, so two nodes never hold the VIPs at once.
 			waiting[g.Name] = claimant
 			ev.waitedOn[g.Name] = claimant
+			want = false
+		}
+		if want && !had && pending != "" {
+			// Its claims are in the table we are still fetching (it changed
+			// more groups at once than its meta lists): it may hold this
+			// one. Usually one TCP round trip.
+			waiting[g.Name] = "(group table of " + pending + " pending)"
 			want = false
 		}
 		lastOwner[g.Name] = owner
@@ -689,6 +754,13 @@ func (e *Elector) localMeta() []byte {
 	for _, g := range e.opts.Groups {
 		p, degraded := bid(e.inputs.Get(g.Name))
 		m.Entries = append(m.Entries, Entry{ID: e.ids[g.Name], VIPHash: e.vipH[g.Name], Priority: p, Degraded: degraded, Owned: e.owned[g.Name]})
+	}
+	if e.tableModeLocked() {
+		// The entries become our table's next version; the meta names it
+		// and lists what changed (table.go).
+		slices.SortFunc(m.Entries, func(a, b Entry) int { return cmpID(a.ID, b.ID) })
+		m.Version, m.Table = metaTableVersion, e.own.update(e.epoch, m.Entries)
+		m.Entries = nil
 	}
 	b, err := m.Encode()
 	if err != nil { // New refuses more than MaxGroups; priorities are clamped

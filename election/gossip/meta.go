@@ -36,8 +36,31 @@ import (
 // the old members cannot name a degraded member in their reasons.
 //
 // Later versions may only append; a reader ignores what follows.
+//
+// Version 3 is for more groups than fit (MaxInlineGroups): the member's group
+// table travels outside the meta (table.go) and the meta only says which
+// table version is current and what changed lately. It is the v2 layout
+// with flag bit 0 set ("table elsewhere") and no entries (n = 0), followed by
+//
+//	epoch (uint32): the table's lifetime (a random number per process start)
+//	seq (uint32): the table's version; every change increments it
+//	base (uint32): changes lists every entry changed after version base
+//	digest (uint32): FNV-1a of the encoded table at seq, checked after applying
+//	groups (uint16): entries in the table
+//	k (uint8), k × 10: changes: group ID, VIP-set hash, priority,
+//	        flags (bit 0 owned, bit 1 degraded: the priority is a degraded
+//	        bid's; bit 2 removed: the group left the table)
+//
+// A v2 reader sees such a member as bidding for and claiming nothing, so
+// every member must run v3 before any is configured with more than
+// MaxInlineGroups groups (v2 refuses such configs; docs/gossip.md).
 const (
 	metaVersion       = 2
+	metaTableVersion  = 3
+	metaFlagTable     = 1 << 0
+	metaTableExtLen   = 4*4 + 2 + 1
+	metaChangeLen     = 10
+	entryFlagRemoved  = 1 << 2
 	metaHeaderLen     = 11
 	metaEntryLen      = 10
 	metaMaxSize       = 512 // memberlist.MetaMaxSize
@@ -48,9 +71,27 @@ const (
 	metaMaxEntries = (metaMaxSize - metaHeaderLen) / metaEntryLen
 )
 
-// MaxGroups is the most groups one node can gossip in its meta: every one of
-// them may be a degraded bid (10 + 1 bytes), so 45 (v1 allowed 50).
-const MaxGroups = (metaMaxSize - metaHeaderLen) / (metaEntryLen + 1)
+// MaxInlineGroups is the most groups one node gossips inside its meta (v2):
+// every one of them may be a degraded bid (10 + 1 bytes), so 45 (v1 allowed
+// 50). More groups are carried in a group table (v3, table.go).
+const MaxInlineGroups = (metaMaxSize - metaHeaderLen) / (metaEntryLen + 1)
+
+// MaxGroups is the most groups one node may have in gossip mode. The group
+// table (10 bytes a group) goes over TCP, on a join, on memberlist's
+// push/pull and to a member that missed changes; Assign over 50 members
+// takes ~2 ms per 1,000 groups. 50 members × 1,000 groups are measured
+// (docs/benchmark.md); 4,096 keeps a table at 40 kB.
+const MaxGroups = 4096
+
+// metaMaxChanges is how many changes a v3 meta carries at most: enough for
+// the one or two groups a member takes or releases when another fails,
+// leaves or joins, so peers need not fetch its whole table; larger bursts
+// (a start, a joiner's claims) are fetched over TCP. Small on purpose: the
+// meta travels in every alive message, and memberlist packs gossip into
+// 1,400-byte packets: with 32 changes (350 bytes) 50 members releasing and
+// claiming at once queued their metas for seconds (BenchmarkGossipScale);
+// with 8 a meta is 110 bytes.
+const metaMaxChanges = 8
 
 // Fingerprint identifies a configuration's group→VIP set.
 type Fingerprint [8]byte
@@ -73,6 +114,24 @@ type Meta struct {
 	Version     int
 	Fingerprint Fingerprint
 	Entries     []Entry
+	// Table is set for a v3 meta: the entries are in a group table carried
+	// outside the meta, and Entries is empty.
+	Table *TableRef
+}
+
+// TableRef is what a v3 meta says about its member's group table.
+type TableRef struct {
+	Epoch, Seq, Base, Digest uint32
+	Groups                   int
+	// Changes are the entries changed after version Base, with their
+	// values at Seq.
+	Changes []Change
+}
+
+// Change is one entry of a table changed lately; Removed: it left the table.
+type Change struct {
+	Entry
+	Removed bool
 }
 
 // Bids returns the healthy bids (group → priority), as Assign wants them.
@@ -90,6 +149,7 @@ func (m Meta) Bids() map[GroupID]int {
 // degraded bids and its claims.
 func (m Meta) Member(name string) Member {
 	mb := Member{Name: name, Bids: m.Bids()}
+	mb.sorted = sortedEntries(m.Entries)
 	for _, e := range m.Entries {
 		if e.Priority > 0 && e.Degraded {
 			if mb.Degraded == nil {
@@ -107,6 +167,30 @@ func (m Meta) Member(name string) Member {
 	return mb
 }
 
+// sortedEntries is the healthy bids of entries as Assign walks them; a
+// group table is sorted by ID already, so it is not sorted again.
+func sortedEntries(entries []Entry) *sortedBids {
+	sb := &sortedBids{ids: make([]GroupID, 0, len(entries)), prios: make([]int, 0, len(entries))}
+	ordered := true
+	for i, e := range entries {
+		if i > 0 && e.ID <= entries[i-1].ID {
+			ordered = false
+		}
+		if e.Priority > 0 && !e.Degraded {
+			sb.ids = append(sb.ids, e.ID)
+			sb.prios = append(sb.prios, e.Priority)
+		}
+	}
+	if !ordered {
+		b := make(map[GroupID]int, len(sb.ids))
+		for i, id := range sb.ids {
+			b[id] = sb.prios[i]
+		}
+		return sortBids(b)
+	}
+	return sb
+}
+
 // Entry returns the entry for id, if present.
 func (m Meta) Entry(id GroupID) (Entry, bool) {
 	for _, e := range m.Entries {
@@ -121,8 +205,11 @@ func (m Meta) Entry(id GroupID) (Entry, bool) {
 // exceed 512 bytes, on a priority outside 0..255, or on a degraded entry
 // without a priority (a degraded bid is still a bid).
 func (m Meta) Encode() ([]byte, error) {
+	if m.Table != nil {
+		return m.encodeTable()
+	}
 	if len(m.Entries) > metaMaxEntries {
-		return nil, fmt.Errorf("%d groups do not fit in gossip node meta (at most %d)", len(m.Entries), MaxGroups)
+		return nil, fmt.Errorf("%d groups do not fit in gossip node meta (at most %d)", len(m.Entries), MaxInlineGroups)
 	}
 	b := make([]byte, metaHeaderLen, metaHeaderLen+metaEntryLen*len(m.Entries))
 	b[0] = metaVersion
@@ -153,9 +240,114 @@ func (m Meta) Encode() ([]byte, error) {
 	b = append(b, tail...)
 	if len(b) > metaMaxSize {
 		return nil, fmt.Errorf("gossip node meta of %d groups (%d degraded) takes %d bytes, more than %d (at most %d groups)",
-			len(m.Entries), len(tail), len(b), metaMaxSize, MaxGroups)
+			len(m.Entries), len(tail), len(b), metaMaxSize, MaxInlineGroups)
 	}
 	return b, nil
+}
+
+// encodeTable encodes a v3 meta (the table is elsewhere).
+func (m Meta) encodeTable() ([]byte, error) {
+	t := m.Table
+	if len(m.Entries) > 0 {
+		return nil, errors.New("a v3 node meta carries no entries (they are in its group table)")
+	}
+	if len(t.Changes) > metaMaxChanges || t.Groups < 0 || t.Groups > 0xffff {
+		return nil, fmt.Errorf("node meta: %d changes or %d groups out of range", len(t.Changes), t.Groups)
+	}
+	b := make([]byte, metaHeaderLen, metaHeaderLen+metaTableExtLen+metaChangeLen*len(t.Changes))
+	b[0], b[1] = metaTableVersion, metaFlagTable
+	copy(b[2:10], m.Fingerprint[:])
+	for _, v := range []uint32{t.Epoch, t.Seq, t.Base, t.Digest} {
+		b = binary.BigEndian.AppendUint32(b, v)
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(t.Groups))
+	b = append(b, byte(len(t.Changes)))
+	for _, c := range t.Changes {
+		var err error
+		if b, err = appendTableEntry(b, c.Entry, c.Removed); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// appendTableEntry appends the 10-byte entry of a group table or a v3
+// change: unlike v2's entry, the priority byte holds a degraded bid's
+// priority too (flag bit 1 says which).
+func appendTableEntry(b []byte, e Entry, removed bool) ([]byte, error) {
+	if e.Priority < 0 || e.Priority > 255 {
+		return nil, fmt.Errorf("group %d: priority %d out of range", e.ID, e.Priority)
+	}
+	if e.Degraded && e.Priority == 0 {
+		return nil, fmt.Errorf("group %d: a degraded entry needs a priority", e.ID)
+	}
+	var flags byte
+	if e.Owned {
+		flags |= entryFlagOwned
+	}
+	if e.Degraded {
+		flags |= entryFlagDegraded
+	}
+	if removed {
+		flags |= entryFlagRemoved
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(e.ID))
+	b = binary.BigEndian.AppendUint32(b, e.VIPHash)
+	return append(b, byte(e.Priority), flags), nil
+}
+
+// parseTableEntry reads what appendTableEntry wrote (10 bytes at p).
+func parseTableEntry(p []byte) (Entry, bool, error) {
+	e := Entry{
+		ID:       GroupID(binary.BigEndian.Uint32(p)),
+		VIPHash:  binary.BigEndian.Uint32(p[4:]),
+		Priority: int(p[8]),
+		Owned:    p[9]&entryFlagOwned != 0,
+		Degraded: p[9]&entryFlagDegraded != 0,
+	}
+	if e.Degraded && e.Priority == 0 {
+		return Entry{}, false, fmt.Errorf("group %d has a degraded bid of priority 0", e.ID)
+	}
+	return e, p[9]&entryFlagRemoved != 0, nil
+}
+
+// decodeTableMeta parses the v3 extension after the (empty) v2 part.
+func decodeTableMeta(m Meta, b []byte) (Meta, error) {
+	if len(b) < metaTableExtLen {
+		return Meta{}, fmt.Errorf("node meta v3 has %d bytes after its header, needs %d", len(b), metaTableExtLen)
+	}
+	t := &TableRef{
+		Epoch:  binary.BigEndian.Uint32(b),
+		Seq:    binary.BigEndian.Uint32(b[4:]),
+		Base:   binary.BigEndian.Uint32(b[8:]),
+		Digest: binary.BigEndian.Uint32(b[12:]),
+		Groups: int(binary.BigEndian.Uint16(b[16:])),
+	}
+	k := int(b[18])
+	b = b[metaTableExtLen:]
+	if k > metaMaxChanges || len(b) < k*metaChangeLen {
+		return Meta{}, fmt.Errorf("node meta v3 lists %d changes in %d bytes", k, len(b))
+	}
+	if t.Base > t.Seq {
+		return Meta{}, fmt.Errorf("node meta v3: changes since version %d, but the table is at version %d", t.Base, t.Seq)
+	}
+	if m.Version == metaTableVersion && len(b) != k*metaChangeLen {
+		return Meta{}, fmt.Errorf("node meta has %d trailing bytes", len(b)-k*metaChangeLen)
+	}
+	seen := make(map[GroupID]bool, k)
+	for i := range k {
+		e, removed, err := parseTableEntry(b[i*metaChangeLen:])
+		if err != nil {
+			return Meta{}, fmt.Errorf("node meta v3: %w", err)
+		}
+		if seen[e.ID] {
+			return Meta{}, fmt.Errorf("node meta v3: group %d changed twice", e.ID)
+		}
+		seen[e.ID] = true
+		t.Changes = append(t.Changes, Change{Entry: e, Removed: removed})
+	}
+	m.Table = t
+	return m, nil
 }
 
 var errMetaShort = errors.New("node meta too short")
@@ -175,6 +367,12 @@ func DecodeMeta(b []byte) (Meta, error) {
 	}
 	copy(m.Fingerprint[:], b[2:10])
 	n := int(b[10])
+	if m.Version >= metaTableVersion && b[1]&metaFlagTable != 0 {
+		if n != 0 {
+			return Meta{}, fmt.Errorf("node meta v%d has its group table elsewhere but %d inline entries", m.Version, n)
+		}
+		return decodeTableMeta(m, b[metaHeaderLen:])
+	}
 	if n > metaMaxEntries {
 		return Meta{}, fmt.Errorf("node meta claims %d groups, at most %d fit", n, metaMaxEntries)
 	}

@@ -12,7 +12,7 @@ import (
 func TestMetaRoundTrip(t *testing.T) {
 	for _, degraded := range []bool{false, true} {
 		m := Meta{Version: metaVersion, Fingerprint: Fingerprint{1, 2, 3, 4, 5, 6, 7, 8}}
-		for i := 0; i < MaxGroups; i++ {
+		for i := 0; i < MaxInlineGroups; i++ {
 			// degraded: every bid is (the worst case for the size).
 			m.Entries = append(m.Entries, Entry{ID: GroupID(i * 7919), VIPHash: uint32(i), Priority: 1 + i%254, Owned: i%3 == 0,
 				Degraded: degraded || i%4 == 1})
@@ -23,9 +23,9 @@ func TestMetaRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		if len(b) > 512 {
-			t.Fatalf("%d groups encode to %d bytes, memberlist allows 512", MaxGroups, len(b))
+			t.Fatalf("%d groups encode to %d bytes, memberlist allows 512", MaxInlineGroups, len(b))
 		}
-		t.Logf("%d groups, degraded=%v: %d bytes", MaxGroups, degraded, len(b))
+		t.Logf("%d groups, degraded=%v: %d bytes", MaxInlineGroups, degraded, len(b))
 		got, err := DecodeMeta(b)
 		if err != nil {
 			t.Fatal(err)
@@ -142,6 +142,9 @@ func FuzzDecodeMeta(f *testing.F) {
 	deg, _ := Meta{Entries: []Entry{{ID: 1, Priority: 100, Owned: true, Degraded: true}, {ID: 2, Priority: 3}}}.Encode()
 	f.Add(deg)
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255})
+	v3, _ := Meta{Table: &TableRef{Epoch: 1, Seq: 9, Base: 7, Digest: 5, Groups: 1000,
+		Changes: []Change{{Entry: Entry{ID: 1, Priority: 100, Owned: true}}, {Entry: Entry{ID: 2}, Removed: true}, {Entry: Entry{ID: 3, Priority: 4, Degraded: true}}}}}.Encode()
+	f.Add(v3)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeMeta(b)
 		if err != nil {
@@ -154,6 +157,9 @@ func FuzzDecodeMeta(f *testing.F) {
 		}
 		m2, err := DecodeMeta(again)
 		m.Version = metaVersion
+		if m.Table != nil {
+			m.Version = metaTableVersion
+		}
 		if err != nil || !reflect.DeepEqual(m, m2) {
 			t.Fatalf("%x: decode(encode(m)) = %+v, %v; want %+v", b, m2, err, m)
 		}

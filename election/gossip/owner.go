@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"hash/fnv"
 	"slices"
-	"sort"
 )
 
 // GroupID identifies a group on the wire: a 32-bit hash of its name, so node
@@ -31,6 +30,32 @@ type Member struct {
 	// current owners as every member sees them, which makes a degraded
 	// owner's keep the same decision everywhere.
 	Owns map[GroupID]bool
+
+	// sorted caches Bids sorted by group (Meta.Member fills it): Assign
+	// then walks every member's bids in step instead of hashing 50 × 1,000
+	// times. Nil: Assign sorts Bids itself.
+	sorted *sortedBids
+}
+
+type sortedBids struct {
+	ids   []GroupID
+	prios []int
+}
+
+// sortBids returns bids (those > 0) sorted by group.
+func sortBids(bids map[GroupID]int) *sortedBids {
+	sb := &sortedBids{ids: make([]GroupID, 0, len(bids))}
+	for g, p := range bids {
+		if p > 0 {
+			sb.ids = append(sb.ids, g)
+		}
+	}
+	slices.Sort(sb.ids)
+	sb.prios = make([]int, len(sb.ids))
+	for i, g := range sb.ids {
+		sb.prios[i] = bids[g]
+	}
+	return sb
 }
 
 // LoadSlack is how many groups above the even share (ceil(groups/members))
@@ -116,82 +141,130 @@ func better(c1 bool, p1 int, w1 uint64, n1 string, c2 bool, p2 int, w2 uint64, n
 }
 
 func assign(members []Member, bounded bool) map[GroupID]string {
-	groupSet := map[GroupID]struct{}{}
+	sbs := make([]*sortedBids, len(members))
+	var groups []GroupID // the union of all bids, sorted
 	bidders := 0
-	for _, m := range members {
-		n := 0
-		for g, p := range m.Bids {
-			if p > 0 {
-				groupSet[g] = struct{}{}
-				n++
-			}
+	for i, m := range members {
+		sb := m.sorted
+		if sb == nil {
+			sb = sortBids(m.Bids)
 		}
-		if n > 0 {
-			bidders++
+		sbs[i] = sb
+		if len(sb.ids) == 0 {
+			continue
+		}
+		bidders++
+		if !slices.Equal(sb.ids, groups) { // members mostly bid for the same groups
+			groups = unionSorted(groups, sb.ids)
 		}
 	}
-	out := make(map[GroupID]string, len(groupSet))
-	if len(groupSet) == 0 {
+	out := make(map[GroupID]string, len(groups))
+	if len(groups) == 0 {
 		return out
 	}
-	groups := make([]GroupID, 0, len(groupSet))
-	for g := range groupSet {
-		groups = append(groups, g)
-	}
-	slices.Sort(groups)
 	capacity := (len(groups)+bidders-1)/bidders + LoadSlack
-	load := make(map[string]int, len(members))
+	load := make([]int, len(members))
 
-	type cand struct {
-		name string
-		w    uint64
+	// One pass per group, no sort: the owner is the first member, in the
+	// group's preference order (weight descending, then name), that is not
+	// full; the very first if all are (priority beats balance). Each
+	// member's bids are walked in step with the groups (cursor), and each
+	// member's name is hashed once (weigher): 1,000 groups × 50 members
+	// take well under a millisecond.
+	ws := make([]weigher, len(members))
+	for i, m := range members {
+		ws[i] = newWeigher(m.Name)
 	}
-	var tier []cand
+	cur := make([]int, len(members))
 	for _, g := range groups {
-		tier = tier[:0]
-		best := 0
-		for _, m := range members {
-			p := m.Bids[g]
-			switch {
-			case p <= 0 || p < best:
+		best, bestFree := -1, -1
+		var bestW, freeW uint64
+		prio := 0
+		for i, m := range members {
+			sb := sbs[i]
+			c := cur[i]
+			for c < len(sb.ids) && sb.ids[c] < g {
+				c++
+			}
+			cur[i] = c
+			if c == len(sb.ids) || sb.ids[c] != g {
 				continue
-			case p > best:
-				best = p
-				tier = tier[:0]
 			}
-			tier = append(tier, cand{m.Name, Weight(m.Name, g)})
+			p := sb.prios[c]
+			switch {
+			case p < prio:
+				continue
+			case p > prio:
+				prio = p
+				best, bestFree = -1, -1
+			}
+			w := ws[i].weight(g)
+			if best < 0 || prefer(w, m.Name, bestW, members[best].Name) {
+				best, bestW = i, w
+			}
+			if bounded && load[i] < capacity && (bestFree < 0 || prefer(w, m.Name, freeW, members[bestFree].Name)) {
+				bestFree, freeW = i, w
+			}
 		}
-		sort.Slice(tier, func(i, j int) bool {
-			if tier[i].w != tier[j].w {
-				return tier[i].w > tier[j].w
-			}
-			return tier[i].name < tier[j].name
-		})
-		owner := tier[0].name
-		if bounded {
-			for _, c := range tier {
-				if load[c.name] < capacity {
-					owner = c.name
-					break
-				}
-			}
+		owner := best
+		if bestFree >= 0 {
+			owner = bestFree
 		}
 		load[owner]++
-		out[g] = owner
+		out[g] = members[owner].Name
 	}
 	return out
 }
 
-// Weight is the rendezvous weight of member for group: FNV-1a over both,
-// finished with the splitmix64 mixer because FNV's high bits are weak for
-// short, similar inputs such as "node-1", "node-2".
-func Weight(member string, g GroupID) uint64 {
+// unionSorted merges two sorted, duplicate-free slices.
+func unionSorted(a, b []GroupID) []GroupID {
+	out := make([]GroupID, 0, max(len(a), len(b)))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || i < len(a) && a[i] < b[j]:
+			out = append(out, a[i])
+			i++
+		case i == len(a) || b[j] < a[i]:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+// prefer orders members in a group's preference order: higher weight first,
+// then the smaller name (a total order, so member order never matters).
+func prefer(w1 uint64, n1 string, w2 uint64, n2 string) bool {
+	if w1 != w2 {
+		return w1 > w2
+	}
+	return n1 < n2
+}
+
+// weigher computes Weight for one member: FNV-1a is sequential, so the
+// member name is hashed once and each group only adds its five bytes.
+type weigher uint64
+
+func newWeigher(member string) weigher {
 	h := fnv.New64a()
 	h.Write([]byte(member))
+	return weigher(h.Sum64())
+}
+
+func (s weigher) weight(g GroupID) uint64 {
+	const prime64 = 1099511628211
+	x := uint64(s)
 	var b [5]byte // a 0 separator so ("ab", g) and ("a", g') never collide by concatenation
 	binary.BigEndian.PutUint32(b[1:], uint32(g))
-	h.Write(b[:])
-	x := h.Sum64()
+	for _, c := range b {
+		x ^= uint64(c)
+		x *= prime64
+	}
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 27
@@ -199,3 +272,8 @@ func Weight(member string, g GroupID) uint64 {
 	x ^= x >> 31
 	return x
 }
+
+// Weight is the rendezvous weight of member for group: FNV-1a over both,
+// finished with the splitmix64 mixer because FNV's high bits are weak for
+// short, similar inputs such as "node-1", "node-2".
+func Weight(member string, g GroupID) uint64 { return newWeigher(member).weight(g) }

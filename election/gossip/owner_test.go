@@ -341,12 +341,15 @@ func TestAssignPropertyMovement(t *testing.T) {
 }
 
 func BenchmarkAssign(b *testing.B) {
-	for _, c := range []struct{ nodes, groups int }{{4, 20}, {10, 50}} {
+	for _, c := range []struct{ nodes, groups int }{{4, 20}, {10, 50}, {50, 1000}} {
 		names := make([]string, c.nodes)
 		for i := range names {
 			names[i] = fmt.Sprintf("node%d", i+1)
 		}
 		ms := equalMembers(names, groupsN(c.groups), 100)
+		for i := range ms { // as the elector's members come (Meta.Member)
+			ms[i].sorted = sortBids(ms[i].Bids)
+		}
 		b.Run(fmt.Sprintf("%dnodes-%dgroups", c.nodes, c.groups), func(b *testing.B) {
 			for b.Loop() {
 				Assign(ms)

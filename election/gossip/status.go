@@ -34,6 +34,9 @@ type Status struct {
 	Mismatches  []Mismatch        `json:"mismatches,omitempty"`
 	Waiting     map[string]string `json:"waitingForRelease,omitempty"`
 	Conflicts   []string          `json:"nameConflicts,omitempty"`
+	// TablesPending: members whose current group table this node has not
+	// received yet (it uses the last it has, or none); see docs/gossip.md.
+	TablesPending []string `json:"tablesPending,omitempty"`
 	// Bids: this node's bid for each configured group, as gossiped.
 	Bids []Bid `json:"bids"`
 }
@@ -85,11 +88,15 @@ func (e *Elector) Status() any {
 	}
 	for _, m := range e.members {
 		st.Members = append(st.Members, m.name)
+		if m.stale {
+			st.TablesPending = append(st.TablesPending, m.name)
+		}
 		if mm, ok := e.mismatchLocked(m); ok {
 			st.Mismatches = append(st.Mismatches, mm)
 		}
 	}
 	slices.Sort(st.Members)
+	slices.Sort(st.TablesPending)
 	slices.SortFunc(st.Mismatches, func(a, b Mismatch) int { return strings.Compare(a.Member, b.Member) })
 	return st
 }
@@ -103,7 +110,7 @@ func (e *Elector) mismatchLocked(m *member) (Mismatch, bool) {
 	}
 	mm := Mismatch{Member: m.name, Fingerprint: m.meta.Fingerprint.String()}
 	for _, g := range e.opts.Groups {
-		if en, ok := m.meta.Entry(e.ids[g.Name]); ok && en.VIPHash != e.vipH[g.Name] {
+		if en, ok := m.entry(e.ids[g.Name]); ok && en.VIPHash != e.vipH[g.Name] {
 			mm.Groups = append(mm.Groups, g.Name)
 		}
 	}

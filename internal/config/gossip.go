@@ -20,10 +20,11 @@ const (
 	DefaultGossipPort           = 7946
 	DefaultGossipProfile        = "fast"
 	DefaultGossipRejoinInterval = time.Second
-	// GossipMaxGroups is how many groups fit in a member's gossiped meta
-	// (512 bytes; 11 bytes per group when every bid is degraded):
-	// gossip.MaxGroups, which TestLimitsMatchModePackages holds it to.
-	GossipMaxGroups = 45
+	// GossipMaxGroups is how many groups a member may have in gossip mode:
+	// gossip.MaxGroups, which TestLimitsMatchModePackages holds it to. Up to
+	// 45 travel in memberlist's node meta, more in a group table
+	// (docs/gossip.md).
+	GossipMaxGroups = 4096
 )
 
 // gossipProfiles returns the failure-detection timing profiles (gossip's
@@ -97,7 +98,7 @@ func (c *Config) validateGossip(errs *Errors) {
 		g = c.Gossip
 	}
 	if n := len(c.Groups); n > GossipMaxGroups {
-		errs.add("groups", n, "mode gossip supports at most %d groups (each member gossips all of them in 512 bytes of node meta)", GossipMaxGroups)
+		errs.add("groups", n, "mode gossip supports at most %d groups", GossipMaxGroups)
 	}
 	if host, port, err := net.SplitHostPort(g.Bind); err != nil {
 		errs.add("gossip.bind", g.Bind, "must be IP:port, e.g. 0.0.0.0:7946")
