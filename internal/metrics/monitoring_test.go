@@ -26,7 +26,8 @@ func registryNames(t *testing.T) map[string]bool {
 	m.LeaseRenew("g", time.Millisecond, "api")
 	m.Probe("c", time.Millisecond)
 	m.SetSnapshot(func(s *Snapshot) {
-		s.Groups = []Group{{Name: "g", VIPs: []VIP{{Address: "198.51.100.1"}}}}
+		s.Groups = []Group{{Name: "g", VIPs: []VIP{{Address: "198.51.100.1", Verified: true, AnsweringMACs: 1}}}}
+		s.Verify = &Verify{}
 		s.Announcements = []Announcements{{Interface: "eth0", Family: "ipv4"}}
 		s.Checks = []Check{{Name: "c"}}
 		s.Hooks = []Hooks{{Group: "g"}}
