@@ -333,6 +333,10 @@ type group struct {
 	spec  GroupSpec
 	vrs   []*vr
 	owned bool
+	// The Owner=true report's reason and peer, repeated by a re-announce;
+	// reannounced: when the last one was asked for.
+	ownReason, ownPeer string
+	reannounced        time.Time
 }
 
 type connKey struct {
@@ -1093,6 +1097,9 @@ func (r *runner) handle(v *vr, out Output, now time.Time) {
 		if out.Send {
 			r.send(v, out.Priority)
 		}
+		if out.Reannounce {
+			r.reannounce(v, out.Peer, now)
+		}
 		return
 	}
 	g := v.g
@@ -1153,12 +1160,44 @@ func (r *runner) reconcile(g *group, reason, peer string) {
 		return
 	}
 	g.owned = owner
+	if owner {
+		g.ownReason, g.ownPeer = reason, peer
+	}
 	err := r.report(election.Transition{Group: g.spec.Name, Owner: owner, Reason: reason, Peer: peer, At: time.Now()})
 	if err != nil && owner {
 		// The node could not bind: it removed what it had and made the
 		// group ineligible, so applying the inputs steps every router of
 		// the group down with a priority-0 advert. Never a master without
 		// its VIPs.
+		g.owned = false
+		r.e.log.Warn("could not take the group's VIPs; stepping down", "group", g.spec.Name, "err", err)
+		r.applyInputs(r.e.now())
+	}
+}
+
+// reannounceGap: a group re-announces its VIPs for lower-priority masters
+// at most this often, so one that keeps advertising (it cannot hear us)
+// cannot make this node flood the LAN.
+const reannounceGap = time.Second
+
+// reannounce asks the node to announce an owned group's VIPs again: from,
+// a lower-priority master, held them too. The seam is the Reporter: the
+// same Owner=true report again re-binds the VIPs (a no-op) and restarts
+// their announcements; with the same reason and peer nothing else changes
+// (no transition, /status and hooks as they were).
+func (r *runner) reannounce(v *vr, from netip.Addr, now time.Time) {
+	g := v.g
+	if !g.owned || (!g.reannounced.IsZero() && now.Sub(g.reannounced) < reannounceGap) {
+		return
+	}
+	g.reannounced = now
+	r.rlog.event(now, rateKey{"reannounce", v}, slog.LevelInfo, "a lower-priority router believes it is master: announcing the VIPs again", func() []any {
+		return []any{"group", g.spec.Name, "family", v.family, "vrid", g.spec.VRID, "from", from}
+	})
+	err := r.report(election.Transition{Group: g.spec.Name, Owner: true, Reason: g.ownReason, Peer: g.ownPeer, At: time.Now()})
+	if err != nil {
+		// As in reconcile: the node removed the VIPs and made the group
+		// ineligible; step down.
 		g.owned = false
 		r.e.log.Warn("could not take the group's VIPs; stepping down", "group", g.spec.Name, "err", err)
 		r.applyInputs(r.e.now())

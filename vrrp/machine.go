@@ -71,6 +71,12 @@ type Output struct {
 	State   State
 	Reason  string
 	Peer    netip.Addr
+	// Reannounce: a master heard another router that believes it is master
+	// with a lower priority (Peer): it could not hear us (a partition that
+	// healed, a one-way link), so hosts may have learnt its MAC for the
+	// VIPs. The caller announces the VIPs again, rate-limited, as
+	// keepalived does with garp_lower_prio_repeat.
+	Reannounce bool
 }
 
 // Machine is the RFC 5798 §6 state machine of one virtual router. It is pure:
@@ -327,7 +333,11 @@ func (m *Machine) Receive(now time.Time, src netip.Addr, a Advert) Output {
 			m.becomeBackup(now)
 			m.want = Backup
 			m.master, m.masterPrio, m.following = src, a.Priority, src
-			return Output{Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: src}
+			// One last advert with our priority after stepping down
+			// (keepalived's higher_prio_send_advert): when two masters meet
+			// (a partition heals) the new master may not have heard us, and
+			// this tells it to announce the VIPs we held (Reannounce).
+			return Output{Send: true, Priority: local, Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: src}
 		}
 		// A lower-priority router (or an equal one with a lower address)
 		// believes it is master: discard its advert and assert ourselves at
@@ -335,9 +345,10 @@ func (m *Machine) Receive(now time.Time, src netip.Addr, a Advert) Output {
 		// rather than at our next advert and learning bridges see our path.
 		// At most once per Advertisement_Interval, so a stream of such
 		// adverts cannot make us send faster than twice the usual rate.
-		if out, ok := m.extra(now); ok {
-			return out
-		}
+		// It held the VIPs too, so hosts may send to it: re-announce.
+		out, _ := m.extra(now)
+		out.Reannounce, out.Peer = true, src
+		return out
 	}
 	return Output{}
 }

@@ -89,6 +89,16 @@ func TestMachine(t *testing.T) {
 	master := func(p uint8, reason string) Output {
 		return Output{Send: true, Priority: p, Changed: true, State: Master, Reason: reason, Peer: self}
 	}
+	// answer: a master hears a lower master, answers with an advert and
+	// asks for a re-announce; heard: the same with the answer rate-limited;
+	// yield: a master steps down with one last advert of its priority.
+	answer := func(p uint8, from netip.Addr) Output {
+		return Output{Send: true, Priority: p, Reannounce: true, Peer: from}
+	}
+	heard := func(from netip.Addr) Output { return Output{Reannounce: true, Peer: from} }
+	yield := func(p uint8, to netip.Addr) Output {
+		return Output{Send: true, Priority: p, Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: to}
+	}
 	p100 := Params{Interval: 100 * ms, Preempt: true, Self: self}
 	for _, c := range []struct {
 		name   string
@@ -166,16 +176,14 @@ func TestMachine(t *testing.T) {
 		{"master yields to higher priority", p100, 100, true, []step{
 			{at: 0, ev: "start", want: toBackup, state: Backup},
 			{at: 400 * ms, ev: "tick", want: master(100, ReasonMasterDown), state: Master},
-			{at: 450 * ms, ev: "recv", src: lower, adv: adv(99, 100*ms), want: send(100), state: Master},
-			{at: 460 * ms, ev: "recv", src: lower, adv: adv(101, 100*ms),
-				want: Output{Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: lower}, state: Backup},
+			{at: 450 * ms, ev: "recv", src: lower, adv: adv(99, 100*ms), want: answer(100, lower), state: Master},
+			{at: 460 * ms, ev: "recv", src: lower, adv: adv(101, 100*ms), want: yield(100, lower), state: Backup},
 		}},
 		{"equal priority: higher address wins", p100, 100, true, []step{
 			{at: 0, ev: "start", want: toBackup, state: Backup},
 			{at: 400 * ms, ev: "tick", want: master(100, ReasonMasterDown), state: Master},
-			{at: 450 * ms, ev: "recv", src: lower, adv: adv(100, 100*ms), want: send(100), state: Master},
-			{at: 460 * ms, ev: "recv", src: upper, adv: adv(100, 100*ms),
-				want: Output{Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: upper}, state: Backup},
+			{at: 450 * ms, ev: "recv", src: lower, adv: adv(100, 100*ms), want: answer(100, lower), state: Master},
+			{at: 460 * ms, ev: "recv", src: upper, adv: adv(100, 100*ms), want: yield(100, upper), state: Backup},
 		}},
 		{"master answers a priority-0 advert at once", p100, 100, true, []step{
 			{at: 0, ev: "start", want: toBackup, state: Backup},
@@ -187,13 +195,13 @@ func TestMachine(t *testing.T) {
 		{"master answers a lower-priority advert at once, at most once per interval (RFC 9568 §6.4.3)", p100, 100, true, []step{
 			{at: 0, ev: "start", want: toBackup, state: Backup},
 			{at: 400 * ms, ev: "tick", want: master(100, ReasonMasterDown), state: Master},
-			{at: 430 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), want: send(100), state: Master},
-			{at: 440 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), state: Master},                   // rate-limited
-			{at: 500 * ms, ev: "tick", state: Master},                                                     // timer restarted at 430
-			{at: 520 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), state: Master},                   // 90ms since the answer
-			{at: 530 * ms, ev: "tick", want: send(100), state: Master},                                    // the periodic advert
-			{at: 535 * ms, ev: "recv", src: lower, adv: adv(100, 100*ms), want: send(100), state: Master}, // equal priority, lower address
-			{at: 540 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), state: Master},                   // rate-limited
+			{at: 430 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), want: answer(100, upper), state: Master},
+			{at: 440 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), want: heard(upper), state: Master},        // rate-limited
+			{at: 500 * ms, ev: "tick", state: Master},                                                              // timer restarted at 430
+			{at: 520 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), want: heard(upper), state: Master},        // 90ms since the answer
+			{at: 530 * ms, ev: "tick", want: send(100), state: Master},                                             // the periodic advert
+			{at: 535 * ms, ev: "recv", src: lower, adv: adv(100, 100*ms), want: answer(100, lower), state: Master}, // equal priority, lower address
+			{at: 540 * ms, ev: "recv", src: upper, adv: adv(50, 100*ms), want: heard(upper), state: Master},        // rate-limited
 			{at: 630 * ms, ev: "tick", state: Master},
 			{at: 635 * ms, ev: "tick", want: send(100), state: Master},
 		}},
@@ -226,8 +234,7 @@ func TestMachine(t *testing.T) {
 			{at: 550 * ms, ev: "tick", want: send(30), state: Master},                        // the next periodic advert tells
 			{at: 650 * ms, ev: "tick", want: send(30), state: Master},
 			{at: 660 * ms, ev: "input", prio: 30, elig: true, state: Master}, // unchanged: nothing to tell
-			{at: 710 * ms, ev: "recv", src: lower, adv: adv(50, 100*ms),
-				want: Output{Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: lower}, state: Backup},
+			{at: 710 * ms, ev: "recv", src: lower, adv: adv(50, 100*ms), want: yield(30, lower), state: Backup},
 		}},
 		{"sync group forcing", p100, 100, true, []step{
 			{at: 0, ev: "start", want: toBackup, state: Backup},
@@ -273,6 +280,13 @@ func TestMachineDegraded(t *testing.T) {
 	master := func(p uint8, reason string) Output {
 		return Output{Send: true, Priority: p, Changed: true, State: Master, Reason: reason, Peer: self}
 	}
+	// answer and yield: as in TestMachine.
+	answer := func(p uint8, from netip.Addr) Output {
+		return Output{Send: true, Priority: p, Reannounce: true, Peer: from}
+	}
+	yield := func(p uint8, to netip.Addr) Output {
+		return Output{Send: true, Priority: p, Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: to}
+	}
 	preempt := Params{Interval: 100 * ms, Preempt: true, Self: self}
 	nopreempt := Params{Interval: 100 * ms, Preempt: false, Self: self}
 	for _, c := range []struct {
@@ -297,9 +311,8 @@ func TestMachineDegraded(t *testing.T) {
 			{at: 0, ev: "start", want: toBackup, state: Backup},
 			{at: 400 * ms, ev: "tick", want: master(200, ReasonMasterDown), state: Master},
 			{at: 450 * ms, ev: "input", prio: 200, elig: true, degr: true, want: send(1), state: Master},
-			{at: 560 * ms, ev: "recv", src: lower, adv: adv(1, 100*ms), want: send(1), state: Master}, // degraded too, lower address
-			{at: 580 * ms, ev: "recv", src: lower, adv: adv(2, 100*ms),
-				want: Output{Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: lower}, state: Backup},
+			{at: 560 * ms, ev: "recv", src: lower, adv: adv(1, 100*ms), want: answer(1, lower), state: Master}, // degraded too, lower address
+			{at: 580 * ms, ev: "recv", src: lower, adv: adv(2, 100*ms), want: yield(1, lower), state: Backup},
 		}},
 		{"healthy preempting backup takes over from a degraded master within its Skew_Time", preempt, 50, []step{
 			{at: 0, ev: "start", want: toBackup, state: Backup},
@@ -327,8 +340,7 @@ func TestMachineDegraded(t *testing.T) {
 			{at: 210 * ms, ev: "recv", src: lower, adv: adv(1, 100*ms), state: Backup}, // lower address: equal priority is accepted
 			{at: 609 * ms, ev: "tick", state: Backup},                                  // 210 + 3 × 100ms + skew at 1: 99.6ms
 			{at: 610 * ms, ev: "tick", want: master(1, ReasonMasterDown), state: Master},
-			{at: 620 * ms, ev: "recv", src: lower, adv: adv(50, 100*ms),
-				want: Output{Changed: true, State: Backup, Reason: ReasonHigherAdv, Peer: lower}, state: Backup},
+			{at: 620 * ms, ev: "recv", src: lower, adv: adv(50, 100*ms), want: yield(1, lower), state: Backup},
 		}},
 		{"degraded backup with preempt delay still never preempts", Params{Interval: 100 * ms, Preempt: true, PreemptDelay: 50 * ms, Self: self}, 200, []step{
 			{at: 0, ev: "start", want: toBackup, state: Backup},

@@ -256,3 +256,56 @@ func later(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+// Yield is a vipd giving the VIP up because it heard a better VRRP master:
+// its transition line to backup with reason higher-priority-advert.
+type Yield struct {
+	Node string
+	At   time.Time // the log line's time
+}
+
+// Yields finds node's yields in its vipd output (log/slog text lines).
+func Yields(node, output string) []Yield {
+	var out []Yield
+	for _, line := range strings.Split(output, "\n") {
+		// The reason may carry the failing check: reason="higher-priority-advert (check …)".
+		higher := strings.Contains(line, " reason=higher-priority-advert") || strings.Contains(line, ` reason="higher-priority-advert`)
+		if !higher || !strings.Contains(line, " msg=transition ") || !strings.HasSuffix(strings.TrimSpace(line), " to=backup") {
+			continue
+		}
+		ts, _, ok := strings.Cut(strings.TrimPrefix(line, "time="), " ")
+		if !ok || !strings.HasPrefix(line, "time=") {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			out = append(out, Yield{Node: node, At: t})
+		}
+	}
+	return out
+}
+
+// preemptSlack is what a VRRP preemption's overlap may last beyond one
+// advert interval: the old master's reception of the advert, its netlink
+// removal, and the watch reading both events.
+const preemptSlack = 50 * time.Millisecond
+
+// Preemption reports whether o is the moment of a VRRP preemption in the
+// RFC's order (RFC 9568 §6.4; keepalived's too): the new master (B) sends
+// its advert and binds, and the old one (A) removes the VIP when that
+// advert arrives. So: A's removal ends the overlap, A logged a yield for a
+// higher-priority advert then (within the bounds' slack, for the reading
+// lag), and the overlap lasted at most one advert interval plus
+// preemptSlack. Anything longer, or without the yield, stays a violation;
+// so do two MACs answering the client (DualAnswers), whatever the kernel.
+func Preemption(o KernelOverlap, yields []Yield, advert, slack time.Duration) bool {
+	a, b := o.A, o.B
+	if a.To.IsZero() || (!b.To.IsZero() && b.To.Seq < a.To.Seq) || o.End.Sub(o.Start) > advert+preemptSlack {
+		return false
+	}
+	for _, y := range yields {
+		if y.Node == a.Host && !y.At.Before(o.Start.Add(-slack)) && !y.At.After(o.End.Add(slack)) {
+			return true
+		}
+	}
+	return false
+}

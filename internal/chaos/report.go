@@ -161,7 +161,10 @@ type Input struct {
 	Probe           lab.Record
 	MACs            map[string]string // MAC -> node name
 	Excuses         []Excuse
-	Aborted         string
+	// Yields: the nodes' step-downs for a higher-priority VRRP advert
+	// (from their logs), for Preemption.
+	Yields  []Yield
+	Aborted string
 }
 
 // Analyze builds the report: per-fault figures over each fault's window
@@ -189,6 +192,9 @@ func Analyze(in Input) *Report {
 	for _, o := range KernelOverlaps(lab.HoldingsOf(in.Events, in.VIP), in.Excuses, in.End) {
 		w := window(o.Start)
 		twoOwners[w] += o.End.Sub(o.Start)
+		if o.Excuse == "" && in.Mode == ModeVRRP && Preemption(o, in.Yields, t.Advert, t.Slack) {
+			o.Excuse = fmt.Sprintf("VRRP preemption: %s removed it on the new master's advert, within one advert interval (%s) + %s", o.A.Host, t.Advert, preemptSlack)
+		}
 		if o.Excuse != "" {
 			r.Excused = append(r.Excused, fmt.Sprintf("kernel: %s for %s: %s", o.Overlap, o.End.Sub(o.Start).Round(time.Millisecond), o.Excuse))
 			continue

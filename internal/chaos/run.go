@@ -105,9 +105,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	for _, h := range r.lab.Hosts() {
 		macs[h.MAC.String()] = h.Name
 	}
+	var yields []Yield
+	for _, p := range r.all {
+		yields = append(yields, Yields(p.Host.Name, p.Output())...)
+	}
 	rep := Analyze(Input{Mode: o.Mode, Nodes: o.Nodes, Seed: o.Seed, Planned: len(steps), Timing: t, VIP: r.vip,
 		Start: r.start, End: end, Faults: r.faults, StartViolations: r.startViolations,
-		Events: r.watch.Events(), Probe: rec, MACs: macs, Excuses: r.excuses, Aborted: aborted})
+		Events: r.watch.Events(), Probe: rec, MACs: macs, Excuses: r.excuses, Yields: yields, Aborted: aborted})
 	// Violations found afterwards (kernel, client) get the vipd log lines
 	// around them: a finding must be reportable from the report alone.
 	for i, v := range rep.Violations {
