@@ -65,6 +65,12 @@ type Transition struct {
 // down exactly as for an ineligible input (VRRP: priority-0 advert; Lease:
 // release; gossip: withdraw the claim), so a node that could not bind never
 // claims the VIP. Owner=false transitions always return nil.
+//
+// Reporting Owner=true again for a group the node already owns is how an
+// elector asks for the VIPs to be announced anew (e.g. a VRRP master that
+// hears a lower-priority master after a partition heals): the node re-binds
+// them (harmless), restarts the announcement burst, and records no
+// transition.
 type Reporter func(Transition) error
 
 // Elector takes part in the election for the configured groups.

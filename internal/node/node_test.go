@@ -270,3 +270,34 @@ type blockingBinder struct{ release chan struct{} }
 
 func (b *blockingBinder) Bind(addr.VIP) error   { <-b.release; return nil }
 func (b *blockingBinder) Unbind(addr.VIP) error { return nil }
+
+// Reporting Owner=true again for an owned group re-announces its VIPs (how
+// an elector asks for it: election.Reporter) and changes nothing else: no
+// transition, the same Since.
+func TestRepeatedOwnerReportReannounces(t *testing.T) {
+	r := &recorder{}
+	m := NewManager(context.Background(), quiet, []Group{web}, r, r)
+	at := time.Date(2026, 11, 22, 4, 0, 0, 0, time.UTC)
+	if err := m.Report(election.Transition{Group: "web", Owner: true, Reason: "master-down-timer", At: at}); err != nil {
+		t.Fatal(err)
+	}
+	r.take()
+	if err := m.Report(election.Transition{Group: "web", Owner: true, Reason: "master-down-timer", At: at.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	var announced []netip.Addr
+	for _, c := range r.take() {
+		if c.op == "announce" {
+			announced = append(announced, c.vip)
+		}
+		if c.op == "unbind" || c.op == "silence" {
+			t.Errorf("repeat report: %v", c)
+		}
+	}
+	if !slices.Equal(announced, []netip.Addr{vipA, vipB}) {
+		t.Errorf("announced %v again, want both VIPs", announced)
+	}
+	if g := m.Groups()[0]; !g.Owner || !g.Since.Equal(at) {
+		t.Errorf("status after the repeat: owner %v since %v, want the first take's %v", g.Owner, g.Since, at)
+	}
+}
