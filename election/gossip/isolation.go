@@ -20,9 +20,10 @@ import (
 // the VIP beside the live owner (docs/chaos.md, finding 2). So a node that
 // may have been the one cut off takes no group until it has re-joined:
 //
-//   - isolated: every other member it knew failed (none left gracefully), or
-//     members failed while it bid for no group (its link down makes every
-//     group ineligible: it cannot tell "they died" from "I was cut off");
+//   - isolated: a member failed and none is left alive (the last ones did
+//     not leave gracefully), or members failed while it bid for no group
+//     (its link down makes every group ineligible: it cannot tell "they
+//     died" from "I was cut off");
 //   - it then takes nothing (releases are never held) until a re-sync: a
 //     join (push/pull) with the configured peers, the DNS name's addresses
 //     and every member it declared dead, all at once; on the first peer that
@@ -54,19 +55,19 @@ const reannounceGap = time.Second
 // checkIsolation latches ev.isolated when this node may have been the one
 // cut off. alive: peers alive now; bidding: this node bids for a group.
 func (e *Elector) checkIsolation(ev *evaluator, alive int, gone map[string]string, bidding bool) {
-	failed, newlyFailed := false, false
+	// newlyFailed: a member alive at the last election failed since. (Not
+	// any failure on record: with the last peer leaving gracefully, a
+	// member that failed long ago must not make a handover wait.)
+	newlyFailed := false
 	for name, why := range gone {
-		if !strings.HasPrefix(why, "member-failed:") {
-			continue
-		}
-		failed = true
-		if ev.prevMembers[name] {
+		if ev.prevMembers[name] && strings.HasPrefix(why, "member-failed:") {
 			newlyFailed = true
+			break
 		}
 	}
 	switch {
 	case ev.isolated:
-	case alive == 0 && failed:
+	case alive == 0 && newlyFailed:
 		ev.isolated = true
 		e.log.Warn("gossip: every other member failed: this node may be the one cut off; it takes no group until it has re-joined them")
 	case newlyFailed && !bidding:

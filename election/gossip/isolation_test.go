@@ -267,7 +267,8 @@ func TestClusterOwnerReannouncesAfterHeal(t *testing.T) {
 
 // Two members: when one crashes, the other's view is "alone" too, but its
 // re-sync finds the crashed member's port closed (connection refused): it
-// is really gone, and the survivor takes over at once. When the other is
+// is really gone, and the survivor takes over at once. One that leaves
+// gracefully does not make the survivor isolated at all. When the other is
 // cut off instead (no answer), the survivor takes over after the re-sync
 // bound (fast: 1 s).
 func TestClusterTwoMembersAlone(t *testing.T) {
@@ -282,6 +283,20 @@ func TestClusterTwoMembersAlone(t *testing.T) {
 		t.Logf("crash: %s took over after %s", nodes[1].name, took.Round(time.Millisecond))
 		if took > 2*time.Second { // detection ≤ 0.75 s; the refused join costs nothing
 			t.Errorf("takeover after a crash took %s", took)
+		}
+		w.check()
+	})
+	t.Run("leave", func(t *testing.T) {
+		w := newWorld(t)
+		groups := testGroups(4)
+		nodes := cluster(t, w, 2, groups, nil)
+		waitOwners(t, w, expectedOwners(names(nodes), groups), 10*time.Second)
+		at := time.Now()
+		nodes[0].stop(t)
+		waitOwners(t, w, expectedOwners(names(nodes[1:]), groups), 10*time.Second)
+		t.Logf("leave: %s took over after %s", nodes[1].name, time.Since(at).Round(time.Millisecond))
+		if _, isolated := viewOf(nodes[1]); isolated {
+			t.Errorf("%s isolated after its peer left gracefully", nodes[1].name)
 		}
 		w.check()
 	})
