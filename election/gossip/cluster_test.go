@@ -38,6 +38,9 @@ type world struct {
 	bindErr  map[string]error // "node/group" -> error
 	electors map[string]*Elector
 	failed   []event // Owner=true reports that failed
+	// reannounced: Owner=true reports of a node that held the group
+	// already (a re-announce of its VIPs).
+	reannounced []event
 }
 
 type event struct {
@@ -66,6 +69,12 @@ func (w *world) reporter(node string) election.Reporter {
 		if hs == nil {
 			hs = map[string]bool{}
 			w.holders[tr.Group] = hs
+		}
+		if tr.Owner && hs[node] {
+			// Held already: a re-announce. A double ownership it is part
+			// of began with a take, and was recorded there.
+			w.reannounced = append(w.reannounced, event{node, tr})
+			return nil
 		}
 		if tr.Owner {
 			for other := range hs {

@@ -138,6 +138,12 @@ func (d *delegate) upsert(n *memberlist.Node, joined bool) {
 	e.resolveLocked(m)
 	old := e.members[n.Name]
 	e.members[n.Name] = m
+	e.addrs[n.Name] = m.addr
+	if joined && strings.HasPrefix(e.gone[n.Name], "member-failed:") {
+		// Back after we declared it failed: it may have held our groups
+		// on its side of a partition (owners re-announce, isolation.go).
+		e.returned = append(e.returned, n.Name)
+	}
 	delete(e.gone, n.Name)
 	mm, bad := e.mismatchLocked(m)
 	var oldMM Mismatch

@@ -80,6 +80,9 @@ type Options struct {
 	// tableAlways carries the groups in a group table even when they fit
 	// in the node meta (tests of the table path with few groups).
 	tableAlways bool
+	// transport, if set, makes memberlist's transport (tests cut a member
+	// off the network with it).
+	transport func(*memberlist.Config) (memberlist.Transport, error)
 }
 
 // Elector implements election.Elector over memberlist.
@@ -120,6 +123,13 @@ type Elector struct {
 	keyring      *memberlist.Keyring
 	rejoinBusy   atomic.Bool
 	initialJoin  atomic.Bool // the first join is still trying peers
+	// addrs: every peer's last known address, so a node coming back from
+	// isolation can join members it declared dead (isolation.go).
+	addrs map[string]string
+	// returned: peers that came back alive after we declared them failed,
+	// since the last evaluation (their owners re-announce, isolation.go).
+	returned []string
+	isolated bool // takes held until membership is re-synced (isolation.go)
 
 	// Group tables (table.go), for more groups than fit in node meta.
 	epoch    uint32               // our table's lifetime: random per New
@@ -210,6 +220,7 @@ func New(opts Options) (*Elector, error) {
 		leaving:  map[string]bool{},
 		owned:    map[string]bool{},
 		waiting:  map[string]string{},
+		addrs:    map[string]string{},
 		epoch:    rand.Uint32() | 1,
 		tables:   map[string]*table{},
 		needPull: map[string]time.Time{},
@@ -354,6 +365,13 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 	rejoin := time.NewTicker(e.opts.RejoinInterval)
 	defer rejoin.Stop()
 
+	// A node back from isolation re-syncs before it takes a group
+	// (isolation.go); resyncBound: how long it tries before it counts as
+	// alone.
+	resyncBound := resyncBound(cfg)
+	resyncDone := make(chan bool, 1)
+	resyncing := false
+	var reannounceAt <-chan time.Time
 	var ev evaluator
 	var addedHold <-chan time.Time
 	for {
@@ -362,6 +380,16 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 			e.mu.Lock()
 			e.settled = true
 			e.mu.Unlock()
+			if ev.needResync && !resyncing {
+				resyncing = true
+				e.log.Info("gossip: back from isolation: re-joining the members before taking any group", "bound", resyncBound)
+				e.resync(bg, &wg, ml, resyncDone, resyncBound, cfg.ProbeInterval, holdoff)
+			}
+			ev.needResync = false
+			reannounceAt = nil
+			if !ev.nextReannounce.IsZero() {
+				reannounceAt = time.After(ev.nextReannounce.Sub(e.now()))
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -428,6 +456,19 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 			close(req.done)
 		case <-addedHold:
 			addedHold = nil // the hold on added groups is over: elect again
+		case synced := <-resyncDone:
+			resyncing = false
+			e.mu.Lock()
+			alive := len(e.members)
+			e.mu.Unlock()
+			ev.resynced(synced, alive)
+			if synced {
+				e.log.Info("gossip: membership re-synced after isolation", "members", ml.NumMembers())
+			} else {
+				e.log.Warn("gossip: no member reachable after isolation; electing alone", "bound", resyncBound)
+			}
+		case <-reannounceAt:
+			reannounceAt = nil // a rate-limited re-announce is due
 		}
 	}
 }
@@ -471,6 +512,13 @@ func (e *Elector) memberlistConfig() (*memberlist.Config, error) {
 	cfg.Ping = d
 	cfg.Logger = log.New(&logWriter{log: e.log.With("component", "memberlist"), decryptFailure: e.keyError}, "", 0)
 	cfg.LogOutput = nil
+	if e.opts.transport != nil {
+		t, err := e.opts.transport(cfg)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Transport = t
+	}
 	return cfg, nil
 }
 
@@ -482,6 +530,18 @@ type evaluator struct {
 	waitedOn    map[string]string
 	// holdUntil: groups added by a reload are not taken before then.
 	holdUntil map[string]time.Time
+	// Isolation (isolation.go): isolated holds takes until a re-sync;
+	// aloneOK lets the election after a re-sync that reached nobody take
+	// (once); needResync asks Run to start a re-sync.
+	isolated, aloneOK, needResync bool
+	// Re-announcements (isolation.go): the reason each owned group was
+	// taken for, the peer also claiming it, when it was last re-announced,
+	// the ones waiting for the rate limit and when the first of them is due.
+	ownReason      map[string]string
+	claimedBy      map[string]string
+	reannounced    map[string]time.Time
+	reannounceDue  map[string]bool
+	nextReannounce time.Time
 }
 
 // evaluate computes the owners from the current membership and reports
@@ -534,6 +594,8 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 			ms = append(ms, p.mb)
 		}
 	}
+	bidding := len(self.Bids) > 0 || len(self.Degraded) > 0
+	e.checkIsolation(ev, len(peers), gone, bidding)
 	quorumOK := true
 	if e.opts.Quorum && e.opts.Expect > 0 {
 		quorumOK = 1+len(peers) >= e.opts.Expect/2+1
@@ -575,6 +637,7 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 		}
 	}
 	waiting := map[string]string{}
+	taken := map[string]bool{} // announced by their take just now
 	for _, g := range e.opts.Groups {
 		id := e.ids[g.Name]
 		owner := owners[id]
@@ -589,6 +652,13 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 			// for a name it holds as dead), so they neither see our claims
 			// nor send us theirs. Take nothing until they do.
 			waiting[g.Name] = "(not yet acknowledged by peers)"
+			want = false
+		}
+		if want && !had && ev.isolated && !ev.aloneOK {
+			// Our view may be the stale one of a node that was cut off
+			// (isolation.go): re-join the members before taking anything.
+			waiting[g.Name] = "(re-joining the members after isolation)"
+			ev.needResync = true
 			want = false
 		}
 		if until, ok := ev.holdUntil[g.Name]; ok && !e.now().Before(until) {
@@ -674,6 +744,13 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 			e.mu.Lock()
 			e.owned[g.Name] = want && err == nil
 			e.mu.Unlock()
+			if want && err == nil {
+				if ev.ownReason == nil {
+					ev.ownReason = map[string]string{}
+				}
+				ev.ownReason[g.Name] = t.Reason
+				taken[g.Name] = true
+			}
 			delete(ev.waitedOn, g.Name)
 			signal(e.dirty)
 		}
@@ -683,6 +760,12 @@ func (e *Elector) evaluate(report election.Reporter, ev *evaluator) {
 		ev.prevOwner[g.Name] = owner
 	}
 	ev.prevMembers = cur
+	ev.aloneOK = false // the verdict "alone" allowed this election's takes only
+	e.mu.Lock()
+	back := e.returned
+	e.returned = nil
+	e.mu.Unlock()
+	e.reannounce(report, ev, back, claims, taken)
 	if quorumOK != !ev.lostQuorum {
 		if quorumOK {
 			e.log.Info("gossip quorum regained", "members", 1+len(peers), "expect", e.opts.Expect)

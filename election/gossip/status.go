@@ -16,8 +16,13 @@ type Status struct {
 	Settled bool `json:"settled"`
 	// Unacknowledged: peers do not probe this node (they do not hold it as
 	// alive), so it takes no group.
-	Unacknowledged bool   `json:"unacknowledged,omitempty"`
-	JoinError      string `json:"joinError,omitempty"`
+	Unacknowledged bool `json:"unacknowledged,omitempty"`
+	// Isolated: every other member failed, or members failed while this
+	// node bid for nothing (its link down?): it may be the one that was
+	// cut off, so it takes no group until it has re-joined the members
+	// (or found none reachable). Releases are not held.
+	Isolated  bool   `json:"isolated,omitempty"`
+	JoinError string `json:"joinError,omitempty"`
 	// Refused: peers answered but refused this node (see JoinError); it
 	// owns nothing until it can join.
 	Refused bool     `json:"refused,omitempty"`
@@ -69,7 +74,7 @@ func (e *Elector) Status() any {
 	defer e.mu.Unlock()
 	st := Status{
 		Profile: e.opts.Profile, Encrypted: len(e.opts.Keys) > 0, Fingerprint: e.fp.String(),
-		Joined: e.joined, Settled: e.settled, Unacknowledged: e.unacked, JoinError: e.joinErr, Refused: e.refused, Members: []string{e.opts.Node}, Expect: e.opts.Expect,
+		Joined: e.joined, Settled: e.settled, Unacknowledged: e.unacked, Isolated: e.isolated, JoinError: e.joinErr, Refused: e.refused, Members: []string{e.opts.Node}, Expect: e.opts.Expect,
 		KeyErrors: e.keyErrors, LastKeyError: e.lastKeyErr, BadMessages: e.badMsgs, Conflicts: slices.Clone(e.conflicts),
 	}
 	if e.opts.Quorum {
