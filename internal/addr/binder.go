@@ -403,6 +403,11 @@ func (b *Binder) refreshSlot() {
 		vips = append(vips, v)
 	}
 	late, lateGap := b.renewHeldLocked(vips)
+	if len(late) > 0 {
+		// Stopped during the renewal: the other VIPs are as old.
+		more, g := b.lapseStaleLocked(time.Now())
+		late, lateGap = append(late, more...), max(lateGap, g)
+	}
 	b.lastRefresh.Store(time.Now().UnixNano())
 	b.mu.Unlock()
 	b.tellLapsed(append(lapsed, late...), max(gap, lateGap))
@@ -419,6 +424,11 @@ func (b *Binder) refreshAll() {
 		vips = append(vips, h.vip)
 	}
 	late, lateGap := b.renewHeldLocked(vips)
+	if len(late) > 0 {
+		// Stopped during the renewal: the other VIPs are as old.
+		more, g := b.lapseStaleLocked(time.Now())
+		late, lateGap = append(late, more...), max(lateGap, g)
+	}
 	b.mu.Unlock()
 	b.tellLapsed(append(lapsed, late...), max(gap, lateGap))
 }
