@@ -932,13 +932,18 @@ func (c *campaign) release() {
 			return
 		}
 		// Our last renewal was applied after its request was abandoned
-		// (shutdown cancelled it): read the current version and retry.
+		// (shutdown cancelled it), or someone else holds it by now (our
+		// view is stale: we were stopped, or the watch lags): read the
+		// current version and retry if it is still ours. The read becomes
+		// the view, not only c.cur: a view still saying "ours" beside
+		// another holder's object would let acquire take that valid
+		// Lease "back" at once.
 		got, err = c.leases().Get(ctx, c.g.Lease, metav1.GetOptions{})
 		if err != nil {
 			c.log.Warn("releasing lease failed; it will expire", "err", err)
 			return
 		}
-		c.cur = got
+		c.observe(got, false)
 	}
 }
 

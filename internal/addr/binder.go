@@ -2,6 +2,13 @@
 // kernel lifetime that the owner keeps refreshing: if vipd is killed, OOM-killed
 // or hangs, the kernel removes the address by itself once the lifetime runs out
 // (the dead-man's switch), so a dead process never keeps answering for a VIP.
+//
+// The switch also fences a process that comes back: once a VIP's lifetime may
+// have run out since its last renewal (vipd was stopped, starved or hung for
+// that long), the binder never renews or restores it again, since by then
+// the election may well have moved it to another node. It removes it and
+// tells the daemon (OnLapse), which gives the group up until the election
+// has confirmed or changed its owner.
 package addr
 
 import (
@@ -47,8 +54,11 @@ type Binder struct {
 	slots []map[netip.Addr]VIP
 	next  int // the slot the next tick renews
 
+	onLapse func(vips []VIP, gap time.Duration) // set before Run; nil: nobody told
+
 	lastRefresh atomic.Int64 // unix nanos of the last completed refresh tick
 	restores    atomic.Uint64
+	lapses      atomic.Uint64
 	refreshErrs atomic.Uint64
 	renewals    atomic.Uint64
 	restored    func(VIP) // test hook: called after a deleted VIP was re-added
@@ -57,6 +67,31 @@ type Binder struct {
 type held struct {
 	vip  VIP
 	slot int
+	// renewed is when the last successful renewal (or add) of the VIP was
+	// sent, with the monotonic clock: the kernel's lifetime counts from a
+	// moment no earlier than this, so now-renewed never underestimates the
+	// age the kernel sees.
+	renewed time.Time
+}
+
+// ErrLapsed says a VIP was not renewed: its kernel lifetime may have run out
+// since its last renewal, so the kernel has removed it (or is about to) and
+// this node's ownership is stale until the election confirms it again.
+var ErrLapsed = errors.New("VIP lifetime ran out since its last refresh (vipd was stopped, starved or hung)")
+
+// lapseMargin is how much earlier than its lifetime a VIP counts as lapsed:
+// the kernel may remove an IPv4 address 20 ms early (ADDRCONF_TIMER_FUZZ_MINUS)
+// and stamps it in jiffies (up to 10 ms behind); 100 ms covers both.
+const lapseMargin = 100 * time.Millisecond
+
+// expiry is the age (since its last renewal) from which a VIP may be gone:
+// the kernel counts whole seconds of the lifetime, less lapseMargin.
+func expiry(lifetime time.Duration) time.Duration {
+	l := lifetime.Truncate(time.Second)
+	if l-lapseMargin <= 0 {
+		return max(lifetime/2, time.Millisecond) // sub-second lifetimes exist only in tests
+	}
+	return l - lapseMargin
 }
 
 // slotCount is how many parts the refresh interval is cut into: ticks of at
@@ -79,12 +114,68 @@ func NewBinder(log *slog.Logger, kernel Kernel, lifetime, refresh time.Duration)
 	return b
 }
 
+// OnLapse sets fn to be called with the VIPs the binder stopped holding
+// because their lifetime may have run out since their last renewal, and the
+// longest such gap. The VIPs are removed and no longer held when fn runs; fn
+// is called from Run's goroutines, never with the binder's lock held (it may
+// Unbind), and must be set before Run.
+func (b *Binder) OnLapse(fn func(vips []VIP, gap time.Duration)) { b.onLapse = fn }
+
+// stale reports whether h's lifetime may have run out at now.
+func (b *Binder) stale(h held, now time.Time) bool {
+	return now.Sub(h.renewed) >= expiry(b.lifetime)
+}
+
+// lapseLocked stops holding vips and removes them (a VIP that is still
+// there, because vipd came back just before the kernel's expiry, must not
+// answer for an ownership that may have moved).
+func (b *Binder) lapseLocked(vips []VIP) {
+	if len(vips) == 0 {
+		return
+	}
+	for _, v := range vips {
+		b.dropLocked(v.Addr)
+	}
+	b.lapses.Add(uint64(len(vips)))
+	for i, err := range b.deleteLocked(vips) {
+		if err != nil {
+			b.log.Error("removing a lapsed VIP", "vip", vips[i], "err", err)
+		}
+	}
+}
+
+// lapseStaleLocked lapses every held VIP whose lifetime may have run out at
+// now and returns them with the longest gap since a renewal.
+func (b *Binder) lapseStaleLocked(now time.Time) (lapsed []VIP, gap time.Duration) {
+	for _, h := range b.held {
+		if b.stale(h, now) {
+			lapsed = append(lapsed, h.vip)
+			gap = max(gap, now.Sub(h.renewed))
+		}
+	}
+	b.lapseLocked(lapsed)
+	return lapsed, gap
+}
+
+// tellLapsed reports lapsed VIPs (outside the lock).
+func (b *Binder) tellLapsed(vips []VIP, gap time.Duration) {
+	if len(vips) == 0 {
+		return
+	}
+	b.log.Warn("VIP lifetime ran out since its last refresh (vipd was stopped, starved or hung): not renewing or restoring it; the election must confirm ownership first",
+		"vips", len(vips), "first", vips[0], "sinceLastRefresh", gap.Round(time.Millisecond), "lifetime", b.lifetime)
+	if b.onLapse != nil {
+		b.onLapse(vips, gap)
+	}
+}
+
 // holdLocked records v in the least filled slot (or keeps its slot).
 func (b *Binder) holdLocked(v VIP) {
 	if h, ok := b.held[v.Addr]; ok {
 		delete(b.slots[h.slot], v.Addr)
 		b.slots[h.slot][v.Addr] = v
-		b.held[v.Addr] = held{vip: v, slot: h.slot}
+		h.vip = v
+		b.held[v.Addr] = h
 		return
 	}
 	best := 0
@@ -135,14 +226,33 @@ func (b *Binder) Bind(v VIP) error {
 
 // BindAll is Bind for every VIP in one batch (a takeover); errs[i] is
 // vips[i]'s error. Every VIP is held, even one that failed: the caller
-// unbinds what it gives up.
+// unbinds what it gives up. A VIP already held whose lifetime may have run
+// out since its last renewal is not renewed but removed, with ErrLapsed.
 func (b *Binder) BindAll(vips []VIP) (errs []error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, v := range vips {
+	now := time.Now()
+	errs = make([]error, len(vips))
+	var lapsed, todo []VIP
+	var idx []int
+	for i, v := range vips {
+		if h, ok := b.held[v.Addr]; ok && b.stale(h, now) {
+			errs[i] = fmt.Errorf("%s: %w (%s ago)", v, ErrLapsed, now.Sub(h.renewed).Round(time.Millisecond))
+			lapsed = append(lapsed, v)
+			continue
+		}
 		b.holdLocked(v)
+		todo = append(todo, v)
+		idx = append(idx, i)
 	}
-	return b.replaceLocked(vips)
+	b.lapseLocked(lapsed)
+	// A VIP that lapses while being renewed here fails with ErrLapsed;
+	// the caller (a take) gives the group up.
+	renewed, _, _ := b.renewLocked(todo)
+	for j, err := range renewed {
+		errs[idx[j]] = err
+	}
+	return errs
 }
 
 // Unbind stops holding v and removes it from its interface.
@@ -235,11 +345,14 @@ func (b *Binder) Healthy() bool {
 type Stats struct {
 	Restores      uint64 `json:"restores"`
 	RefreshErrors uint64 `json:"refreshErrors"`
+	// Lapses counts VIPs given up because their lifetime ran out since
+	// their last refresh (vipd was stopped, starved or hung).
+	Lapses uint64 `json:"lapses"`
 }
 
 // Stats returns the binder's counters.
 func (b *Binder) Stats() Stats {
-	return Stats{Restores: b.restores.Load(), RefreshErrors: b.refreshErrs.Load()}
+	return Stats{Restores: b.restores.Load(), RefreshErrors: b.refreshErrs.Load(), Lapses: b.lapses.Load()}
 }
 
 // Run renews held VIPs (each once per refresh interval, spread over it) and
@@ -277,55 +390,125 @@ func (b *Binder) Run(ctx context.Context) error {
 	}
 }
 
-// refreshSlot renews the VIPs of the next slot.
+// refreshSlot lapses every VIP that was not renewed in time and renews the
+// VIPs of the next slot.
 func (b *Binder) refreshSlot() {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	now := time.Now()
+	lapsed, gap := b.lapseStaleLocked(now)
 	slot := b.slots[b.next]
 	b.next = (b.next + 1) % len(b.slots)
 	vips := make([]VIP, 0, len(slot))
 	for _, v := range slot {
 		vips = append(vips, v)
 	}
-	b.renewLocked(vips)
+	late, lateGap := b.renewHeldLocked(vips)
+	if len(late) > 0 {
+		// Stopped during the renewal: the other VIPs are as old.
+		more, g := b.lapseStaleLocked(time.Now())
+		late, lateGap = append(late, more...), max(lateGap, g)
+	}
 	b.lastRefresh.Store(time.Now().UnixNano())
+	b.mu.Unlock()
+	b.tellLapsed(append(lapsed, late...), max(gap, lateGap))
 }
 
-// refreshAll renews every held VIP.
+// refreshAll lapses every VIP that was not renewed in time and renews every
+// other held VIP.
 func (b *Binder) refreshAll() {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	now := time.Now()
+	lapsed, gap := b.lapseStaleLocked(now)
 	vips := make([]VIP, 0, len(b.held))
 	for _, h := range b.held {
 		vips = append(vips, h.vip)
 	}
-	b.renewLocked(vips)
+	late, lateGap := b.renewHeldLocked(vips)
+	if len(late) > 0 {
+		// Stopped during the renewal: the other VIPs are as old.
+		more, g := b.lapseStaleLocked(time.Now())
+		late, lateGap = append(late, more...), max(lateGap, g)
+	}
+	b.mu.Unlock()
+	b.tellLapsed(append(lapsed, late...), max(gap, lateGap))
 }
 
-func (b *Binder) renewLocked(vips []VIP) {
-	if len(vips) == 0 {
-		return
-	}
-	for i, err := range b.replaceLocked(vips) {
-		if err != nil {
+// renewHeldLocked is the refresh loop's renewLocked: errors other than a
+// lapse are counted and logged.
+func (b *Binder) renewHeldLocked(vips []VIP) (late []VIP, gap time.Duration) {
+	errs, late, gap := b.renewLocked(vips)
+	for i, err := range errs {
+		if err != nil && !errors.Is(err, ErrLapsed) {
 			b.refreshErrs.Add(1)
 			b.log.Warn("refreshing VIP lifetime", "vip", vips[i], "err", err)
 		}
 	}
+	return late, gap
+}
+
+// renewLocked adds or renews held vips (none of them stale when the
+// caller checked) and records each success. A VIP whose lifetime may have
+// run out by the time the request returned (vipd was stopped between the
+// check and the system call) may have been re-added by it: it is lapsed at
+// once and returned in late (its error is ErrLapsed), with the longest gap.
+func (b *Binder) renewLocked(vips []VIP) (errs []error, late []VIP, gap time.Duration) {
+	if len(vips) == 0 {
+		return nil, nil, 0
+	}
+	sent := time.Now()
+	errs = b.replaceLocked(vips)
+	done := time.Now()
+	for i, v := range vips {
+		h, ok := b.held[v.Addr]
+		if !ok {
+			continue
+		}
+		if !h.renewed.IsZero() && b.stale(h, done) {
+			errs[i] = fmt.Errorf("%s: %w (%s ago, while renewing)", v, ErrLapsed, done.Sub(h.renewed).Round(time.Millisecond))
+			late = append(late, v)
+			gap = max(gap, done.Sub(h.renewed))
+			continue
+		}
+		if errs[i] == nil || h.renewed.IsZero() {
+			// A new VIP counts from its first attempt even if that
+			// failed: the caller unbinds a failed take.
+			h.renewed = sent
+			b.held[v.Addr] = h
+		}
+	}
+	b.lapseLocked(late)
+	return errs, late, gap
 }
 
 func (b *Binder) onDeleted(ifindex int, a netip.Addr) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	h, ok := b.held[a]
 	if !ok {
+		b.mu.Unlock()
 		return
 	}
 	v := h.vip
 	if idx, err := b.kernel.Index(v.Interface); err != nil || idx != ifindex {
+		b.mu.Unlock()
 		return // the same address went away elsewhere; not ours
 	}
-	if err := b.replaceLocked([]VIP{v})[0]; err != nil {
+	now := time.Now()
+	if b.stale(h, now) {
+		// Most likely the kernel's own expiry (the dead-man's switch)
+		// while vipd did not run: restoring it now could put it beside a
+		// new owner's. Its group's other VIPs are as old: all go now.
+		lapsed, gap := b.lapseStaleLocked(now)
+		b.mu.Unlock()
+		b.tellLapsed(lapsed, gap)
+		return
+	}
+	errs, late, gap := b.renewLocked([]VIP{v})
+	b.mu.Unlock()
+	if len(late) > 0 {
+		b.tellLapsed(late, gap)
+		return
+	}
+	if err := errs[0]; err != nil {
 		b.log.Error("restoring deleted VIP", "vip", v, "err", err)
 		return
 	}

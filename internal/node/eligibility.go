@@ -90,6 +90,7 @@ type eligibilityTracker struct {
 	groups        []Group
 	links         map[string]LinkState
 	holds         map[string]*bindHold
+	lapses        map[string]string // group -> hold reason, until the elector stepped down
 	checks        map[string]health.Result
 	owners        map[string]bool
 	startingUntil time.Time
@@ -107,7 +108,7 @@ type applied struct {
 
 func newEligibilityTracker(groups []Group, now func() time.Time, startupDelay, minMove time.Duration, apply func(string, election.Input, Breakdown)) *eligibilityTracker {
 	e := &eligibilityTracker{groups: groups, apply: apply, now: now, minMove: minMove, wake: make(chan struct{}, 1),
-		known: make(chan struct{}), holds: map[string]*bindHold{}, checks: map[string]health.Result{},
+		known: make(chan struct{}), holds: map[string]*bindHold{}, lapses: map[string]string{}, checks: map[string]health.Result{},
 		owners: map[string]bool{}, last: map[string]applied{}}
 	if startupDelay > 0 {
 		e.startingUntil = now().Add(startupDelay)
@@ -142,6 +143,12 @@ func (e *eligibilityTracker) evaluateLocked(force bool) {
 		hold := ""
 		if h := e.holds[g.Name]; h != nil {
 			hold = h.reason
+		}
+		if l := e.lapses[g.Name]; l != "" {
+			if hold != "" {
+				hold += ", "
+			}
+			hold += l
 		}
 		f := Facts{Links: e.links, Hold: hold, Checks: e.checks, Owner: e.owners[g.Name], StartingUntil: e.startingUntil}
 		in, b := Candidacy(g, f)
@@ -243,6 +250,7 @@ func (e *eligibilityTracker) setGroups(groups []Group) {
 		if !keep[name] {
 			delete(e.last, name)
 			delete(e.holds, name)
+			delete(e.lapses, name)
 			delete(e.owners, name)
 		}
 	}
@@ -273,6 +281,29 @@ func (e *eligibilityTracker) bindFailed(group string, err error) {
 	e.evaluateLocked(false)
 	e.mu.Unlock()
 	e.signal()
+}
+
+// lapsed holds group down after its VIPs lapsed (Manager.Lapsed) until
+// lapseEnded: no timer, since the hold must last until the elector has
+// stepped down, and an elector that saw the input only after it was
+// eligible again would keep an ownership the node gave up.
+func (e *eligibilityTracker) lapsed(group string, gap time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.lapses[group] = fmt.Sprintf("VIPs lapsed (not refreshed for %s): awaiting the election's step-down", gap.Round(time.Millisecond))
+	e.evaluateLocked(false)
+}
+
+// lapseEnded ends group's lapse hold (the elector reported on the group).
+func (e *eligibilityTracker) lapseEnded(group string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.lapses[group]; !ok {
+		return
+	}
+	delete(e.lapses, group)
+	e.evaluateLocked(false)
+	e.signal() // the end may complete a held improvement: run must time it
 }
 
 // bound forgets group's backoff after a successful take.

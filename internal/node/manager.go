@@ -63,6 +63,10 @@ type Manager struct {
 	onBindFailure func(group string, err error)
 	// onBound tells eligibility that a take succeeded (resets its backoff).
 	onBound func(group string)
+	// onLapse makes a group whose VIPs lapsed ineligible until onLapseEnd:
+	// the election's next report for the group (see Lapsed).
+	onLapse    func(group string, gap time.Duration)
+	onLapseEnd func(group string)
 	// onChange is called after every transition and eligibility change of
 	// a group, outside mu (hooks follow the group's state with it).
 	onChange func(group string)
@@ -78,8 +82,12 @@ type Manager struct {
 }
 
 type groupState struct {
-	cfg    Group
-	tmu    sync.Mutex // serialises this group's transitions
+	cfg Group
+	tmu sync.Mutex // serialises this group's transitions
+	// lapsed (under tmu): the group was given up because its VIPs lapsed,
+	// and the elector, which still believes it owns the group, has not
+	// reported since.
+	lapsed bool
 	status GroupStatus
 	epoch  uint64 // bumped on every ownership change; cancels stale reactions
 }
@@ -88,7 +96,7 @@ type groupState struct {
 // conflict reactions it starts; Wait waits for the latter.
 func NewManager(ctx context.Context, log *slog.Logger, groups []Group, b Binder, a Announcer) *Manager {
 	m := &Manager{log: log, ctx: ctx, binder: b, announcer: a, now: time.Now, conflictHold: DefaultConflictHold,
-		onBindFailure: func(string, error) {}, onBound: func(string) {}, onChange: func(string) {}, onOwner: func(string, bool) {}, groups: map[string]*groupState{}}
+		onBindFailure: func(string, error) {}, onBound: func(string) {}, onLapse: func(string, time.Duration) {}, onLapseEnd: func(string) {}, onChange: func(string) {}, onOwner: func(string, bool) {}, groups: map[string]*groupState{}}
 	for _, g := range groups {
 		m.addLocked(g)
 	}
@@ -257,11 +265,81 @@ func (m *Manager) Report(t election.Transition) error {
 	if t.Peer != "" {
 		log = log.With("peer", t.Peer)
 	}
+	if st.lapsed {
+		// The elector's first word since the lapse: an Owner=false is
+		// the step-down the lapse waited for; an Owner=true is the
+		// elector confirming an ownership it never gave up, which it
+		// must not after a lapse: refused below, like a failed bind.
+		st.lapsed = false
+		if t.Owner {
+			err := fmt.Errorf("%w: the group's VIPs lapsed (%w) and the election has not stepped down since", ErrBind, addr.ErrLapsed)
+			log.Warn("refusing a take: the election confirmed an ownership that lapsed; stepping down", "err", err)
+			m.onBindFailure(t.Group, err)
+			m.onLapseEnd(t.Group)
+			return err
+		}
+		defer m.onLapseEnd(t.Group)
+	}
 	if t.Owner {
 		return m.take(st, t, log)
 	}
 	m.release(st, t, log)
 	return nil
+}
+
+// ReasonLifetimeExpired is the reason of the transition that gives a group
+// up because its VIPs lapsed.
+const ReasonLifetimeExpired = "lifetime-expired"
+
+// Lapsed handles VIPs the binder gave up because their kernel lifetime may
+// have run out since their last refresh (addr.Binder.OnLapse): vipd was
+// stopped, starved or hung for that long, so this node's ownership may be
+// stale: another node may hold the VIPs by now. Every owned group with a
+// lapsed VIP is released (reason lifetime-expired, all its VIPs removed) and
+// made ineligible until the elector, which still believes it owns the
+// group, reports on it: its step-down (Owner=false) ends the hold, and the
+// election then decides the owner afresh; nothing is bound again before.
+func (m *Manager) Lapsed(vips []addr.VIP, gap time.Duration) {
+	gone := make(map[addr.VIP]bool, len(vips))
+	for _, v := range vips {
+		gone[v] = true
+	}
+	var names []string
+	m.mu.Lock()
+	for _, name := range m.order {
+		for _, v := range m.groups[name].cfg.VIPs {
+			if gone[v] {
+				names = append(names, name)
+				break
+			}
+		}
+	}
+	m.mu.Unlock()
+	for _, name := range names {
+		m.lapse(name, gap)
+	}
+}
+
+func (m *Manager) lapse(name string, gap time.Duration) {
+	st, ok := m.group(name)
+	if !ok {
+		return
+	}
+	defer func() {
+		m.onOwner(name, m.Owner(name))
+		m.onChange(name)
+	}()
+	st.tmu.Lock()
+	defer st.tmu.Unlock()
+	if !m.Owner(name) {
+		return // the elector stepped down already (and its release removed the VIPs)
+	}
+	st.lapsed = true
+	log := m.log.With("group", name, "reason", ReasonLifetimeExpired)
+	log.Warn("VIPs not refreshed for longer than their lifetime (vipd was stopped, starved or hung): giving the group up until the election confirms its owner",
+		"sinceLastRefresh", gap.Round(time.Millisecond))
+	m.release(st, election.Transition{Group: name, Owner: false, Reason: ReasonLifetimeExpired, At: m.now()}, log)
+	m.onLapse(name, gap)
 }
 
 // batchBinder is a Binder that binds and removes many VIPs with one

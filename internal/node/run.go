@@ -146,11 +146,16 @@ func Run(ctx context.Context, spec Spec, d Deps) error {
 	})
 	manager.onBindFailure = tracker.bindFailed
 	manager.onBound = tracker.bound
+	manager.onLapse = tracker.lapsed
+	manager.onLapseEnd = tracker.lapseEnded
 	manager.onOwner = tracker.setOwner
 	manager.onChange = notify.changed
 	tracker.start()
 	wg.Go(func() { tracker.run(watchCtx) })
 
+	// A VIP not refreshed for its lifetime is not renewed or restored:
+	// the group is given up until the election confirms its owner.
+	binder.OnLapse(manager.Lapsed)
 	sup.Go(watchCtx, "binder", binder.Run)
 	sup.Go(watchCtx, "health", func(ctx context.Context) error { return d.Health.Run(ctx, tracker.setCheck) })
 	w := &watches{sup: sup, ctx: watchCtx, links: d.Links, conflicts: d.Conflicts, tracker: tracker,

@@ -28,6 +28,9 @@ type fakeKernel struct {
 	failOn map[netip.Addr]error  // Replace fails for these
 	// replaces counts every Replace of an address (adds and refreshes).
 	replaces map[netip.Addr]int
+	// stall, when set, makes the next Replace wait for it to close (a
+	// vipd stopped in the middle of a renewal).
+	stall chan struct{}
 }
 
 func newFakeKernel(log *eventLog) *fakeKernel {
@@ -37,6 +40,13 @@ func newFakeKernel(log *eventLog) *fakeKernel {
 func (k *fakeKernel) Replace(ifname string, a netip.Addr, _ time.Duration) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if st := k.stall; st != nil {
+		k.stall = nil
+		k.log.add("kernel stalled")
+		k.mu.Unlock()
+		<-st
+		k.mu.Lock()
+	}
 	if err := k.failOn[a]; err != nil {
 		return err
 	}
