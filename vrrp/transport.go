@@ -110,7 +110,7 @@ func setRecvBuffer(fd int) error {
 }
 
 // recvBatch is how many datagrams one wake-up of the reader takes at most
-// (one blocking recvmsg, then non-blocking ones until the queue is empty).
+// (a wake-up, then reads until the queue is empty).
 const recvBatch = 64
 
 // Under a flood (more than busyPackets in busyWindow) a reader waits
@@ -152,10 +152,12 @@ func (p *pacer) after(n int) {
 }
 
 // BatchReceiver is implemented by the real Conns: RecvBatch fills ps with
-// the datagrams already read (at least one; it blocks for the first), so
-// the elector hands them over in one go.
+// the datagrams queued (at least one; it blocks for the first), so the
+// elector hands them over in one go. The payloads are appended to buf,
+// which is returned: the caller reuses ps and buf once it is done with the
+// packets, so receiving allocates nothing.
 type BatchReceiver interface {
-	RecvBatch(ps []Packet) (int, error)
+	RecvBatch(ps []Packet, buf []byte) (int, []byte, error)
 }
 
 // Filter is implemented by the real Conns: it attaches FilterProgram (the
@@ -355,7 +357,9 @@ func readySource(mu *sync.Mutex, src *netip.Addr, ifname string, fam int) error 
 func (c *conn4) Recv() (Packet, error) { return recvOne(c.rx) }
 
 // RecvBatch implements BatchReceiver.
-func (c *conn4) RecvBatch(ps []Packet) (int, error) { return c.rx.recv(ps) }
+func (c *conn4) RecvBatch(ps []Packet, buf []byte) (int, []byte, error) {
+	return c.rx.recv(ps, buf)
+}
 
 // SetFilter attaches FilterProgram for IPv4.
 func (c *conn4) SetFilter(vrids []uint8, peers []netip.Addr) error {
@@ -448,7 +452,9 @@ func (c *conn6) Send(p []byte, dst netip.Addr) error {
 func (c *conn6) Recv() (Packet, error) { return recvOne(c.rx) }
 
 // RecvBatch implements BatchReceiver.
-func (c *conn6) RecvBatch(ps []Packet) (int, error) { return c.rx.recv(ps) }
+func (c *conn6) RecvBatch(ps []Packet, buf []byte) (int, []byte, error) {
+	return c.rx.recv(ps, buf)
+}
 
 // SetFilter attaches FilterProgram for IPv6.
 func (c *conn6) SetFilter(vrids []uint8, peers []netip.Addr) error {
@@ -466,6 +472,6 @@ func (c *conn6) Close() error { return errors.Join(c.rx.close(), c.pc.Close()) }
 
 func recvOne(rx *rxSock) (Packet, error) {
 	var p [1]Packet
-	_, err := rx.recv(p[:])
+	_, _, err := rx.recv(p[:], nil)
 	return p[0], err
 }
