@@ -64,6 +64,9 @@ type Elector struct {
 	inputs *election.Inputs
 	open   OpenFunc
 	now    func() time.Time
+	// realTime: real sockets and clock (Options zero), so the runner may
+	// sleep on a timerfd rather than a runtime timer.
+	realTime bool
 
 	// reconf carries Reconfigure's requests into Run, which alone touches
 	// the routers; running is non-nil while Run runs, closed when it ends.
@@ -147,13 +150,15 @@ func New(groups []GroupSpec, log *slog.Logger, o Options) *Elector {
 		names[i] = g.Name
 	}
 	in := election.NewInputs(names)
+	// Real sockets and clock: the runner sleeps on a timerfd (waker.go).
+	realTime := o.Open == nil && o.Now == nil
 	if o.Open == nil {
 		o.Open = Open
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Elector{log: log.With("election", "vrrp"), groups: slices.Clone(groups), inputs: in, open: o.Open, now: o.Now,
+	return &Elector{log: log.With("election", "vrrp"), groups: slices.Clone(groups), inputs: in, open: o.Open, now: o.Now, realTime: realTime,
 		drops: map[DropReason]uint64{}, reconf: make(chan reconfigure)}
 }
 
@@ -451,7 +456,13 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 		}
 	}
 	r.publish()
-	timer := time.NewTimer(time.Hour)
+	var timer waker = newGoWaker()
+	if e.realTime {
+		if w, err := newTimerfdWaker(); err == nil {
+			timer.Stop()
+			timer = w
+		}
+	}
 	defer timer.Stop()
 	// flushTimer ends the windows of rate-limited log lines (rateLog).
 	flushTimer := time.NewTimer(time.Hour)
@@ -510,7 +521,7 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 			// sockets too (the IPv6 link-local address may be tentative).
 			r.checkReady(true)
 			r.applyInputs(e.now())
-		case <-timer.C:
+		case <-timer.C():
 			now := e.now()
 			for _, g := range r.groups {
 				for _, v := range g.vrs {

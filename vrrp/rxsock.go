@@ -214,15 +214,16 @@ func (r *rxSock) read(ps []Packet, buf []byte) (int, []byte, error) {
 	return n, buf, nil
 }
 
-// recvmsg is unix.Recvmsg without its allocations (a Sockaddr per datagram).
+// recvmsg is unix.Recvmsg without its allocations (a Sockaddr per datagram)
+// and as a raw system call (rawSyscall).
 func (r *rxSock) recvmsg() (n, oobn int, err error) {
 	r.iov.Base = &r.buf[0]
 	r.iov.SetLen(len(r.buf))
 	r.msg = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&r.name)), Namelen: uint32(unsafe.Sizeof(r.name)), Iov: &r.iov, Iovlen: 1, Control: &r.oob[0]}
 	r.msg.SetControllen(len(r.oob))
-	m, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(r.fd), uintptr(unsafe.Pointer(&r.msg)), unix.MSG_DONTWAIT)
-	if e != 0 {
-		return 0, 0, e
+	m, err := rawSyscall(unix.SYS_RECVMSG, uintptr(r.fd), uintptr(unsafe.Pointer(&r.msg)), unix.MSG_DONTWAIT, 0, 0, 0)
+	if err != nil {
+		return 0, 0, err
 	}
 	return int(m), int(r.msg.Controllen), nil
 }
@@ -237,7 +238,8 @@ func (r *rxSock) wait() error {
 	}
 	if !r.armed {
 		// Level-triggered: data queued since the last read signals at once.
-		if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_MOD, r.fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(r.fd)}); err != nil {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT, Fd: int32(r.fd)}
+		if _, err := rawSyscall(unix.SYS_EPOLL_CTL, uintptr(r.epfd), unix.EPOLL_CTL_MOD, uintptr(r.fd), uintptr(unsafe.Pointer(&ev)), 0, 0); err != nil {
 			r.mu.Unlock()
 			return fmt.Errorf("epoll: %w", err)
 		}
@@ -246,7 +248,7 @@ func (r *rxSock) wait() error {
 	r.mu.Unlock()
 	var werr error
 	err := r.rc.Read(func(epfd uintptr) bool {
-		n, err := unix.EpollWait(int(epfd), r.events[:], 0)
+		n, err := rawSyscall(unix.SYS_EPOLL_PWAIT, epfd, uintptr(unsafe.Pointer(&r.events[0])), uintptr(len(r.events)), 0, 0, 0)
 		switch {
 		case n > 0:
 			return true

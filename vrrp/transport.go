@@ -229,6 +229,7 @@ func SourceAddr(ifname string, family int) (netip.Addr, error) {
 type conn4 struct {
 	ifi *net.Interface
 	raw *ipv4.RawConn
+	tx  *txRaw  // the raw path of SendFrom; nil: raw.WriteTo only
 	rx  *rxSock // receiving socket, outside the poller
 	mu  sync.Mutex
 	src netip.Addr
@@ -260,7 +261,7 @@ func newConn4(pc net.PacketConn, ifi *net.Interface, src netip.Addr) (*conn4, er
 	if err != nil {
 		return nil, err
 	}
-	return &conn4{ifi: ifi, raw: raw, rx: rx, src: src}, nil
+	return &conn4{ifi: ifi, raw: raw, tx: borrowTx(pc, 4, ifi.Index), rx: rx, src: src}, nil
 }
 
 func (c *conn4) Source() netip.Addr {
@@ -315,8 +316,26 @@ func (c *conn4) Send(p []byte, dst netip.Addr) error {
 	return err
 }
 
+// borrowTx is the raw send path on pc's descriptor, nil if there is none.
+func borrowTx(pc net.PacketConn, family, ifindex int) *txRaw {
+	sc, ok := pc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return newTxRaw(rc, family, ifindex)
+}
+
 // SendFrom implements FromSender.
 func (c *conn4) SendFrom(p []byte, src, dst netip.Addr) error {
+	if c.tx != nil {
+		if err := c.tx.send4(p, src, dst); err != errTxFallback {
+			return err
+		}
+	}
 	h := &ipv4.Header{
 		Version: ipv4.Version, Len: ipv4.HeaderLen,
 		TOS:      0xc0, // precedence "internetwork control", as keepalived
@@ -373,11 +392,17 @@ func (c *conn4) SetFilter(vrids []uint8, peers []netip.Addr) error {
 // KernelDrops implements KernelDrops.
 func (c *conn4) KernelDrops() uint64 { return c.rx.drops() }
 
-func (c *conn4) Close() error { return errors.Join(c.rx.close(), c.raw.Close()) }
+func (c *conn4) Close() error {
+	if c.tx != nil {
+		c.tx.close()
+	}
+	return errors.Join(c.rx.close(), c.raw.Close())
+}
 
 type conn6 struct {
 	ifi *net.Interface
 	pc  *ipv6.PacketConn
+	tx  *txRaw  // the raw path of SendFrom; nil: pc.WriteTo only
 	rx  *rxSock // receiving socket, outside the poller
 	mu  sync.Mutex
 	src netip.Addr
@@ -412,7 +437,7 @@ func newConn6(pc net.PacketConn, ifi *net.Interface, src netip.Addr) (*conn6, er
 	if err != nil {
 		return nil, err
 	}
-	return &conn6{ifi: ifi, pc: p, rx: rx, src: src}, nil
+	return &conn6{ifi: ifi, pc: p, tx: borrowTx(pc, 6, ifi.Index), rx: rx, src: src}, nil
 }
 
 func (c *conn6) Source() netip.Addr {
@@ -423,6 +448,11 @@ func (c *conn6) Source() netip.Addr {
 
 // SendFrom implements FromSender.
 func (c *conn6) SendFrom(p []byte, src, dst netip.Addr) error {
+	if c.tx != nil {
+		if err := c.tx.send6(p, src, dst); err != errTxFallback {
+			return err
+		}
+	}
 	cm := &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifi.Index, HopLimit: TTL}
 	to := &net.IPAddr{IP: dst.AsSlice()}
 	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() {
@@ -468,7 +498,12 @@ func (c *conn6) SetFilter(vrids []uint8, peers []netip.Addr) error {
 // KernelDrops implements KernelDrops.
 func (c *conn6) KernelDrops() uint64 { return c.rx.drops() }
 
-func (c *conn6) Close() error { return errors.Join(c.rx.close(), c.pc.Close()) }
+func (c *conn6) Close() error {
+	if c.tx != nil {
+		c.tx.close()
+	}
+	return errors.Join(c.rx.close(), c.pc.Close())
+}
 
 func recvOne(rx *rxSock) (Packet, error) {
 	var p [1]Packet
