@@ -155,6 +155,7 @@ func run() error {
 	flag.IntVar(&o.checks.rise, "check-rise", 2, "check scenarios: passes in a row that pass the check")
 	flag.StringVar(&o.checks.policy, "check-policy", config.PolicyKeep, "check scenarios: vipd groups' whenNoneHealthy (release: a failing gate is ineligible; keep: degraded)")
 	scFlag := flag.String("scenarios", strings.Join(allScenarioKeys, ","), "scenarios to run: "+strings.Join(allScenarioKeys, ", "))
+	routers := flag.Int("routers", 0, "then idle with this many virtual routers on one interface (vipd-vrrp, keepalived; routers.go); 0: skip")
 	modesFlag := flag.String("modes", strings.Join(allModes, ","), "implementations to compare: "+strings.Join(allModes, ", ")+" (vipd = vipd-vrrp)")
 	flag.Parse()
 	for _, n := range strings.Split(*modesFlag, ",") {
@@ -176,6 +177,11 @@ func run() error {
 	}
 	report(o.out, res, o.idleFor)
 	reportFlood(o.out, res, o)
+	if *routers > 0 {
+		rr, err := runRouters(ctx, o.out, o, *routers)
+		reportRouters(o.out, *routers, o.advert, o.idleFor, rr)
+		return err
+	}
 	return nil
 }
 
