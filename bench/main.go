@@ -156,6 +156,7 @@ func run() error {
 	flag.StringVar(&o.checks.policy, "check-policy", config.PolicyKeep, "check scenarios: vipd groups' whenNoneHealthy (release: a failing gate is ineligible; keep: degraded)")
 	scFlag := flag.String("scenarios", strings.Join(allScenarioKeys, ","), "scenarios to run: "+strings.Join(allScenarioKeys, ", "))
 	routers := flag.Int("routers", 0, "then idle with this many virtual routers on one interface (vipd-vrrp, keepalived; routers.go); 0: skip")
+	routersIdle := flag.Duration("routers-idle", 0, "-routers: idle window (0: -idle)")
 	modesFlag := flag.String("modes", strings.Join(allModes, ","), "implementations to compare: "+strings.Join(allModes, ", ")+" (vipd = vipd-vrrp)")
 	flag.Parse()
 	for _, n := range strings.Split(*modesFlag, ",") {
@@ -178,8 +179,12 @@ func run() error {
 	report(o.out, res, o.idleFor)
 	reportFlood(o.out, res, o)
 	if *routers > 0 {
-		rr, err := runRouters(ctx, o.out, o, *routers)
-		reportRouters(o.out, *routers, o.advert, o.idleFor, rr)
+		ro := o
+		if *routersIdle > 0 {
+			ro.idleFor = *routersIdle
+		}
+		rr, err := runRouters(ctx, o.out, ro, *routers)
+		reportRouters(o.out, *routers, o.advert, ro.idleFor, rr)
 		return err
 	}
 	return nil
