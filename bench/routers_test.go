@@ -12,7 +12,9 @@ func TestFalseTakeovers(t *testing.T) {
 	m, b := netip.MustParseAddr("198.51.100.11"), netip.MustParseAddr("198.51.100.12")
 	t0 := time.Unix(1000, 0)
 	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	adv := func(ms int, src netip.Addr, prio uint8) vrrplab.Advert { return vrrplab.Advert{At: at(ms), Src: src, Priority: prio} }
+	adv := func(ms int, src netip.Addr, prio uint8) vrrplab.Advert {
+		return vrrplab.Advert{At: at(ms), Src: src, Priority: prio}
+	}
 	const iv = 10 * time.Millisecond
 	tests := []struct {
 		name string
