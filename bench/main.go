@@ -160,6 +160,8 @@ func run() error {
 	flag.StringVar(&o.svgDir, "svg", "", "write an SVG timeline per implementation and scenario (its median round) into this directory")
 	scFlag := flag.String("scenarios", strings.Join(allScenarioKeys, ","), "scenarios to run: "+strings.Join(allScenarioKeys, ", "))
 	scaleFlag := flag.String("scale", "", "run only the scale rows instead: VIP counts, e.g. 10,100,1000 (see scale.go)")
+	routers := flag.Int("routers", 0, "then idle with this many virtual routers on one interface (vipd-vrrp, keepalived; routers.go); 0: skip")
+	routersIdle := flag.Duration("routers-idle", 0, "-routers: idle window (0: -idle)")
 	modesFlag := flag.String("modes", strings.Join(allModes, ","), "implementations to compare: "+strings.Join(allModes, ", ")+" (vipd = vipd-vrrp)")
 	flag.Parse()
 	for _, n := range strings.Split(*modesFlag, ",") {
@@ -189,7 +191,18 @@ func run() error {
 	report(o.out, res, o.idleFor)
 	reportFlood(o.out, res, o)
 	if o.svgDir != "" {
-		return writePictures(o.out, o.svgDir, res)
+		if err := writePictures(o.out, o.svgDir, res); err != nil {
+			return err
+		}
+	}
+	if *routers > 0 {
+		ro := o
+		if *routersIdle > 0 {
+			ro.idleFor = *routersIdle
+		}
+		rr, err := runRouters(ctx, o.out, ro, *routers)
+		reportRouters(o.out, *routers, o.advert, ro.idleFor, rr)
+		return err
 	}
 	return nil
 }

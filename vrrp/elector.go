@@ -64,6 +64,9 @@ type Elector struct {
 	inputs *election.Inputs
 	open   OpenFunc
 	now    func() time.Time
+	// realTime: real sockets and clock (Options zero), so the runner may
+	// sleep on a timerfd rather than a runtime timer.
+	realTime bool
 
 	// reconf carries Reconfigure's requests into Run, which alone touches
 	// the routers; running is non-nil while Run runs, closed when it ends.
@@ -147,13 +150,15 @@ func New(groups []GroupSpec, log *slog.Logger, o Options) *Elector {
 		names[i] = g.Name
 	}
 	in := election.NewInputs(names)
+	// Real sockets and clock: the runner sleeps on a timerfd (waker.go).
+	realTime := o.Open == nil && o.Now == nil
 	if o.Open == nil {
 		o.Open = Open
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Elector{log: log.With("election", "vrrp"), groups: slices.Clone(groups), inputs: in, open: o.Open, now: o.Now,
+	return &Elector{log: log.With("election", "vrrp"), groups: slices.Clone(groups), inputs: in, open: o.Open, now: o.Now, realTime: realTime,
 		drops: map[DropReason]uint64{}, reconf: make(chan reconfigure)}
 }
 
@@ -299,6 +304,7 @@ type vr struct {
 	conn   Conn
 	m      *Machine
 	addrs  []netip.Addr // this family's VIPs, the advert's address list
+	sorted []netip.Addr // addrs, sorted (compared with received lists)
 	dsts   []netip.Addr // multicast group or unicast peers
 	peers  map[netip.Addr]bool
 	src    netip.Addr // configured unicast source; invalid: the Conn's
@@ -345,10 +351,21 @@ type connKey struct {
 }
 
 // received is what one socket read: one packet, or with a BatchReceiver
-// all the packets one read returned.
+// all the packets one read returned, their payloads in buf.
 type received struct {
 	key  connKey
 	pkts []Packet
+	buf  []byte
+	free chan *received // the reader's: done hands the batch back
+}
+
+// done gives the batch back to its reader for the next read; its packets
+// must not be used after.
+func (b *received) done() {
+	select {
+	case b.free <- b:
+	default:
+	}
 }
 
 type runner struct {
@@ -363,14 +380,22 @@ type runner struct {
 	notReady map[connKey]error
 	sendFail bool // a send failed since the last readiness check
 	rlog     *rateLog
+	// Scratch of receive: the address list of the advert being received,
+	// and a sorted copy of it.
+	addrs, sortBuf []netip.Addr
 	// changed: a router changed state since the last publish, at published.
 	changed   bool
 	published time.Time
+	// pub is what the routers showed at the last publish (valid once
+	// pubValid); pubNotReady: a socket was not ready then.
+	pub         []shown
+	pubValid    bool
+	pubNotReady bool
 
 	// The receivers' channels: one goroutine per socket reads into pkts;
 	// a socket's error arrives on recvErr (ignored once the socket was
 	// closed on purpose, by a reload); done stops them.
-	pkts    chan received
+	pkts    chan *received
 	recvErr chan recvError
 	done    chan struct{}
 }
@@ -390,7 +415,7 @@ const readyRecheck = 100 * time.Millisecond
 // Run implements election.Elector.
 func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 	r := &runner{ctx: ctx, e: e, report: report, conns: map[connKey]Conn{}, byVRID: map[connKey]map[uint8]*vr{}, notReady: map[connKey]error{},
-		rlog: newRateLog(e.log, logEvery), pkts: make(chan received, 64), recvErr: make(chan recvError), done: make(chan struct{})}
+		rlog: newRateLog(e.log, logEvery), pkts: make(chan *received, 64), recvErr: make(chan recvError), done: make(chan struct{})}
 	defer func() {
 		for _, c := range r.conns {
 			c.Close()
@@ -435,7 +460,13 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 		}
 	}
 	r.publish()
-	timer := time.NewTimer(time.Hour)
+	var timer waker = newGoWaker()
+	if e.realTime {
+		if w, err := newTimerfdWaker(); err == nil {
+			timer.Stop()
+			timer = w
+		}
+	}
 	defer timer.Stop()
 	// flushTimer ends the windows of rate-limited log lines (rateLog).
 	flushTimer := time.NewTimer(time.Hour)
@@ -482,6 +513,7 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 			for _, p := range rp.pkts {
 				r.receive(rp.key, p)
 			}
+			rp.done()
 			// Under a flood, publish /status at most every publishEvery
 			// unless a router changed state: publishing formats every
 			// router's status.
@@ -493,7 +525,7 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 			// sockets too (the IPv6 link-local address may be tentative).
 			r.checkReady(true)
 			r.applyInputs(e.now())
-		case <-timer.C:
+		case <-timer.C():
 			now := e.now()
 			for _, g := range r.groups {
 				for _, v := range g.vrs {
@@ -540,18 +572,29 @@ func (r *runner) openConns(specs []GroupSpec) ([]connKey, error) {
 func (r *runner) startRecv(k connKey, c Conn) {
 	go func() {
 		br, _ := c.(BatchReceiver)
+		// Batches come back once handled (batch.done), so an advert costs
+		// no allocation; one still out when the next read starts is
+		// replaced by a new one (a few under a flood).
+		free := make(chan *received, 2)
 		for {
-			var ps []Packet
+			var b *received
+			select {
+			case b = <-free:
+			default:
+				b = &received{key: k, free: free}
+				if br != nil {
+					b.pkts = make([]Packet, recvBatch)
+				}
+			}
 			var err error
 			if br != nil {
-				ps = make([]Packet, recvBatch)
 				var n int
-				n, err = br.RecvBatch(ps)
-				ps = ps[:n]
+				n, b.buf, err = br.RecvBatch(b.pkts[:recvBatch], b.buf[:0])
+				b.pkts = b.pkts[:n]
 			} else {
 				var p Packet
 				p, err = c.Recv()
-				ps = []Packet{p}
+				b.pkts = append(b.pkts[:0], p)
 			}
 			if err != nil {
 				select {
@@ -561,7 +604,7 @@ func (r *runner) startRecv(k connKey, c Conn) {
 				return
 			}
 			select {
-			case r.pkts <- received{k, ps}:
+			case r.pkts <- b:
 			case <-r.done:
 				return
 			}
@@ -590,6 +633,7 @@ func (r *runner) addGroup(spec GroupSpec) *group {
 func (v *vr) configure(spec GroupSpec) {
 	fam := v.family
 	v.addrs = spec.addrs(fam)
+	v.sorted = slices.SortedFunc(slices.Values(v.addrs), netip.Addr.Compare)
 	v.dsts, v.peers, v.src = nil, map[netip.Addr]bool{}, netip.Addr{}
 	v.minIv, v.maxIv = spec.peerIntervals()
 	v.accepted = intervalRange(v.minIv, v.maxIv)
@@ -691,7 +735,7 @@ func (r *runner) reconfigure(specs []GroupSpec) error {
 			r.handle(v, v.m.Start(now), now)
 		}
 	}
-	r.changed = true
+	r.changed, r.pubValid = true, false
 	if err != nil {
 		// The routers are in place; only a kernel filter is missing,
 		// which costs CPU under a flood, not correctness.
@@ -893,7 +937,8 @@ func (r *runner) receive(k connKey, p Packet) {
 		r.dropped(now, DropOwn, nil, func() []any { return []any{"from", p.Src} })
 		return
 	}
-	a, err := Decode(p.Payload, p.Src, p.Dst)
+	a, err := decodeInto(p.Payload, p.Src, p.Dst, r.addrs[:0])
+	r.addrs = a.Addrs[:0] // grown for the next one; a.Addrs is reused then
 	if err != nil {
 		r.dropped(now, ReasonOf(err), nil, func() []any { return []any{"interface", k.ifname, "from", p.Src, "to", p.Dst, "err", err} })
 		return
@@ -907,12 +952,14 @@ func (r *runner) receive(k connKey, p Packet) {
 		r.dropped(now, why, v, func() []any { return []any{"from", p.Src, "to", p.Dst, "ttl", p.TTL, "priority", a.Priority} })
 		return
 	}
-	if !sameSet(a.Addrs, v.addrs) {
+	if !r.sameAddrs(a.Addrs, v) {
 		// Another virtual router uses our VRID (a foreign cluster, a typo):
 		// acting on its adverts would hand our VIPs to nobody. Discarded,
 		// as keepalived does; kept in /status so an operator sees it.
 		r.noteCollision(v, p.Src, a.Addrs)
-		r.dropped(now, DropAddrs, v, func() []any { return []any{"from", p.Src, "priority", a.Priority, "theirs", a.Addrs, "ours", v.addrs} })
+		r.dropped(now, DropAddrs, v, func() []any {
+			return []any{"from", p.Src, "priority", a.Priority, "theirs", slices.Clone(a.Addrs), "ours", v.addrs}
+		})
 		return
 	}
 	if a.Interval < v.minIv || a.Interval > v.maxIv {
@@ -1252,8 +1299,65 @@ func (r *runner) shutdown() {
 	r.publish()
 }
 
+// shown is what /status shows of a router, in raw values: publish rebuilds
+// the status only when one of them changed, so an advert sent or received
+// that changes nothing (nearly all of them) costs no formatting.
+type shown struct {
+	v                *vr
+	state            State
+	prio, advertised uint8
+	degraded         bool
+	input            string
+	source, master   netip.Addr
+	masterPrio       uint8
+	masterInterval   time.Duration
+	accepted         string
+	collisions, bad  uint64
+}
+
+func (v *vr) shown() shown {
+	m, mp := v.m.Master()
+	s := shown{v: v, state: v.m.State(), prio: v.m.prio, advertised: v.m.Advertised(), degraded: v.m.Degraded(),
+		input: v.lastIn.Reason, source: v.source(), master: m, masterPrio: mp, masterInterval: v.m.MasterInterval(),
+		accepted: v.accepted}
+	if v.collision != nil {
+		s.collisions = v.collision.Count
+	}
+	if v.badInterval != nil {
+		s.bad = v.badInterval.Count
+	}
+	return s
+}
+
+// unchanged reports whether the routers show what was last published (and
+// remembers what they show now).
+func (r *runner) unchanged() bool {
+	same, n := r.pubValid, 0
+	for _, g := range r.groups {
+		for _, v := range g.vrs {
+			s := v.shown()
+			if n < len(r.pub) {
+				if r.pub[n] != s {
+					same, r.pub[n] = false, s
+				}
+			} else {
+				same, r.pub = false, append(r.pub, s)
+			}
+			n++
+		}
+	}
+	if n != len(r.pub) {
+		same, r.pub = false, r.pub[:n]
+	}
+	return same && len(r.notReady) == 0 && !r.pubNotReady
+}
+
 func (r *runner) publish() {
 	r.changed, r.published = false, r.e.now()
+	if r.unchanged() {
+		return
+	}
+	r.pubValid, r.pubNotReady = true, len(r.notReady) > 0
 	var st []VRStatus
 	for _, g := range r.groups {
 		for _, v := range g.vrs {
@@ -1290,14 +1394,16 @@ func (r *runner) publish() {
 	r.e.mu.Unlock()
 }
 
-func sameSet(a, b []netip.Addr) bool {
-	if len(a) != len(b) {
+// sameAddrs: a and v.addrs hold the same addresses, in any order. It
+// allocates nothing: a is sorted in a scratch copy, v.addrs was sorted once
+// (configure).
+func (r *runner) sameAddrs(a []netip.Addr, v *vr) bool {
+	if len(a) != len(v.sorted) {
 		return false
 	}
-	x, y := slices.Clone(a), slices.Clone(b)
-	sort.Slice(x, func(i, j int) bool { return x[i].Less(x[j]) })
-	sort.Slice(y, func(i, j int) bool { return y[i].Less(y[j]) })
-	return slices.Equal(x, y)
+	r.sortBuf = append(r.sortBuf[:0], a...)
+	slices.SortFunc(r.sortBuf, netip.Addr.Compare)
+	return slices.Equal(r.sortBuf, v.sorted)
 }
 
 // Counters returns the packet counters of Status without the routers'

@@ -148,6 +148,12 @@ func Encode(a Advert, src, dst netip.Addr) ([]byte, error) {
 // header's addresses): version, type, length, count, interval, checksum and
 // the address family. It never panics on any input; errors are *DecodeError.
 func Decode(b []byte, src, dst netip.Addr) (Advert, error) {
+	return decodeInto(b, src, dst, nil)
+}
+
+// decodeInto is Decode with the address list in addrs' storage when it is
+// large enough (the elector's scratch: no allocation per advert).
+func decodeInto(b []byte, src, dst netip.Addr, addrs []netip.Addr) (Advert, error) {
 	if len(b) < headerLen {
 		return Advert{}, dropf(DropShort, "%d bytes, header is %d", len(b), headerLen)
 	}
@@ -184,7 +190,10 @@ func Decode(b []byte, src, dst netip.Addr) (Advert, error) {
 	if c := checksum(b, src, dst); c != 0 {
 		return Advert{}, dropf(DropChecksum, "checksum 0x%04x does not verify (residue 0x%04x)", binary.BigEndian.Uint16(b[6:]), c)
 	}
-	a := Advert{VRID: b[1], Priority: b[2], Interval: time.Duration(cs) * centisecond, Addrs: make([]netip.Addr, n)}
+	if cap(addrs) < n {
+		addrs = make([]netip.Addr, n)
+	}
+	a := Advert{VRID: b[1], Priority: b[2], Interval: time.Duration(cs) * centisecond, Addrs: addrs[:n]}
 	for i := range n {
 		p := b[headerLen+i*alen : headerLen+(i+1)*alen]
 		ip, _ := netip.AddrFromSlice(p)

@@ -110,7 +110,7 @@ func setRecvBuffer(fd int) error {
 }
 
 // recvBatch is how many datagrams one wake-up of the reader takes at most
-// (one blocking recvmsg, then non-blocking ones until the queue is empty).
+// (a wake-up, then reads until the queue is empty).
 const recvBatch = 64
 
 // Under a flood (more than busyPackets in busyWindow) a reader waits
@@ -152,10 +152,12 @@ func (p *pacer) after(n int) {
 }
 
 // BatchReceiver is implemented by the real Conns: RecvBatch fills ps with
-// the datagrams already read (at least one; it blocks for the first), so
-// the elector hands them over in one go.
+// the datagrams queued (at least one; it blocks for the first), so the
+// elector hands them over in one go. The payloads are appended to buf,
+// which is returned: the caller reuses ps and buf once it is done with the
+// packets, so receiving allocates nothing.
 type BatchReceiver interface {
-	RecvBatch(ps []Packet) (int, error)
+	RecvBatch(ps []Packet, buf []byte) (int, []byte, error)
 }
 
 // Filter is implemented by the real Conns: it attaches FilterProgram (the
@@ -227,6 +229,7 @@ func SourceAddr(ifname string, family int) (netip.Addr, error) {
 type conn4 struct {
 	ifi *net.Interface
 	raw *ipv4.RawConn
+	tx  *txRaw  // the raw path of SendFrom; nil: raw.WriteTo only
 	rx  *rxSock // receiving socket, outside the poller
 	mu  sync.Mutex
 	src netip.Addr
@@ -258,7 +261,7 @@ func newConn4(pc net.PacketConn, ifi *net.Interface, src netip.Addr) (*conn4, er
 	if err != nil {
 		return nil, err
 	}
-	return &conn4{ifi: ifi, raw: raw, rx: rx, src: src}, nil
+	return &conn4{ifi: ifi, raw: raw, tx: borrowTx(pc, 4, ifi.Index), rx: rx, src: src}, nil
 }
 
 func (c *conn4) Source() netip.Addr {
@@ -313,8 +316,26 @@ func (c *conn4) Send(p []byte, dst netip.Addr) error {
 	return err
 }
 
+// borrowTx is the raw send path on pc's descriptor, nil if there is none.
+func borrowTx(pc net.PacketConn, family, ifindex int) *txRaw {
+	sc, ok := pc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return newTxRaw(rc, family, ifindex)
+}
+
 // SendFrom implements FromSender.
 func (c *conn4) SendFrom(p []byte, src, dst netip.Addr) error {
+	if c.tx != nil {
+		if err := c.tx.send4(p, src, dst); err != errTxFallback {
+			return err
+		}
+	}
 	h := &ipv4.Header{
 		Version: ipv4.Version, Len: ipv4.HeaderLen,
 		TOS:      0xc0, // precedence "internetwork control", as keepalived
@@ -355,7 +376,9 @@ func readySource(mu *sync.Mutex, src *netip.Addr, ifname string, fam int) error 
 func (c *conn4) Recv() (Packet, error) { return recvOne(c.rx) }
 
 // RecvBatch implements BatchReceiver.
-func (c *conn4) RecvBatch(ps []Packet) (int, error) { return c.rx.recv(ps) }
+func (c *conn4) RecvBatch(ps []Packet, buf []byte) (int, []byte, error) {
+	return c.rx.recv(ps, buf)
+}
 
 // SetFilter attaches FilterProgram for IPv4.
 func (c *conn4) SetFilter(vrids []uint8, peers []netip.Addr) error {
@@ -369,11 +392,17 @@ func (c *conn4) SetFilter(vrids []uint8, peers []netip.Addr) error {
 // KernelDrops implements KernelDrops.
 func (c *conn4) KernelDrops() uint64 { return c.rx.drops() }
 
-func (c *conn4) Close() error { return errors.Join(c.rx.close(), c.raw.Close()) }
+func (c *conn4) Close() error {
+	if c.tx != nil {
+		c.tx.close()
+	}
+	return errors.Join(c.rx.close(), c.raw.Close())
+}
 
 type conn6 struct {
 	ifi *net.Interface
 	pc  *ipv6.PacketConn
+	tx  *txRaw  // the raw path of SendFrom; nil: pc.WriteTo only
 	rx  *rxSock // receiving socket, outside the poller
 	mu  sync.Mutex
 	src netip.Addr
@@ -408,7 +437,7 @@ func newConn6(pc net.PacketConn, ifi *net.Interface, src netip.Addr) (*conn6, er
 	if err != nil {
 		return nil, err
 	}
-	return &conn6{ifi: ifi, pc: p, rx: rx, src: src}, nil
+	return &conn6{ifi: ifi, pc: p, tx: borrowTx(pc, 6, ifi.Index), rx: rx, src: src}, nil
 }
 
 func (c *conn6) Source() netip.Addr {
@@ -419,6 +448,11 @@ func (c *conn6) Source() netip.Addr {
 
 // SendFrom implements FromSender.
 func (c *conn6) SendFrom(p []byte, src, dst netip.Addr) error {
+	if c.tx != nil {
+		if err := c.tx.send6(p, src, dst); err != errTxFallback {
+			return err
+		}
+	}
 	cm := &ipv6.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifi.Index, HopLimit: TTL}
 	to := &net.IPAddr{IP: dst.AsSlice()}
 	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() {
@@ -448,7 +482,9 @@ func (c *conn6) Send(p []byte, dst netip.Addr) error {
 func (c *conn6) Recv() (Packet, error) { return recvOne(c.rx) }
 
 // RecvBatch implements BatchReceiver.
-func (c *conn6) RecvBatch(ps []Packet) (int, error) { return c.rx.recv(ps) }
+func (c *conn6) RecvBatch(ps []Packet, buf []byte) (int, []byte, error) {
+	return c.rx.recv(ps, buf)
+}
 
 // SetFilter attaches FilterProgram for IPv6.
 func (c *conn6) SetFilter(vrids []uint8, peers []netip.Addr) error {
@@ -462,10 +498,15 @@ func (c *conn6) SetFilter(vrids []uint8, peers []netip.Addr) error {
 // KernelDrops implements KernelDrops.
 func (c *conn6) KernelDrops() uint64 { return c.rx.drops() }
 
-func (c *conn6) Close() error { return errors.Join(c.rx.close(), c.pc.Close()) }
+func (c *conn6) Close() error {
+	if c.tx != nil {
+		c.tx.close()
+	}
+	return errors.Join(c.rx.close(), c.pc.Close())
+}
 
 func recvOne(rx *rxSock) (Packet, error) {
 	var p [1]Packet
-	_, err := rx.recv(p[:])
+	_, _, err := rx.recv(p[:], nil)
 	return p[0], err
 }

@@ -66,6 +66,7 @@ func runCmd(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	log := slog.New(handler).With("node", cfg.Node)
+	tuneRuntime(ctx, cfg, log)
 	// client-go (Lease mode, endpoints checks) logs through klog: one log
 	// stream, one format.
 	klog.SetSlogLogger(log.With("component", "client-go"))
