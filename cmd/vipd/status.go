@@ -89,6 +89,14 @@ func printStatus(w io.Writer, st node.Status, now time.Time) {
 			if v.Error != "" {
 				s += " (error: " + v.Error + ")"
 			}
+			// Owner verification (docs/verify.md): only what needs a look.
+			if vf := v.Verify; vf != nil && vf.Result != "" && vf.Result != node.VerifyOK && vf.Result != node.VerifyUnowned {
+				s += " (verify: " + vf.Result
+				if len(vf.MACs) > 0 {
+					s += " " + strings.Join(vf.MACs, "+")
+				}
+				s += ")"
+			}
 			vips = append(vips, s)
 		}
 		reason := g.Reason

@@ -76,3 +76,22 @@ func TestPrintStatusCandidacyAndChecks(t *testing.T) {
 		}
 	}
 }
+
+// A VIP whose verification found something shows the result and the MACs;
+// a verified-ok VIP shows nothing extra.
+func TestPrintStatusVerify(t *testing.T) {
+	st := node.Status{Node: "n1", Mode: "vrrp", Version: "dev", Healthy: true, Groups: []node.GroupStatus{{Name: "web", Owner: true,
+		VIPs: []node.VIPStatus{
+			{Address: "198.51.100.10", Interface: "eth0", Bound: true, Verify: &node.VerifyStatus{Result: node.VerifyOK, MACs: []string{"self"}}},
+			{Address: "198.51.100.11", Interface: "eth0", Bound: true, Verify: &node.VerifyStatus{Result: "split", MACs: []string{"self", "02:00:00:00:00:02"}}},
+		}}}}
+	var b strings.Builder
+	printStatus(&b, st, time.Now())
+	out := b.String()
+	if !strings.Contains(out, "198.51.100.11 on eth0 (bound) (verify: split self+02:00:00:00:00:02)") {
+		t.Errorf("split not shown:\n%s", out)
+	}
+	if strings.Contains(out, "198.51.100.10 on eth0 (bound) (verify") {
+		t.Errorf("an ok verification shown:\n%s", out)
+	}
+}
