@@ -78,15 +78,7 @@ func (m *leaseMode) Setup(ctx context.Context, l *lab.Lab) error {
 		return err
 	}
 	start := time.Now()
-	// The benchmark reaches the API server from the client namespace.
-	dial := l.Client.HTTPClient().Transport.(*http.Transport).DialContext
-	cp, err := kubetest.Start(ctx, kubetest.Options{
-		Address: api.IPv4.Addr().String(),
-		Start: func(name string, args ...string) (kubetest.Process, error) {
-			return l.Start(api, name, args...)
-		},
-		Dial: dial,
-	})
+	cp, err := kubetest.Start(ctx, kubetest.InLab(l, api))
 	if err != nil {
 		return err
 	}

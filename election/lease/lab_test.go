@@ -11,7 +11,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"syscall"
@@ -46,24 +45,8 @@ func newLabCluster(t *testing.T) *labCluster {
 	bin := lab.BuildVipd(t)
 	l := lab.New(t, lab.Options{Nodes: 3, Extra: []string{"api"}})
 	api := l.Extra["api"]
-	client := l.Client
 	start := time.Now()
-	cp, err := kubetest.Start(t.Context(), kubetest.Options{
-		Address: api.IPv4.Addr().String(),
-		Start: func(name string, args ...string) (kubetest.Process, error) {
-			return l.Start(api, name, args...)
-		},
-		// The test process reaches the API server from the client namespace.
-		Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
-			var c net.Conn
-			err := client.Do(func() error {
-				var err error
-				c, err = (&net.Dialer{}).DialContext(ctx, network, address)
-				return err
-			})
-			return c, err
-		},
-	})
+	cp, err := kubetest.Start(t.Context(), kubetest.InLab(l, api))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -218,24 +217,8 @@ func (r *runner) setup(ctx context.Context) error {
 	switch r.o.Mode {
 	case ModeLease:
 		api := l.Extra[apiHost]
-		client := l.Client
 		start := time.Now()
-		cp, err := kubetest.Start(ctx, kubetest.Options{
-			Address: api.IPv4.Addr().String(),
-			Start: func(name string, args ...string) (kubetest.Process, error) {
-				return l.Start(api, name, args...)
-			},
-			// This process reaches the API server from the client namespace.
-			Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
-				var c net.Conn
-				err := client.Do(func() error {
-					var err error
-					c, err = (&net.Dialer{}).DialContext(ctx, network, address)
-					return err
-				})
-				return c, err
-			},
-		})
+		cp, err := kubetest.Start(ctx, kubetest.InLab(l, api))
 		if err != nil {
 			return fmt.Errorf("control plane: %w", err)
 		}
