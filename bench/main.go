@@ -30,6 +30,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/vipd/vipd/internal/chaos"
 	"github.com/vipd/vipd/internal/config"
 	"github.com/vipd/vipd/internal/kubetest"
 	"github.com/vipd/vipd/internal/lab"
@@ -162,6 +163,10 @@ func run() error {
 	scaleFlag := flag.String("scale", "", "run only the scale rows instead: VIP counts, e.g. 10,100,1000 (see scale.go)")
 	routers := flag.Int("routers", 0, "then idle with this many virtual routers on one interface (vipd-vrrp, keepalived; routers.go); 0: skip")
 	routersIdle := flag.Duration("routers-idle", 0, "-routers: idle window (0: -idle)")
+	chaosFaults := flag.Int("chaos", 0, "run only the chaos summary instead: this many seeded faults per vipd mode (internal/chaos, as `vipd chaos`)")
+	chaosSeed := flag.Uint64("chaos-seed", 1, "-chaos: the fault plan's seed")
+	chaosModes := flag.String("chaos-modes", strings.Join(chaos.Modes, ","), "-chaos: the modes to run")
+	chaosJSON := flag.String("chaos-json", "", "-chaos: also write the full reports as JSON to this file")
 	modesFlag := flag.String("modes", strings.Join(allModes, ","), "implementations to compare: "+strings.Join(allModes, ", ")+" (vipd = vipd-vrrp)")
 	flag.Parse()
 	for _, n := range strings.Split(*modesFlag, ",") {
@@ -177,6 +182,9 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	signal.Ignore(syscall.SIGPIPE) // `| head` must not skip the lab teardown
+	if *chaosFaults > 0 {
+		return runChaos(ctx, chaosOptions{faults: *chaosFaults, seed: *chaosSeed, modes: splitList(*chaosModes), json: *chaosJSON, out: o.out})
+	}
 	if *scaleFlag != "" {
 		counts, err := parseCounts(*scaleFlag)
 		if err != nil {

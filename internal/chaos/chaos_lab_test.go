@@ -18,7 +18,7 @@ import (
 // and short enough that the three modes together take a few minutes.
 // VIPD_CHAOS_FAULTS and VIPD_CHAOS_SEED override them.
 const (
-	labFaults = 10
+	labFaults = 20
 	labSeed   = 1
 )
 
