@@ -97,11 +97,16 @@ func (ev *evaluator) resynced(synced bool, alive int) {
 	ev.aloneOK = true
 }
 
+// joiner is what a re-sync needs of memberlist (tests fake it).
+type joiner interface {
+	Join(addrs []string) (int, error)
+}
+
 // resync joins every address it can find (configured peers, the DNS name,
 // members we know) until one answers or bound passes, then reports on done
 // whether a peer answered. retry: the pause between attempts that all
 // failed at once; settle: the pause before the second push/pull.
-func (e *Elector) resync(ctx context.Context, wg *sync.WaitGroup, ml *memberlist.Memberlist, done chan<- bool, bound, retry, settle time.Duration) {
+func (e *Elector) resync(ctx context.Context, wg *sync.WaitGroup, ml joiner, done chan<- bool, bound, retry, settle time.Duration) {
 	wg.Go(func() {
 		synced := false
 		defer func() { done <- synced }() // buffered; one re-sync at a time
