@@ -32,9 +32,14 @@ import (
 //     answers, a second push/pull with every address (it brings the peers'
 //     refuted incarnations, so our view has them alive with their claims),
 //     then elections on that view, with the usual gates (claims, tables);
-//   - if no peer answers within resyncBound, or every address refuses the
-//     connection (the hosts are up, no vipd listens: they are really gone),
-//     it is genuinely alone and the next election may take.
+//   - meanwhile it pings every address each probe interval: a push/pull
+//     started while cut off fails at its timeout even when the cut heals
+//     meanwhile (docs/chaos.md, finding 6); an answered ping starts a
+//     fresh one;
+//   - if every address refuses the connection (the hosts are up, no vipd
+//     listens: they are really gone), or nobody answers a ping round sent
+//     after resyncBound (within aloneWithin), it is genuinely alone and the
+//     next election may take.
 //
 // Owners re-announce: when a member it declared failed comes back, or a
 // peer that claimed one of its groups stops claiming it, an owner announces
@@ -42,12 +47,10 @@ import (
 // held them on its side of a partition, and hosts there learnt its MAC.
 
 // resyncBound is how long a node back from isolation tries to reach a peer
-// before it counts as alone: memberlist's own limit for one push/pull
-// (TCPTimeout: fast 1 s, lan 10 s, wan 30 s). Every address is tried at
-// once, and an attempt that fails at once (the link's routes not back yet)
-// is repeated every probe interval within the bound, so a peer that is
-// alive and reachable answers within it; one that has not answered by then
-// is what memberlist itself counts as unreachable.
+// before it may count as alone: memberlist's own limit for one push/pull
+// (TCPTimeout: fast 1 s, lan 10 s, wan 30 s). A peer that is alive and
+// reachable answers a push/pull or a ping within it; one that has not
+// answered by then is what memberlist itself counts as unreachable.
 func resyncBound(cfg *memberlist.Config) time.Duration { return cfg.TCPTimeout }
 
 // reannounceGap: an owned group's VIPs are announced again at most this
