@@ -383,7 +383,7 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 			if ev.needResync && !resyncing {
 				resyncing = true
 				e.log.Info("gossip: back from isolation: re-joining the members before taking any group", "bound", resyncBound)
-				e.resync(bg, &wg, ml, resyncDone, resyncBound, cfg.ProbeInterval, holdoff)
+				e.resync(bg, &wg, ml, resyncDone, resyncBound, cfg.ProbeInterval, cfg.ProbeTimeout, holdoff)
 			}
 			ev.needResync = false
 			reannounceAt = nil

@@ -2,6 +2,8 @@ package gossip
 
 import (
 	"context"
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -30,9 +32,14 @@ import (
 //     answers, a second push/pull with every address (it brings the peers'
 //     refuted incarnations, so our view has them alive with their claims),
 //     then elections on that view, with the usual gates (claims, tables);
-//   - if no peer answers within resyncBound, or every address refuses the
-//     connection (the hosts are up, no vipd listens: they are really gone),
-//     it is genuinely alone and the next election may take.
+//   - meanwhile it pings every address each probe interval: a push/pull
+//     started while cut off fails at its timeout even when the cut heals
+//     meanwhile (docs/chaos.md, finding 6); an answered ping starts a
+//     fresh one;
+//   - if every address refuses the connection (the hosts are up, no vipd
+//     listens: they are really gone), or nobody answers a ping round sent
+//     after resyncBound (within aloneWithin), it is genuinely alone and the
+//     next election may take.
 //
 // Owners re-announce: when a member it declared failed comes back, or a
 // peer that claimed one of its groups stops claiming it, an owner announces
@@ -40,12 +47,10 @@ import (
 // held them on its side of a partition, and hosts there learnt its MAC.
 
 // resyncBound is how long a node back from isolation tries to reach a peer
-// before it counts as alone: memberlist's own limit for one push/pull
-// (TCPTimeout: fast 1 s, lan 10 s, wan 30 s). Every address is tried at
-// once, and an attempt that fails at once (the link's routes not back yet)
-// is repeated every probe interval within the bound, so a peer that is
-// alive and reachable answers within it; one that has not answered by then
-// is what memberlist itself counts as unreachable.
+// before it may count as alone: memberlist's own limit for one push/pull
+// (TCPTimeout: fast 1 s, lan 10 s, wan 30 s). A peer that is alive and
+// reachable answers a push/pull or a ping within it; one that has not
+// answered by then is what memberlist itself counts as unreachable.
 func resyncBound(cfg *memberlist.Config) time.Duration { return cfg.TCPTimeout }
 
 // reannounceGap: an owned group's VIPs are announced again at most this
@@ -97,70 +102,143 @@ func (ev *evaluator) resynced(synced bool, alive int) {
 	ev.aloneOK = true
 }
 
-// resync joins every address it can find (configured peers, the DNS name,
-// members we know) until one answers or bound passes, then reports on done
-// whether a peer answered. retry: the pause between attempts that all
-// failed at once; settle: the pause before the second push/pull.
-func (e *Elector) resync(ctx context.Context, wg *sync.WaitGroup, ml *memberlist.Memberlist, done chan<- bool, bound, retry, settle time.Duration) {
+// peerLink is what a re-sync needs of memberlist (tests fake it): a
+// push/pull (TCP) and a ping (UDP).
+type peerLink interface {
+	Join(addrs []string) (int, error)
+	Ping(node string, addr net.Addr) (time.Duration, error)
+}
+
+// aloneWithin bounds how long a re-sync that reaches nobody takes to say
+// so: the bound, then the ping round that starts at the next retry tick
+// and its timeout.
+func aloneWithin(bound, retry, probeTimeout time.Duration) time.Duration {
+	return bound + retry + probeTimeout
+}
+
+// resync re-joins the members after isolation and reports on done whether
+// a peer answered (see the top of this file). A push/pull with every
+// address it can find (configured peers, the DNS name, members we know)
+// starts at once, and every retry a ping to each: a push/pull started
+// while cut off fails at its timeout even if the cut heals meanwhile (its
+// SYN was lost; the kernel repeats it only after 1 s, memberlist's whole
+// TCPTimeout in fast), so the node would count as alone after the heal and
+// take from a view in which the others were still dead (docs/chaos.md,
+// finding 6). A ping answers within a round trip of the heal: on an ack, a
+// fresh push/pull with that address. The verdict "alone" comes only from a
+// ping round that started after bound and that nobody answered, with no
+// push/pull to an answering peer in flight (within aloneWithin when nobody
+// ever answers); or at once when every first push/pull is refused (hosts
+// up, no vipd listening: really gone). settle: the pause before the second
+// push/pull.
+func (e *Elector) resync(ctx context.Context, wg *sync.WaitGroup, ml peerLink, done chan<- bool, bound, retry, probeTimeout, settle time.Duration) {
 	wg.Go(func() {
 		synced := false
 		defer func() { done <- synced }() // buffered; one re-sync at a time
-		deadline := time.NewTimer(bound)
-		defer deadline.Stop()
-		for ctx.Err() == nil {
-			addrs := e.knownAddrs(ctx)
-			if len(addrs) == 0 {
-				return
+		// rctx ends the attempts still in flight when the verdict is in.
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		start := time.Now()
+		addrs := e.knownAddrs(ctx)
+		if len(addrs) == 0 {
+			return
+		}
+		type result struct {
+			addr string
+			kind int // first push/pull, push/pull after an ack, ping
+			err  error
+		}
+		const (
+			first = iota
+			afterAck
+			ping
+		)
+		results := make(chan result)
+		send := func(r result) {
+			select {
+			case results <- r:
+			case <-rctx.Done():
 			}
-			// One push/pull per address at once: an unreachable peer costs
-			// a TCP timeout, which must not delay reaching a live one.
-			results := make(chan error, len(addrs))
-			for _, a := range addrs {
-				wg.Go(func() {
-					_, err := ml.Join([]string{a})
-					results <- err
-				})
-			}
-			ok, refused := false, 0
-		wait:
-			for range addrs {
-				select {
-				case err := <-results:
-					if err == nil {
-						ok = true
-						break wait
-					}
-					if strings.Contains(err.Error(), "connection refused") {
+		}
+		// One push/pull per address at once: an unreachable peer costs a
+		// TCP timeout, which must not delay reaching a live one.
+		for _, a := range addrs {
+			wg.Go(func() {
+				_, err := ml.Join([]string{a})
+				send(result{a, first, err})
+			})
+		}
+		firstLeft, refused := len(addrs), 0
+		joining := map[string]bool{} // push/pulls after an ack, in flight
+		pinging, acked := 0, false   // the current ping round
+		var roundStart time.Time
+		tick := time.NewTicker(retry)
+		defer tick.Stop()
+		for {
+			select {
+			case r := <-results:
+				switch r.kind {
+				case first:
+					firstLeft--
+					if r.err != nil && strings.Contains(r.err.Error(), "connection refused") {
 						refused++
 					}
-				case <-deadline.C:
-					return
-				case <-ctx.Done():
+				case afterAck:
+					delete(joining, r.addr)
+				case ping:
+					pinging--
+					if r.err == nil {
+						acked = true
+						if !joining[r.addr] {
+							joining[r.addr] = true
+							wg.Go(func() {
+								_, err := ml.Join([]string{r.addr})
+								send(result{r.addr, afterAck, err})
+							})
+						}
+					}
+				}
+				if r.kind != ping && r.err == nil {
+					// The peers refuted the death our state reported when
+					// they merged it; a second push/pull brings their new
+					// incarnations (and claims) into our view.
+					select {
+					case <-time.After(settle):
+					case <-ctx.Done():
+						return
+					}
+					if _, err := ml.Join(e.knownAddrs(ctx)); err != nil {
+						e.log.Debug("gossip: re-sync after isolation", "err", err)
+					}
+					synced = true
 					return
 				}
-			}
-			if ok {
-				// The peers refuted the death our state reported when they
-				// merged it; a second push/pull brings their new
-				// incarnations (and claims) into our view.
-				select {
-				case <-time.After(settle):
-				case <-ctx.Done():
-					return
+				if firstLeft == 0 && refused == len(addrs) {
+					return // hosts up, no vipd listening: really gone
 				}
-				if _, err := ml.Join(e.knownAddrs(ctx)); err != nil {
-					e.log.Debug("gossip: re-sync after isolation", "err", err)
+				if pinging == 0 && !roundStart.IsZero() && !acked && len(joining) == 0 && roundStart.Sub(start) >= bound {
+					return // nobody answered a ping sent after the bound
 				}
-				synced = true
-				return
-			}
-			if refused == len(addrs) {
-				return // hosts up, no vipd listening: really gone
-			}
-			select {
-			case <-time.After(retry):
-			case <-deadline.C:
-				return
+			case <-tick.C:
+				if pinging > 0 {
+					continue // a round is still waiting for its acks
+				}
+				roundStart, acked = time.Now(), false
+				for _, a := range e.knownAddrs(ctx) {
+					ap, err := netip.ParseAddrPort(a)
+					if err != nil {
+						continue
+					}
+					pinging++
+					wg.Go(func() {
+						// No node name: any member there answers.
+						_, err := ml.Ping("", net.UDPAddrFromAddrPort(ap))
+						send(result{a, ping, err})
+					})
+				}
+				if pinging == 0 && roundStart.Sub(start) >= bound && len(joining) == 0 {
+					return // no address to ping
+				}
 			case <-ctx.Done():
 				return
 			}
