@@ -254,9 +254,17 @@ func (b *Binder) holdLocked(v VIP) {
 		delete(h.cls.slots[h.slot], v.Addr)
 		delete(b.retry, v.Addr)
 	}
+	// Least filled in the class; among those, the least filled over all
+	// classes, so a few VIPs of several classes are not renewed together.
+	total := func(i int) (n int) {
+		for _, o := range b.classes {
+			n += len(o.slots[i])
+		}
+		return n
+	}
 	best := 0
 	for i := range c.slots {
-		if len(c.slots[i]) < len(c.slots[best]) {
+		if d := len(c.slots[i]) - len(c.slots[best]); d < 0 || d == 0 && total(i) < total(best) {
 			best = i
 		}
 	}
