@@ -26,23 +26,25 @@ func TestScaleUpkeep(t *testing.T) {
 	}{
 		{"none", 0, true, 3 * s, s, 0, 1, s, 3 * s},
 		{"10 IPv6", 10, true, 3 * s, s, 0, 1, s, 3 * s},
-		// 100 × (15 µs + 28 µs) = 4.3 ms per second: within 5 ms.
-		{"100 IPv6", 100, true, 3 * s, s, 0, 1, s, 3 * s},
-		// 200 × 71 µs = 14.2 ms: every 3 s, 2 s longer.
-		{"200 IPv6", 200, true, 3 * s, s, 0, 3, 3 * s, 5 * s},
-		// 1000 × 295 µs = 295 ms: every 59 s.
-		{"1000 IPv6", 1000, true, 3 * s, s, 0, 59, 59 * s, 61 * s},
-		{"1000 IPv6, refresh 2s", 1000, true, 5 * s, 2 * s, 0, 30, 60 * s, 63 * s},
-		// Half-second refresh: 2 s + 117 × 0.5 s = 60.5 s, rounded up.
-		{"1000 IPv6, refresh 500ms", 1000, true, 2 * s, 500 * time.Millisecond, 0, 118, 59 * s, 61 * s},
+		// 50 × (15 µs + 14 µs) = 1.45 ms per second: within 2.5 ms.
+		{"50 IPv6", 50, true, 3 * s, s, 0, 1, s, 3 * s},
+		// 100 × 43 µs = 4.3 ms: every 2 s, 1 s longer.
+		{"100 IPv6", 100, true, 3 * s, s, 0, 2, 2 * s, 4 * s},
+		// 200 × 71 µs = 14.2 ms: every 6 s.
+		{"200 IPv6", 200, true, 3 * s, s, 0, 6, 6 * s, 8 * s},
+		// 1000 × 295 µs = 295 ms: every 118 s.
+		{"1000 IPv6", 1000, true, 3 * s, s, 0, 118, 118 * s, 120 * s},
+		{"1000 IPv6, refresh 2s", 1000, true, 5 * s, 2 * s, 0, 59, 118 * s, 121 * s},
+		// Half-second refresh: 2 s + 235 × 0.5 s = 119.5 s, rounded up.
+		{"1000 IPv6, refresh 500ms", 1000, true, 2 * s, 500 * time.Millisecond, 0, 236, 118 * s, 120 * s},
 		{"1000 IPv6, capped at 10s", 1000, true, 3 * s, s, 10 * s, 8, 8 * s, 10 * s},
 		// Lease defaults: leaseDuration 5s - 1s - retryPeriod 500ms.
 		{"1000 IPv6, Lease cap 3.5s", 1000, true, 3 * s, s, 3500 * time.Millisecond, 1, s, 3 * s},
 		{"cap below lifetime", 1000, true, 3 * s, s, 2 * s, 1, s, 3 * s},
 		{"cap and rounding", 1000, true, 2 * s, 700 * time.Millisecond, 4 * s, 3, 2100 * time.Millisecond, 4 * s},
 		{"10000 IPv6: 1h at most", 10000, true, 3 * s, s, 0, 3598, 3598 * s, time.Hour},
-		{"500 IPv4", 500, false, 3 * s, s, 0, 1, s, 3 * s},
-		{"1000 IPv4", 1000, false, 3 * s, s, 0, 2, 2 * s, 4 * s},
+		{"250 IPv4", 250, false, 3 * s, s, 0, 1, s, 3 * s},
+		{"1000 IPv4", 1000, false, 3 * s, s, 0, 4, 4 * s, 6 * s},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			k, r, l := ScaleUpkeep(c.n, c.v6, c.lifetime, c.refresh, c.max)
@@ -71,7 +73,7 @@ func TestPlanUpkeep(t *testing.T) {
 	plan := PlanUpkeep(vips, 3*time.Second, time.Second, 0)
 	want := []Upkeep{
 		{Interface: "eth0", VIPs: 1, Stride: 1, Refresh: time.Second, Lifetime: 3 * time.Second},
-		{Interface: "eth0", IPv6: true, VIPs: 1000, Stride: 59, Refresh: 59 * time.Second, Lifetime: 61 * time.Second},
+		{Interface: "eth0", IPv6: true, VIPs: 1000, Stride: 118, Refresh: 118 * time.Second, Lifetime: 120 * time.Second},
 		{Interface: "eth1", VIPs: 20, Stride: 1, Refresh: time.Second, Lifetime: 3 * time.Second},
 		{Interface: "eth1", IPv6: true, VIPs: 20, Stride: 1, Refresh: time.Second, Lifetime: 3 * time.Second},
 	}
@@ -84,7 +86,7 @@ func TestPlanUpkeep(t *testing.T) {
 		}
 	}
 	j, err := json.Marshal(plan[1])
-	if err != nil || string(j) != `{"interface":"eth0","family":"ipv6","vips":1000,"refresh":"59s","lifetime":"1m1s"}` {
+	if err != nil || string(j) != `{"interface":"eth0","family":"ipv6","vips":1000,"refresh":"1m58s","lifetime":"2m0s"}` {
 		t.Errorf("JSON %s, %v", j, err)
 	}
 }
@@ -118,13 +120,13 @@ func TestScaledUpkeep(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const refresh = time.Second
 		rk := newRecKernel()
-		v6 := manyVIPs(200)
+		v6 := manyVIPs(100)
 		k := &failOnce{recKernel: rk, bad: v6[0].Addr}
 		b := NewBinder(quietLog(), k, 3*time.Second, refresh)
 		v4 := VIP{Interface: "eth0", Addr: netip.MustParseAddr("198.51.100.7")}
 		plan := PlanUpkeep(append([]VIP{v4}, v6...), 3*time.Second, refresh, 0)
-		if plan[1].Stride != 3 || plan[1].Lifetime != 5*time.Second {
-			t.Fatalf("plan %+v, want IPv6 every 3 refreshes with 5s", plan)
+		if plan[1].Stride != 2 || plan[1].Lifetime != 4*time.Second {
+			t.Fatalf("plan %+v, want IPv6 every 2 refreshes with 4s", plan)
 		}
 		b.SetUpkeep(plan)
 		rec := &lapseRec{}
@@ -145,20 +147,20 @@ func TestScaledUpkeep(t *testing.T) {
 		}
 		rk.mu.Lock()
 		defer rk.mu.Unlock()
-		if rk.lifetime[v4.Addr] != 3*time.Second || rk.lifetime[v6[1].Addr] != 5*time.Second {
-			t.Errorf("lifetimes %s (IPv4) and %s (IPv6), want 3s and 5s", rk.lifetime[v4.Addr], rk.lifetime[v6[1].Addr])
+		if rk.lifetime[v4.Addr] != 3*time.Second || rk.lifetime[v6[1].Addr] != 4*time.Second {
+			t.Errorf("lifetimes %s (IPv4) and %s (IPv6), want 3s and 4s", rk.lifetime[v4.Addr], rk.lifetime[v6[1].Addr])
 		}
 		if n := len(rk.at[v4.Addr]); n != 13 {
 			t.Errorf("IPv4 VIP bound and renewed %d times in 12s, want 13", n)
 		}
 		for _, v := range v6[1:] {
 			at := rk.at[v.Addr]
-			if len(at) != 5 || !at[0].Equal(start) {
-				t.Fatalf("%s bound and renewed at %v, want 5 times from the start (every 3s)", v, at)
+			if len(at) != 7 || !at[0].Equal(start) {
+				t.Fatalf("%s bound and renewed at %v, want 7 times from the start (every 2s)", v, at)
 			}
 			for i := 2; i < len(at); i++ {
-				if gap := at[i].Sub(at[i-1]); gap != 3*refresh {
-					t.Fatalf("%s: %s between renewals, want 3s", v, gap)
+				if gap := at[i].Sub(at[i-1]); gap != 2*refresh {
+					t.Fatalf("%s: %s between renewals, want 2s", v, gap)
 				}
 			}
 		}
@@ -168,11 +170,11 @@ func TestScaledUpkeep(t *testing.T) {
 		if len(at) < 3 || at[2].Sub(at[1]) != refresh {
 			t.Errorf("the failed VIP was renewed at %v, want a retry 1s after the failure", at)
 		}
-		// Per tick, IPv6 VIPs are renewed 20 at a time every 300 ms, and
-		// the IPv4 VIP in its own slot every second: batches stay small.
+		// IPv6 VIPs are renewed 10 at a time every 200 ms (and the retry),
+		// the IPv4 VIP every second in a batch of its own (another lifetime).
 		for i, n := range rk.batches[2:] { // after the takeover's two (one per lifetime)
-			if n > 21 {
-				t.Errorf("batch %d renewed %d VIPs, want at most 21", i+2, n)
+			if n > 11 {
+				t.Errorf("batch %d renewed %d VIPs, want at most 11", i+2, n)
 			}
 		}
 		st := b.Stats()
@@ -198,7 +200,7 @@ func TestStaleUsesTheScaledLifetime(t *testing.T) {
 		}
 		rec := &lapseRec{}
 		b.OnLapse(rec.on)
-		time.Sleep(4 * time.Second) // stopped: past 3s, within 5s
+		time.Sleep(4 * time.Second) // stopped: past 3s, within 8s
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go func() { _ = b.Run(ctx) }()
@@ -220,7 +222,7 @@ func TestSetUpkeepLogsScaledClasses(t *testing.T) {
 	var out strings.Builder
 	b := NewBinder(slogTo(&out), newFakeKernel(), 3*time.Second, time.Second)
 	b.SetUpkeep(PlanUpkeep(manyVIPs(1000), 3*time.Second, time.Second, 0))
-	if s := out.String(); !strings.Contains(s, "vips=1000") || !strings.Contains(s, "lifetime=1m1s") || !strings.Contains(s, "refresh=59s") {
+	if s := out.String(); !strings.Contains(s, "vips=1000") || !strings.Contains(s, "lifetime=2m0s") || !strings.Contains(s, "refresh=1m58s") {
 		t.Errorf("log %q", s)
 	}
 }
