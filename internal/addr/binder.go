@@ -16,7 +16,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,20 +41,31 @@ func (v VIP) String() string { return v.Addr.String() + "%" + v.Interface }
 // hundred renewals every 100 ms instead of a burst of 1,000 every second.
 // Each slot goes to the kernel as one batch when the Kernel is a
 // BatchKernel.
+//
+// The VIPs of one interface and address family are a class with its own
+// slots. A class whose upkeep is scaled (SetUpkeep, PlanUpkeep: many IPv6
+// VIPs on one interface) has its slots visited every Stride ticks only, and
+// its VIPs get the scaled lifetime.
 type Binder struct {
 	log      *slog.Logger
 	kernel   Kernel
 	batch    BatchKernel // kernel, if it batches; else nil
 	lifetime time.Duration
 	refresh  time.Duration
-	tick     time.Duration // refresh / len(slots)
+	tick     time.Duration // refresh / slotCount(refresh)
 
-	// mu guards held and slots and serialises every kernel change, so a
-	// refresh or a restore can never re-add a VIP that Unbind is removing.
-	mu    sync.Mutex
-	held  map[netip.Addr]held
-	slots []map[netip.Addr]VIP
-	next  int // the slot the next tick renews
+	// mu guards held, the classes and retry and serialises every kernel
+	// change, so a refresh or a restore can never re-add a VIP that
+	// Unbind is removing.
+	mu      sync.Mutex
+	held    map[netip.Addr]held
+	classes map[classKey]*class
+	plan    []Upkeep // SetUpkeep's, for Stats
+	ticks   uint64   // refresh ticks so far
+	// retry holds VIPs of scaled classes whose renewal failed, with the
+	// tick at which to try again: one refresh interval later, as an
+	// unscaled VIP would be, not a scaled interval later.
+	retry map[netip.Addr]uint64
 
 	onLapse func(vips []VIP, gap time.Duration) // set before Run; nil: nobody told
 
@@ -66,7 +79,10 @@ type Binder struct {
 
 type held struct {
 	vip  VIP
+	cls  *class
 	slot int
+	// lifetime is the kernel lifetime sent with the renewal at renewed.
+	lifetime time.Duration
 	// renewed is when the last successful renewal (or add) of the VIP was
 	// sent, with the monotonic clock: the kernel's lifetime counts from a
 	// moment no earlier than this, so now-renewed never underestimates the
@@ -94,6 +110,41 @@ func expiry(lifetime time.Duration) time.Duration {
 	return l - lapseMargin
 }
 
+// classKey names a class: an interface and an address family.
+type classKey struct {
+	ifname string
+	v6     bool
+}
+
+func classOf(v VIP) classKey { return classKey{v.Interface, v.Addr.Is6() && !v.Addr.Is4In6()} }
+
+// class is the VIPs of one classKey and how they are kept.
+type class struct {
+	stride   int           // slots are visited every stride ticks
+	lifetime time.Duration // the kernel lifetime its VIPs get
+	slots    []map[netip.Addr]VIP
+	next     int // the slot the next visit renews
+}
+
+func (b *Binder) newClass(stride int, lifetime time.Duration) *class {
+	c := &class{stride: max(stride, 1), lifetime: lifetime, slots: make([]map[netip.Addr]VIP, slotCount(b.refresh))}
+	for i := range c.slots {
+		c.slots[i] = map[netip.Addr]VIP{}
+	}
+	return c
+}
+
+// classLocked returns v's class, unscaled if SetUpkeep did not plan it.
+func (b *Binder) classLocked(v VIP) *class {
+	k := classOf(v)
+	c, ok := b.classes[k]
+	if !ok {
+		c = b.newClass(1, b.lifetime)
+		b.classes[k] = c
+	}
+	return c
+}
+
 // slotCount is how many parts the refresh interval is cut into: ticks of at
 // least 50 ms, at most 10 per interval.
 func slotCount(refresh time.Duration) int {
@@ -105,13 +156,29 @@ func slotCount(refresh time.Duration) int {
 func NewBinder(log *slog.Logger, kernel Kernel, lifetime, refresh time.Duration) *Binder {
 	n := slotCount(refresh)
 	b := &Binder{log: log, kernel: kernel, lifetime: lifetime, refresh: refresh, tick: refresh / time.Duration(n),
-		held: map[netip.Addr]held{}, slots: make([]map[netip.Addr]VIP, n)}
-	for i := range b.slots {
-		b.slots[i] = map[netip.Addr]VIP{}
-	}
+		held: map[netip.Addr]held{}, classes: map[classKey]*class{}, retry: map[netip.Addr]uint64{}}
 	b.batch, _ = kernel.(BatchKernel)
 	b.lastRefresh.Store(time.Now().UnixNano())
 	return b
+}
+
+// SetUpkeep sets how the VIPs of each interface and family are kept
+// (PlanUpkeep); a class it does not name is renewed every refresh with the
+// binder's lifetime. It must be called before anything is bound. Each
+// scaled class is logged: its lifetime is how long its VIPs may outlive a
+// crashed vipd.
+func (b *Binder) SetUpkeep(plan []Upkeep) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.plan = slices.Clone(plan)
+	for _, u := range plan {
+		b.classes[classKey{u.Interface, u.IPv6}] = b.newClass(u.Stride, u.Lifetime)
+		if u.Stride > 1 {
+			b.log.Info("many VIPs on one interface: renewing them less often to bound the kernel's cost (their lifetime is how long they may outlive a crashed vipd)",
+				"interface", u.Interface, "family", u.Family(), "vips", u.VIPs, "refresh", u.Refresh, "lifetime", u.Lifetime,
+				"binding.refresh", b.refresh, "binding.lifetime", b.lifetime)
+		}
+	}
 }
 
 // OnLapse sets fn to be called with the VIPs the binder stopped holding
@@ -123,7 +190,11 @@ func (b *Binder) OnLapse(fn func(vips []VIP, gap time.Duration)) { b.onLapse = f
 
 // stale reports whether h's lifetime may have run out at now.
 func (b *Binder) stale(h held, now time.Time) bool {
-	return now.Sub(h.renewed) >= expiry(b.lifetime)
+	l := h.lifetime
+	if l == 0 {
+		l = b.lifetime
+	}
+	return now.Sub(h.renewed) >= expiry(l)
 }
 
 // lapseLocked stops holding vips and removes them (a VIP that is still
@@ -169,43 +240,85 @@ func (b *Binder) tellLapsed(vips []VIP, gap time.Duration) {
 	}
 }
 
-// holdLocked records v in the least filled slot (or keeps its slot).
+// holdLocked records v in the least filled slot of its class (or keeps its
+// slot).
 func (b *Binder) holdLocked(v VIP) {
-	if h, ok := b.held[v.Addr]; ok {
-		delete(b.slots[h.slot], v.Addr)
-		b.slots[h.slot][v.Addr] = v
+	c := b.classLocked(v)
+	if h, ok := b.held[v.Addr]; ok && h.cls == c {
 		h.vip = v
+		c.slots[h.slot][v.Addr] = v
 		b.held[v.Addr] = h
 		return
+	} else if ok {
+		// Same address, another interface: it moves class.
+		delete(h.cls.slots[h.slot], v.Addr)
+		delete(b.retry, v.Addr)
+	}
+	// Least filled in the class; among those, the least filled over all
+	// classes, so a few VIPs of several classes are not renewed together.
+	total := func(i int) (n int) {
+		for _, o := range b.classes {
+			n += len(o.slots[i])
+		}
+		return n
 	}
 	best := 0
-	for i := range b.slots {
-		if len(b.slots[i]) < len(b.slots[best]) {
+	for i := range c.slots {
+		if d := len(c.slots[i]) - len(c.slots[best]); d < 0 || d == 0 && total(i) < total(best) {
 			best = i
 		}
 	}
-	b.slots[best][v.Addr] = v
-	b.held[v.Addr] = held{vip: v, slot: best}
+	c.slots[best][v.Addr] = v
+	h := b.held[v.Addr]
+	h.vip, h.cls, h.slot = v, c, best
+	b.held[v.Addr] = h
 }
 
 func (b *Binder) dropLocked(a netip.Addr) {
 	if h, ok := b.held[a]; ok {
-		delete(b.slots[h.slot], a)
+		delete(h.cls.slots[h.slot], a)
 		delete(b.held, a)
+		delete(b.retry, a)
 	}
 }
 
-// replaceLocked adds or renews vips; errs[i] is vips[i]'s error.
-func (b *Binder) replaceLocked(vips []VIP) []error {
+// lifetimeLocked is the lifetime v gets when it is renewed now.
+func (b *Binder) lifetimeLocked(v VIP) time.Duration {
+	if h, ok := b.held[v.Addr]; ok {
+		return h.cls.lifetime
+	}
+	return b.lifetime
+}
+
+// replaceLocked adds or renews vips, each with its class's lifetime (one
+// batch per lifetime); errs[i] is vips[i]'s error and lifetimes[i] the
+// lifetime sent.
+func (b *Binder) replaceLocked(vips []VIP) (errs []error, lifetimes []time.Duration) {
 	b.renewals.Add(uint64(len(vips)))
-	if b.batch != nil {
-		return b.batch.ReplaceAll(vips, b.lifetime)
-	}
-	errs := make([]error, len(vips))
+	errs = make([]error, len(vips))
+	lifetimes = make([]time.Duration, len(vips))
+	byLifetime := map[time.Duration][]int{}
 	for i, v := range vips {
-		errs[i] = b.kernel.Replace(v.Interface, v.Addr, b.lifetime)
+		lifetimes[i] = b.lifetimeLocked(v)
+		byLifetime[lifetimes[i]] = append(byLifetime[lifetimes[i]], i)
 	}
-	return errs
+	for _, l := range slices.Sorted(maps.Keys(byLifetime)) {
+		idx := byLifetime[l]
+		if b.batch != nil {
+			part := make([]VIP, len(idx))
+			for j, i := range idx {
+				part[j] = vips[i]
+			}
+			for j, err := range b.batch.ReplaceAll(part, l) {
+				errs[idx[j]] = err
+			}
+			continue
+		}
+		for _, i := range idx {
+			errs[i] = b.kernel.Replace(vips[i].Interface, vips[i].Addr, l)
+		}
+	}
+	return errs, lifetimes
 }
 
 func (b *Binder) deleteLocked(vips []VIP) []error {
@@ -348,11 +461,24 @@ type Stats struct {
 	// Lapses counts VIPs given up because their lifetime ran out since
 	// their last refresh (vipd was stopped, starved or hung).
 	Lapses uint64 `json:"lapses"`
+	// Scaled lists the interfaces whose VIPs are renewed less often than
+	// binding.refresh, with a longer lifetime, to bound the kernel's cost
+	// (PlanUpkeep); their lifetime is how long they may outlive a crashed
+	// vipd.
+	Scaled []Upkeep `json:"scaled,omitempty"`
 }
 
-// Stats returns the binder's counters.
+// Stats returns the binder's counters and its scaled upkeep.
 func (b *Binder) Stats() Stats {
-	return Stats{Restores: b.restores.Load(), RefreshErrors: b.refreshErrs.Load(), Lapses: b.lapses.Load()}
+	b.mu.Lock()
+	var scaled []Upkeep
+	for _, u := range b.plan {
+		if u.Stride > 1 {
+			scaled = append(scaled, u)
+		}
+	}
+	b.mu.Unlock()
+	return Stats{Restores: b.restores.Load(), RefreshErrors: b.refreshErrs.Load(), Lapses: b.lapses.Load(), Scaled: scaled}
 }
 
 // Run renews held VIPs (each once per refresh interval, spread over it) and
@@ -391,16 +517,33 @@ func (b *Binder) Run(ctx context.Context) error {
 }
 
 // refreshSlot lapses every VIP that was not renewed in time and renews the
-// VIPs of the next slot.
+// VIPs of the next slot of every class whose turn it is, and the failed
+// renewals due again.
 func (b *Binder) refreshSlot() {
 	b.mu.Lock()
 	now := time.Now()
 	lapsed, gap := b.lapseStaleLocked(now)
-	slot := b.slots[b.next]
-	b.next = (b.next + 1) % len(b.slots)
-	vips := make([]VIP, 0, len(slot))
-	for _, v := range slot {
-		vips = append(vips, v)
+	tick := b.ticks
+	b.ticks++
+	var vips []VIP
+	for _, c := range b.classes {
+		if tick%uint64(c.stride) != 0 {
+			continue
+		}
+		slot := c.slots[c.next]
+		c.next = (c.next + 1) % len(c.slots)
+		for _, v := range slot {
+			vips = append(vips, v)
+		}
+	}
+	for a, at := range b.retry {
+		if at > tick {
+			continue
+		}
+		delete(b.retry, a)
+		if h, ok := b.held[a]; ok && !slices.Contains(vips, h.vip) {
+			vips = append(vips, h.vip)
+		}
 	}
 	late, lateGap := b.renewHeldLocked(vips)
 	if len(late) > 0 {
@@ -434,13 +577,17 @@ func (b *Binder) refreshAll() {
 }
 
 // renewHeldLocked is the refresh loop's renewLocked: errors other than a
-// lapse are counted and logged.
+// lapse are counted and logged, and a VIP of a scaled class is tried again
+// one refresh interval later.
 func (b *Binder) renewHeldLocked(vips []VIP) (late []VIP, gap time.Duration) {
 	errs, late, gap := b.renewLocked(vips)
 	for i, err := range errs {
 		if err != nil && !errors.Is(err, ErrLapsed) {
 			b.refreshErrs.Add(1)
 			b.log.Warn("refreshing VIP lifetime", "vip", vips[i], "err", err)
+			if h, ok := b.held[vips[i].Addr]; ok && h.cls.stride > 1 {
+				b.retry[vips[i].Addr] = b.ticks + uint64(slotCount(b.refresh)) - 1
+			}
 		}
 	}
 	return late, gap
@@ -456,7 +603,7 @@ func (b *Binder) renewLocked(vips []VIP) (errs []error, late []VIP, gap time.Dur
 		return nil, nil, 0
 	}
 	sent := time.Now()
-	errs = b.replaceLocked(vips)
+	errs, lifetimes := b.replaceLocked(vips)
 	done := time.Now()
 	for i, v := range vips {
 		h, ok := b.held[v.Addr]
@@ -472,7 +619,7 @@ func (b *Binder) renewLocked(vips []VIP) (errs []error, late []VIP, gap time.Dur
 		if errs[i] == nil || h.renewed.IsZero() {
 			// A new VIP counts from its first attempt even if that
 			// failed: the caller unbinds a failed take.
-			h.renewed = sent
+			h.renewed, h.lifetime = sent, lifetimes[i]
 			b.held[v.Addr] = h
 		}
 	}

@@ -70,6 +70,17 @@ func manyVIPs(n int) []VIP {
 	return out
 }
 
+// allSlots is every class's slots.
+func allSlots(b *Binder) []map[netip.Addr]VIP {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[netip.Addr]VIP
+	for _, c := range b.classes {
+		out = append(out, c.slots...)
+	}
+	return out
+}
+
 func TestSlotCount(t *testing.T) {
 	for _, c := range []struct {
 		refresh time.Duration
@@ -151,7 +162,7 @@ func TestSlotsStayBalanced(t *testing.T) {
 	}
 	sizes := func() (lo, hi int) {
 		lo = 1 << 30
-		for _, s := range b.slots {
+		for _, s := range allSlots(b) {
 			lo, hi = min(lo, len(s)), max(hi, len(s))
 		}
 		return lo, hi
@@ -165,7 +176,7 @@ func TestSlotsStayBalanced(t *testing.T) {
 		}
 	}
 	total := 0
-	for _, s := range b.slots {
+	for _, s := range allSlots(b) {
 		total += len(s)
 	}
 	if total != 5 || len(b.held) != 5 {

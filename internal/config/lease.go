@@ -158,3 +158,16 @@ type GroupLease struct {
 	// Name of the group's Lease object. Default "vipd-<group name>".
 	Name string `yaml:"name,omitempty"`
 }
+
+// MaxBindingLifetime bounds the lifetime vipd may give VIPs when it renews
+// a crowded interface's VIPs less often than binding.refresh
+// (addr.PlanUpkeep, docs/benchmark.md "Scale"); 0: no bound of the mode's.
+// In mode lease a crashed or frozen owner's VIPs must expire before a
+// follower may take the Lease (the rule validateLease checks for
+// binding.lifetime), so leaseDuration - KernelLifetimeSlack - retryPeriod.
+func (c *Config) MaxBindingLifetime() time.Duration {
+	if c.Mode != ModeLease || c.Lease == nil {
+		return 0
+	}
+	return c.Lease.LeaseDuration - KernelLifetimeSlack - c.Lease.RetryPeriod
+}

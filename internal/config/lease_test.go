@@ -99,3 +99,26 @@ groups:
 		}
 	}
 }
+
+// A scaled lifetime (addr.PlanUpkeep) stays within what the Lease allows:
+// with the defaults that is binding.lifetime itself (5s - 1s - 500ms).
+func TestMaxBindingLifetime(t *testing.T) {
+	c, err := Parse([]byte(leaseBase + "lease: {leaseDuration: 60s}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(fakeHost{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.MaxBindingLifetime(); got != 58500*time.Millisecond {
+		t.Errorf("MaxBindingLifetime = %s, want 58.5s", got)
+	}
+	c.Lease.LeaseDuration = DefaultLeaseDuration
+	if got := c.MaxBindingLifetime(); got != 3500*time.Millisecond {
+		t.Errorf("MaxBindingLifetime = %s with the defaults, want 3.5s", got)
+	}
+	c.Mode, c.Lease = ModeStatic, nil
+	if got := c.MaxBindingLifetime(); got != 0 {
+		t.Errorf("MaxBindingLifetime = %s in mode static, want 0 (no bound)", got)
+	}
+}

@@ -136,7 +136,7 @@ func withoutKeys(g *config.Gossip) config.Gossip {
 func NodeSpec(c *config.Config, version string) node.Spec {
 	s := node.Spec{
 		Node: c.Node, Mode: c.Mode, Version: version, HTTPListen: c.HTTP.Listen,
-		Lifetime: c.Binding.Lifetime, Refresh: c.Binding.Refresh,
+		Lifetime: c.Binding.Lifetime, Refresh: c.Binding.Refresh, MaxLifetime: c.MaxBindingLifetime(),
 		Announce: arp.Schedule{Count: c.Announce.Count, Interval: c.Announce.Interval},
 	}
 	if c.Announce.Refresh != nil {

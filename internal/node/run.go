@@ -76,6 +76,9 @@ func Run(ctx context.Context, spec Spec, d Deps) error {
 	d.defaults()
 	log := d.Log
 	binder := addr.NewBinder(log, d.Kernel, spec.Lifetime, spec.Refresh)
+	// Crowded interfaces' VIPs are renewed less often (logged; /status
+	// binding.scaled), planned for every configured VIP at start.
+	binder.SetUpkeep(addr.PlanUpkeep(AllVIPs(spec.Groups), spec.Lifetime, spec.Refresh, spec.MaxLifetime))
 	removed, err := binder.RemoveStale(AllVIPs(spec.Groups))
 	if err != nil {
 		return err

@@ -19,8 +19,12 @@ type Spec struct {
 	HTTPListen string
 	// Lifetime and Refresh are the VIPs' kernel lifetime and its renewal.
 	Lifetime, Refresh time.Duration
-	Announce          arp.Schedule
-	Groups            []Group
+	// MaxLifetime bounds the longer lifetime of VIPs renewed less often on
+	// a crowded interface (addr.PlanUpkeep; config.MaxBindingLifetime);
+	// 0: addr.MaxLifetime.
+	MaxLifetime time.Duration
+	Announce    arp.Schedule
+	Groups      []Group
 	// Checks are the health checks the groups track.
 	Checks []health.Spec
 	// StartupDelay: for this long after start the node takes no group from
