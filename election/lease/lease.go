@@ -63,6 +63,16 @@ type Options struct {
 	// (RealClock when nil). Its monotonic reading is what every deadline is
 	// measured with.
 	Clock Clock
+	// Unanswered, when set, is called (on a campaign's goroutine: it must
+	// not block) after a request to the API server went unanswered until
+	// its deadline, with how long it waited. The daemon closes the client's
+	// connections that received nothing for that long
+	// (internal/kube.Dialer.CloseSilent), so that the next request dials
+	// afresh instead of queueing behind a connection a silent network
+	// partition left in TCP's retransmission backoff: after the heal that
+	// one resumes only at the kernel's next retransmission, up to as long
+	// again as the partition lasted (docs/chaos.md, finding 7).
+	Unanswered func(waited time.Duration)
 	// Kubeconfig and Server say what Client was built from (the config's
 	// lease.kubeconfig and lease.server); the elector only compares them in
 	// Reconfigure, where a change needs a restart.
@@ -297,8 +307,9 @@ func (e *Elector) start(g *group) {
 // "removed", VIPs gone — and release their Lease, before Reconfigure
 // returns; groups unchanged are not touched. A changed namespace, identity,
 // timing or API endpoint needs a restart: the error names the setting and
-// nothing changes. o.Client, Log and Clock are ignored (the running ones
-// stay). Before Run starts, or after it ended, only the group list changes.
+// nothing changes. o.Client, Log, Clock and Unanswered are ignored (the
+// running ones stay). Before Run starts, or after it ended, only the group
+// list changes.
 func (e *Elector) Reconfigure(o Options) error {
 	if err := e.restartNeeded(o); err != nil {
 		return err
@@ -624,8 +635,9 @@ func minTime(a, b time.Time) time.Time {
 
 // refresh reads the Lease (at start, after a conflict, periodically).
 func (c *campaign) refresh(ctx context.Context) {
-	c.lastRead = c.now()
-	rctx, cancel := withDeadline(ctx, c.e.o.Clock, attemptDeadline(c.now(), time.Time{}, c.timing()))
+	sent := c.now()
+	c.lastRead = sent
+	rctx, cancel := withDeadline(ctx, c.e.o.Clock, attemptDeadline(sent, time.Time{}, c.timing()))
 	defer cancel()
 	l, err := c.leases().Get(rctx, c.g.Lease, metav1.GetOptions{})
 	switch {
@@ -638,7 +650,7 @@ func (c *campaign) refresh(ctx context.Context) {
 			c.observe(nil, true)
 		}
 	case err != nil:
-		c.apiFailed(err)
+		c.apiFailed(err, sent)
 		c.retryAt = c.now().Add(c.timing().RetryPeriod)
 	default:
 		c.apiOK()
@@ -718,7 +730,7 @@ func (c *campaign) acquire(ctx context.Context) {
 		c.refresh(ctx)
 	default:
 		if ctx.Err() == nil {
-			c.apiFailed(err)
+			c.apiFailed(err, sent)
 		}
 		c.log.Debug("acquire failed", "err", err)
 		c.retryAt = c.now().Add(t.RetryPeriod)
@@ -759,7 +771,7 @@ func (c *campaign) renew(ctx context.Context, deadline time.Time) {
 		c.lastAttempt = time.Time{}
 	default:
 		if ctx.Err() == nil {
-			c.apiFailed(err)
+			c.apiFailed(err, sent)
 		}
 	}
 }
@@ -784,8 +796,9 @@ func (c *campaign) requestWrite(in eligibility) (write, ask bool) {
 // update conditional on the version we saw, leaving holderIdentity alone.
 // On conflict we re-read and decide again.
 func (c *campaign) request(ctx context.Context, ask bool, in eligibility) {
-	c.lastRequest = c.now()
-	rctx, cancel := withDeadline(ctx, c.e.o.Clock, attemptDeadline(c.now(), time.Time{}, c.timing()))
+	sent := c.now()
+	c.lastRequest = sent
+	rctx, cancel := withDeadline(ctx, c.e.o.Clock, attemptDeadline(sent, time.Time{}, c.timing()))
 	defer cancel()
 	l := c.cur.DeepCopy()
 	if ask {
@@ -826,7 +839,7 @@ func (c *campaign) request(ctx context.Context, ask bool, in eligibility) {
 		}
 	default:
 		if ctx.Err() == nil {
-			c.apiFailed(err)
+			c.apiFailed(err, sent)
 		}
 		c.log.Debug("handover request failed", "err", err)
 	}
@@ -877,7 +890,7 @@ func (c *campaign) writeHandover(ctx context.Context, to string) {
 		c.refresh(ctx)
 	default:
 		if ctx.Err() == nil {
-			c.apiFailed(err)
+			c.apiFailed(err, sent)
 		}
 		c.log.Warn("handing the Lease over failed; retrying", "to", to, "err", err)
 	}
@@ -957,7 +970,12 @@ func (c *campaign) apiOK() {
 	c.g.mu.Unlock()
 }
 
-func (c *campaign) apiFailed(err error) {
+// apiFailed records a failed request, sent at sent. One that went
+// unanswered until its deadline is reported to Options.Unanswered.
+func (c *campaign) apiFailed(err error, sent time.Time) {
+	if f := c.e.o.Unanswered; f != nil && errors.Is(err, context.DeadlineExceeded) {
+		f(c.now().Sub(sent))
+	}
 	if c.apiErrSince.IsZero() {
 		c.apiErrSince = c.now()
 		c.log.Warn("API server request failed", "err", err, "owner", c.owner)

@@ -3,6 +3,7 @@ package modes
 import (
 	"fmt"
 	"log/slog"
+	"time"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -34,6 +35,10 @@ func newLease(cfg *config.Config, log *slog.Logger) (election.Elector, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Our own dialer, so that a connection a silent partition left behind
+	// can be closed when requests on it go unanswered (kube.Dialer).
+	dialer := kube.NewDialer()
+	rc.Dial = dialer.DialContext
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("lease: %w", err)
@@ -42,6 +47,12 @@ func newLease(cfg *config.Config, log *slog.Logger) (election.Elector, error) {
 		"leaseDuration", cfg.Lease.LeaseDuration, "renewDeadline", cfg.Lease.RenewDeadline, "retryPeriod", cfg.Lease.RetryPeriod)
 	o := leaseOptions(cfg)
 	o.Client, o.Log = cs, log.With("mode", "lease")
+	o.Unanswered = func(waited time.Duration) {
+		if n := dialer.CloseSilent(waited); n > 0 {
+			o.Log.Info("closed connections to the API server that went silent; the next request dials anew",
+				"connections", n, "silentFor", waited)
+		}
+	}
 	return lease.New(o)
 }
 
