@@ -162,6 +162,7 @@ func run() error {
 	scaleFlag := flag.String("scale", "", "run only the scale rows instead: VIP counts, e.g. 10,100,1000 (see scale.go)")
 	routers := flag.Int("routers", 0, "then idle with this many virtual routers on one interface (vipd-vrrp, keepalived; routers.go); 0: skip")
 	routersIdle := flag.Duration("routers-idle", 0, "-routers: idle window (0: -idle)")
+	sideBySide := flag.Bool("side-by-side", true, "-routers: run the implementations at the same moment, each in a lab of its own (false: one after the other in one lab)")
 	modesFlag := flag.String("modes", strings.Join(allModes, ","), "implementations to compare: "+strings.Join(allModes, ", ")+" (vipd = vipd-vrrp)")
 	flag.Parse()
 	for _, n := range strings.Split(*modesFlag, ",") {
@@ -184,15 +185,18 @@ func run() error {
 		}
 		return runScale(ctx, scaleOptions{counts: counts, idleFor: o.idleFor, out: o.out})
 	}
-	res, err := runBench(ctx, o)
-	if err != nil {
-		return err
-	}
-	report(o.out, res, o.idleFor)
-	reportFlood(o.out, res, o)
-	if o.svgDir != "" {
-		if err := writePictures(o.out, o.svgDir, res); err != nil {
+	// -rounds 0 with -routers: only the routers phase.
+	if o.rounds > 0 || *routers == 0 {
+		res, err := runBench(ctx, o)
+		if err != nil {
 			return err
+		}
+		report(o.out, res, o.idleFor)
+		reportFlood(o.out, res, o)
+		if o.svgDir != "" {
+			if err := writePictures(o.out, o.svgDir, res); err != nil {
+				return err
+			}
 		}
 	}
 	if *routers > 0 {
@@ -200,8 +204,8 @@ func run() error {
 		if *routersIdle > 0 {
 			ro.idleFor = *routersIdle
 		}
-		rr, err := runRouters(ctx, o.out, ro, *routers)
-		reportRouters(o.out, *routers, o.advert, ro.idleFor, rr)
+		rr, err := runRouters(ctx, o.out, ro, *routers, *sideBySide)
+		reportRouters(o.out, *routers, o.advert, ro.idleFor, *sideBySide, rr)
 		return err
 	}
 	return nil
