@@ -33,6 +33,7 @@ type routersResult struct {
 	// takeovers: episodes of node2 advertising; gap: the longest silence
 	// of node1 (all its routers together) seen by the client.
 	takeovers int
+	early     int // takeovers less than Master_Down_Interval after the master's last advert (seen by the client)
 	gap       time.Duration
 	load      loadStats // the machine's 1-minute load average during the window
 }
@@ -260,7 +261,8 @@ func measureRouters(ctx context.Context, runs []*routersRun, idleFor time.Durati
 			rr.id.cpu[k] = 100 * float64(c-cpu0[i][k]) / float64(to.Sub(from))
 		}
 		seen := ws[i].Stop()
-		rr.takeovers, rr.gap = falseTakeovers(seen, r.l.Nodes[0].IPv4.Addr(), r.l.Nodes[1].IPv4.Addr(), r.routers[0].Interval, from, to)
+		iv := r.routers[0].Interval
+		rr.takeovers, rr.early, rr.gap = falseTakeovers(seen, r.l.Nodes[0].IPv4.Addr(), r.l.Nodes[1].IPv4.Addr(), iv, masterDown(iv, 100), from, to)
 	}
 	if err != nil {
 		return res, err
@@ -276,18 +278,18 @@ func measureRouters(ctx context.Context, runs []*routersRun, idleFor time.Durati
 
 func printRouters(out io.Writer, rr routersResult) {
 	id := rr.id
-	fmt.Fprintf(out, "%s: master RSS %.1f MiB anon %.1f MiB CPU %.2f%%, backup RSS %.1f MiB anon %.1f MiB CPU %.2f%%; false takeovers %d, master's longest silence %s; load average %s\n", rr.name,
-		mib(id.mem[0].RSS), mib(id.mem[0].Anon), id.cpu[0], mib(id.mem[1].RSS), mib(id.mem[1].Anon), id.cpu[1], rr.takeovers, rr.gap.Round(time.Millisecond), rr.load)
+	fmt.Fprintf(out, "%s: master RSS %.1f MiB anon %.1f MiB CPU %.2f%%, backup RSS %.1f MiB anon %.1f MiB CPU %.2f%%; false takeovers %d (%d early), master's longest silence %s; load average %s\n", rr.name,
+		mib(id.mem[0].RSS), mib(id.mem[0].Anon), id.cpu[0], mib(id.mem[1].RSS), mib(id.mem[1].Anon), id.cpu[1], rr.takeovers, rr.early, rr.gap.Round(time.Millisecond), rr.load)
 }
 
 // falseTakeovers counts the episodes in which backup advertised between
-// from and to (separated by more than three intervals without its adverts)
-// and the longest silence of master.
-func falseTakeovers(seen []vrrplab.Advert, master, backup netip.Addr, interval time.Duration, from, to time.Time) (int, time.Duration) {
-	n := 0
+// from and to (separated by more than three intervals without its adverts),
+// early: those that began less than masterDown after the master's last
+// advert (the backup misjudged; otherwise the master was silent on the wire
+// for its Master_Down_Interval), and the longest silence of master.
+func falseTakeovers(seen []vrrplab.Advert, master, backup netip.Addr, interval, masterDown time.Duration, from, to time.Time) (n, early int, gap time.Duration) {
 	var lastB time.Time
 	lastM := from
-	var gap time.Duration
 	for _, a := range seen {
 		if a.At.Before(from) || a.At.After(to) {
 			continue
@@ -299,11 +301,20 @@ func falseTakeovers(seen []vrrplab.Advert, master, backup netip.Addr, interval t
 		case a.Src == backup && a.Priority > 0:
 			if lastB.IsZero() || a.At.Sub(lastB) > 3*interval {
 				n++
+				if a.At.Sub(lastM) < masterDown {
+					early++
+				}
 			}
 			lastB = a.At
 		}
 	}
-	return n, max(gap, to.Sub(lastM))
+	return n, early, max(gap, to.Sub(lastM))
+}
+
+// masterDown is RFC 9568's Master_Down_Interval of a backup with priority
+// prio when the master advertises every interval.
+func masterDown(interval time.Duration, prio int) time.Duration {
+	return 3*interval + time.Duration(256-prio)*interval/256
 }
 
 func stopProcess(p *lab.Process) {
@@ -336,12 +347,12 @@ func reportRouters(out io.Writer, n int, advert, idleFor time.Duration, sideBySi
 	if sideBySide {
 		how = "side by side, the same window"
 	}
-	fmt.Fprintf(out, "\nIdle with %d virtual routers on one interface (advert %s, %s; memory at the end, CPU over %s;\n false takeovers: node2's advertising episodes; silence: node1's longest, seen by the client):\n", n, advert, how, idleFor)
+	fmt.Fprintf(out, "\nIdle with %d virtual routers on one interface (advert %s, %s; memory at the end, CPU over %s;\n false takeovers: node2's advertising episodes, early: begun within Master_Down_Interval of node1's last advert; silence: node1's longest, seen by the client):\n", n, advert, how, idleFor)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "implementation\tmaster RSS MiB\tmaster anon MiB\tmaster CPU %\tbackup RSS MiB\tbackup anon MiB\tbackup CPU %\tfalse takeovers\tmaster's longest silence ms\tload average min/mean/max")
+	fmt.Fprintln(tw, "implementation\tmaster RSS MiB\tmaster anon MiB\tmaster CPU %\tbackup RSS MiB\tbackup anon MiB\tbackup CPU %\tfalse takeovers (early)\tmaster's longest silence ms\tload average min/mean/max")
 	for _, r := range res {
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%.2f\t%d\t%s\t%s\n", r.name,
-			mib(r.id.mem[0].RSS), mib(r.id.mem[0].Anon), r.id.cpu[0], mib(r.id.mem[1].RSS), mib(r.id.mem[1].Anon), r.id.cpu[1], r.takeovers, ms(r.gap), r.load)
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.2f\t%.1f\t%.1f\t%.2f\t%d (%d)\t%s\t%s\n", r.name,
+			mib(r.id.mem[0].RSS), mib(r.id.mem[0].Anon), r.id.cpu[0], mib(r.id.mem[1].RSS), mib(r.id.mem[1].Anon), r.id.cpu[1], r.takeovers, r.early, ms(r.gap), r.load)
 	}
 	tw.Flush()
 }

@@ -19,22 +19,24 @@ func TestFalseTakeovers(t *testing.T) {
 	}
 	const iv = 10 * time.Millisecond
 	tests := []struct {
-		name string
-		seen []vrrplab.Advert
-		n    int
-		gap  time.Duration
+		name  string
+		seen  []vrrplab.Advert
+		n     int
+		early int
+		gap   time.Duration
 	}{
-		{"none", []vrrplab.Advert{adv(0, m, 150), adv(10, m, 150), adv(20, m, 150)}, 0, 80 * time.Millisecond},
-		{"one episode of two adverts", []vrrplab.Advert{adv(0, m, 150), adv(50, b, 100), adv(55, b, 100), adv(60, m, 150), adv(70, m, 150)}, 1, 60 * time.Millisecond},
-		{"two episodes", []vrrplab.Advert{adv(10, b, 100), adv(50, b, 100), adv(95, m, 150)}, 2, 95 * time.Millisecond},
-		{"priority 0 is a goodbye", []vrrplab.Advert{adv(10, b, 0), adv(20, m, 150), adv(95, m, 150)}, 0, 75 * time.Millisecond},
-		{"outside the window", []vrrplab.Advert{adv(-5, b, 100), adv(150, b, 100), adv(50, m, 150)}, 0, 50 * time.Millisecond},
+		{"none", []vrrplab.Advert{adv(0, m, 150), adv(10, m, 150), adv(20, m, 150)}, 0, 0, 80 * time.Millisecond},
+		{"one episode of two adverts, after the master's silence", []vrrplab.Advert{adv(0, m, 150), adv(50, b, 100), adv(55, b, 100), adv(60, m, 150), adv(70, m, 150)}, 1, 0, 60 * time.Millisecond},
+		{"one early episode", []vrrplab.Advert{adv(0, m, 150), adv(10, m, 150), adv(30, b, 100), adv(40, m, 150)}, 1, 1, 60 * time.Millisecond},
+		{"two episodes", []vrrplab.Advert{adv(10, b, 100), adv(50, b, 100), adv(95, m, 150)}, 2, 1, 95 * time.Millisecond},
+		{"priority 0 is a goodbye", []vrrplab.Advert{adv(10, b, 0), adv(20, m, 150), adv(95, m, 150)}, 0, 0, 75 * time.Millisecond},
+		{"outside the window", []vrrplab.Advert{adv(-5, b, 100), adv(150, b, 100), adv(50, m, 150)}, 0, 0, 50 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n, gap := falseTakeovers(tt.seen, m, b, iv, at(0), at(100))
-			if n != tt.n || gap != tt.gap {
-				t.Errorf("got %d, %s; want %d, %s", n, gap, tt.n, tt.gap)
+			n, early, gap := falseTakeovers(tt.seen, m, b, iv, masterDown(iv, 100), at(0), at(100))
+			if n != tt.n || early != tt.early || gap != tt.gap {
+				t.Errorf("got %d (%d early), %s; want %d (%d), %s", n, early, gap, tt.n, tt.early, tt.gap)
 			}
 		})
 	}
@@ -102,10 +104,10 @@ func TestReportRouters(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	last2 := lines[len(lines)-2:]
-	if f := strings.Fields(last2[0]); !slices.Equal(f, []string{"vipd-vrrp", "16.0", "0.0", "0.90", "0.0", "0.0", "0.40", "0", "14", "0.50/1.00/1.50"}) {
+	if f := strings.Fields(last2[0]); !slices.Equal(f, []string{"vipd-vrrp", "16.0", "0.0", "0.90", "0.0", "0.0", "0.40", "0", "(0)", "14", "0.50/1.00/1.50"}) {
 		t.Errorf("vipd row: %q", f)
 	}
-	if f := strings.Fields(last2[1]); f[0] != "keepalived" || f[7] != "2" || f[8] != "91" {
+	if f := strings.Fields(last2[1]); f[0] != "keepalived" || f[7] != "2" || f[9] != "91" {
 		t.Errorf("keepalived row: %q", f)
 	}
 	b.Reset()
