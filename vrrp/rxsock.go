@@ -148,6 +148,19 @@ func (r *rxSock) setFilter(prog []bpf.RawInstruction) error {
 	return attach(r.fd, prog)
 }
 
+// queued reports whether a datagram waits in the receive queue (SIOCINQ:
+// the size of the first one), without reading it.
+func (r *rxSock) queued() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.Load() {
+		return false
+	}
+	var n int32
+	_, err := rawSyscall(unix.SYS_IOCTL, uintptr(r.fd), unix.SIOCINQ, uintptr(unsafe.Pointer(&n)), 0, 0, 0)
+	return err == nil && n > 0
+}
+
 // drops is the kernel's count of datagrams dropped for a full buffer.
 func (r *rxSock) drops() uint64 {
 	r.mu.Lock()
