@@ -38,7 +38,10 @@ func (v VIP) String() string { return v.Addr.String() + "%" + v.Interface }
 // once per refresh interval, and 1,000 VIPs bound in one takeover cost a
 // hundred renewals every 100 ms instead of a burst of 1,000 every second.
 // Each slot goes to the kernel as one batch when the Kernel is a
-// BatchKernel.
+// BatchKernel. The loop wakes only for slots that hold a VIP (and once per
+// refresh interval when none does): an idle runtime timer costs several
+// thread wake-ups, and a node holding one VIP or none would otherwise wake
+// ten times a second for nothing (issue #15).
 type Binder struct {
 	log      *slog.Logger
 	kernel   Kernel
@@ -53,6 +56,13 @@ type Binder struct {
 	held  map[netip.Addr]held
 	slots []map[netip.Addr]VIP
 	next  int // the slot the next tick renews
+	// cur is the slot the last tick renewed, at its scheduled time curAt;
+	// nextAt is the scheduled time of next (untilNext).
+	cur           int
+	curAt, nextAt time.Time
+	// poke tells Run that a VIP went into an empty slot (holdLocked): the
+	// next tick may have to come sooner.
+	poke chan struct{}
 
 	onLapse func(vips []VIP, gap time.Duration) // set before Run; nil: nobody told
 
@@ -105,10 +115,11 @@ func slotCount(refresh time.Duration) int {
 func NewBinder(log *slog.Logger, kernel Kernel, lifetime, refresh time.Duration) *Binder {
 	n := slotCount(refresh)
 	b := &Binder{log: log, kernel: kernel, lifetime: lifetime, refresh: refresh, tick: refresh / time.Duration(n),
-		held: map[netip.Addr]held{}, slots: make([]map[netip.Addr]VIP, n)}
+		held: map[netip.Addr]held{}, slots: make([]map[netip.Addr]VIP, n), poke: make(chan struct{}, 1)}
 	for i := range b.slots {
 		b.slots[i] = map[netip.Addr]VIP{}
 	}
+	b.cur = n - 1 // slot 0 comes first, one tick after Run starts
 	b.batch, _ = kernel.(BatchKernel)
 	b.lastRefresh.Store(time.Now().UnixNano())
 	return b
@@ -182,6 +193,12 @@ func (b *Binder) holdLocked(v VIP) {
 	for i := range b.slots {
 		if len(b.slots[i]) < len(b.slots[best]) {
 			best = i
+		}
+	}
+	if len(b.slots[best]) == 0 {
+		select {
+		case b.poke <- struct{}{}:
+		default:
 		}
 	}
 	b.slots[best][v.Addr] = v
@@ -363,7 +380,10 @@ func (b *Binder) Run(ctx context.Context) error {
 		go func() { watchErr <- b.kernel.WatchDeleted(ctx, b.onDeleted) }()
 	}
 	watch()
-	t := time.NewTicker(b.tick)
+	b.mu.Lock()
+	b.curAt = time.Now()
+	b.mu.Unlock()
+	t := time.NewTimer(b.untilNext(false))
 	defer t.Stop()
 	for {
 		select {
@@ -384,10 +404,36 @@ func (b *Binder) Run(ctx context.Context) error {
 			// Without the watch the periodic refresh still restores a deleted
 			// VIP within one refresh interval; keep going but say so.
 			b.log.Error("address watch stopped; deleted VIPs are restored by the periodic refresh only", "err", err)
+		case <-b.poke:
+			t.Reset(b.untilNext(true))
 		case <-t.C:
 			b.refreshSlot()
+			t.Reset(b.untilNext(false))
 		}
 	}
+}
+
+// untilNext chooses the next slot to renew, the first after cur that holds
+// a VIP (cur again a refresh interval later if none does), and returns how
+// long until its tick. After a poke (a VIP bound into an empty slot) it is
+// the first such slot whose tick is still to come: the bind renewed the
+// VIP just now, and a tick that passed while the loop slept for nothing is
+// not owed.
+func (b *Binder) untilNext(poked bool) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := len(b.slots)
+	now := time.Now()
+	k0 := 1
+	if poked && now.After(b.curAt) {
+		k0 = int(now.Sub(b.curAt)/b.tick) + 1
+	}
+	k := k0
+	for ; k < k0+n-1 && len(b.slots[(b.cur+k)%n]) == 0; k++ {
+	}
+	b.next = (b.cur + k) % n
+	b.nextAt = b.curAt.Add(time.Duration(k) * b.tick)
+	return max(b.nextAt.Sub(now), 0)
 }
 
 // refreshSlot lapses every VIP that was not renewed in time and renews the
@@ -397,6 +443,10 @@ func (b *Binder) refreshSlot() {
 	now := time.Now()
 	lapsed, gap := b.lapseStaleLocked(now)
 	slot := b.slots[b.next]
+	b.cur, b.curAt = b.next, b.nextAt
+	if now.Sub(b.nextAt) > b.tick {
+		b.curAt = now // late (vipd stopped or starved): keep the cadence from now, as a Ticker would
+	}
 	b.next = (b.next + 1) % len(b.slots)
 	vips := make([]VIP, 0, len(slot))
 	for _, v := range slot {
