@@ -18,13 +18,17 @@ import (
 
 // The many-routers phase (-routers N, issue #15): N virtual routers on one
 // interface (VRIDs 1..N, one IPv4 VIP each, the -advert interval), run by
-// vipd-vrrp and by keepalived on two nodes of a lab of their own (node1
-// 150, node2 100), idle: CPU and memory of the master and the backup, as
-// in the idle table, and false takeovers: adverts from node2 during the
-// window, counted as episodes (separated by more than three intervals of
-// silence), seen by the client. Only the VRRP implementations among -modes
-// run. With -routers 1 -advert 10ms -idle 10m it is the 10-minute idle
-// check of issue #15 (no false takeover at RFC 9568's fastest interval).
+// vipd-vrrp and by keepalived on two nodes (node1 150, node2 100), idle:
+// CPU and memory of the master and the backup, as in the idle table, and
+// false takeovers: adverts from node2 during the window, counted as
+// episodes (separated by more than three intervals of silence), seen by the
+// client. By default (-side-by-side) each implementation has a lab of its
+// own and all idle in the same window, so a stall of the shared machine
+// hits them alike; -side-by-side=false runs them one after the other in one
+// lab. Only the VRRP implementations among -modes run; with -rounds 0 only
+// this phase runs. With -routers 1 -advert 10ms -routers-idle 10m it is the
+// 10-minute idle check of issue #15 (no false takeover at RFC 9568's
+// fastest interval).
 
 // routersResult is one implementation's idle figures with n routers.
 type routersResult struct {
