@@ -167,6 +167,7 @@ func run() error {
 	chaosSeed := flag.Uint64("chaos-seed", 1, "-chaos: the fault plan's seed")
 	chaosModes := flag.String("chaos-modes", strings.Join(chaos.Modes, ","), "-chaos: the modes to run")
 	chaosJSON := flag.String("chaos-json", "", "-chaos: also write the full reports as JSON to this file")
+	sideBySide := flag.Bool("side-by-side", true, "-routers: run the implementations at the same moment, each in a lab of its own (false: one after the other in one lab)")
 	modesFlag := flag.String("modes", strings.Join(allModes, ","), "implementations to compare: "+strings.Join(allModes, ", ")+" (vipd = vipd-vrrp)")
 	flag.Parse()
 	for _, n := range strings.Split(*modesFlag, ",") {
@@ -192,15 +193,18 @@ func run() error {
 		}
 		return runScale(ctx, scaleOptions{counts: counts, idleFor: o.idleFor, out: o.out})
 	}
-	res, err := runBench(ctx, o)
-	if err != nil {
-		return err
-	}
-	report(o.out, res, o.idleFor)
-	reportFlood(o.out, res, o)
-	if o.svgDir != "" {
-		if err := writePictures(o.out, o.svgDir, res); err != nil {
+	// -rounds 0 with -routers: only the routers phase.
+	if o.rounds > 0 || *routers == 0 {
+		res, err := runBench(ctx, o)
+		if err != nil {
 			return err
+		}
+		report(o.out, res, o.idleFor)
+		reportFlood(o.out, res, o)
+		if o.svgDir != "" {
+			if err := writePictures(o.out, o.svgDir, res); err != nil {
+				return err
+			}
 		}
 	}
 	if *routers > 0 {
@@ -208,8 +212,8 @@ func run() error {
 		if *routersIdle > 0 {
 			ro.idleFor = *routersIdle
 		}
-		rr, err := runRouters(ctx, o.out, ro, *routers)
-		reportRouters(o.out, *routers, o.advert, ro.idleFor, rr)
+		rr, err := runRouters(ctx, o.out, ro, *routers, *sideBySide)
+		reportRouters(o.out, *routers, o.advert, ro.idleFor, *sideBySide, rr)
 		return err
 	}
 	return nil

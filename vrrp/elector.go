@@ -325,6 +325,11 @@ type vr struct {
 	known     netip.Addr
 	knownPrio uint8
 	knownAt   time.Time
+
+	// A backup's Master_Down_Timer that ran out while adverts waited to be
+	// read waits for them (holdTick): until holdUntil, once per deadline
+	// (heldFor).
+	heldFor, holdUntil time.Time
 }
 
 // source is the address this router's adverts come from.
@@ -514,6 +519,7 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 				r.receive(rp.key, p)
 			}
 			rp.done()
+			r.endHolds()
 			// Under a flood, publish /status at most every publishEvery
 			// unless a router changed state: publishing formats every
 			// router's status.
@@ -529,7 +535,7 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 			now := e.now()
 			for _, g := range r.groups {
 				for _, v := range g.vrs {
-					if d := v.m.Deadline(); !d.IsZero() && !now.Before(d) {
+					if d := v.m.Deadline(); !d.IsZero() && !now.Before(d) && !r.holdTick(v, d, now) {
 						r.handle(v, v.m.Tick(now), now)
 					}
 				}
@@ -843,13 +849,60 @@ func (r *runner) nextDeadline() (time.Time, bool) {
 	var next time.Time
 	for _, g := range r.groups {
 		for _, v := range g.vrs {
-			if d := v.m.Deadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+			d := v.m.Deadline()
+			if !v.holdUntil.IsZero() && d.Equal(v.heldFor) {
+				d = v.holdUntil
+			}
+			if !d.IsZero() && (next.IsZero() || d.Before(next)) {
 				next = d
 			}
 		}
 	}
 	return next, !next.IsZero()
 }
+
+// holdTick reports whether backup v's due deadline d waits for adverts not
+// read yet. When a node is not scheduled for a while (a busy machine), its
+// timer and the master's adverts become ready together, and the loop may
+// see the timer first: it would take over although the adverts arrived in
+// time (at 10ms adverts, most false takeovers of an idle backup on a busy
+// machine, issue #15). So a backup whose Master_Down_Timer ran out while a
+// batch waits in pkts or a datagram in its socket lets the reader deliver
+// first: until the next batch is handled (endHolds), at most one advert
+// interval, once per deadline, so a flood delays a real failover by one
+// interval at most.
+func (r *runner) holdTick(v *vr, d, now time.Time) bool {
+	if !v.holdUntil.IsZero() && d.Equal(v.heldFor) {
+		if now.Before(v.holdUntil) {
+			return true
+		}
+		v.holdUntil = time.Time{}
+		return false
+	}
+	if v.m.State() != Backup || d.Equal(v.heldFor) {
+		return false
+	}
+	if len(r.pkts) == 0 {
+		q, ok := v.conn.(queuer)
+		if !ok || !q.Queued() {
+			return false
+		}
+	}
+	v.heldFor, v.holdUntil = d, now.Add(v.g.spec.Interval)
+	return true
+}
+
+// endHolds ends the holds of holdTick: the reader delivered a batch.
+func (r *runner) endHolds() {
+	for _, g := range r.groups {
+		for _, v := range g.vrs {
+			v.holdUntil = time.Time{}
+		}
+	}
+}
+
+// queuer is a Conn that tells whether a datagram waits in its socket.
+type queuer interface{ Queued() bool }
 
 func (r *runner) applyInputs(now time.Time) {
 	for _, g := range r.groups {

@@ -44,6 +44,11 @@ type rxSock struct {
 	mu     sync.Mutex // serialises the reader's system calls on fd, epfd and close
 	closed atomic.Bool
 	armed  bool // fd is armed in epfd: one readiness event to come
+	// drained: the reader's last read ended on an empty queue, so the next
+	// recv waits before reading (arming signals anything queued since):
+	// an idle backup reads each advert with one recvmsg that finds it and
+	// one that finds the queue empty, not a third (issue #15).
+	drained bool
 	pace   pacer
 
 	// Buffers of the single reader (recvmsg without allocations).
@@ -148,6 +153,19 @@ func (r *rxSock) setFilter(prog []bpf.RawInstruction) error {
 	return attach(r.fd, prog)
 }
 
+// queued reports whether a datagram waits in the receive queue (SIOCINQ:
+// the size of the first one), without reading it.
+func (r *rxSock) queued() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed.Load() {
+		return false
+	}
+	var n int32
+	_, err := rawSyscall(unix.SYS_IOCTL, uintptr(r.fd), unix.SIOCINQ, uintptr(unsafe.Pointer(&n)), 0, 0, 0)
+	return err == nil && n > 0
+}
+
 // drops is the kernel's count of datagrams dropped for a full buffer.
 func (r *rxSock) drops() uint64 {
 	r.mu.Lock()
@@ -171,15 +189,17 @@ func (r *rxSock) drops() uint64 {
 func (r *rxSock) recv(ps []Packet, buf []byte) (int, []byte, error) {
 	r.pace.before()
 	for {
+		if r.drained {
+			if err := r.wait(); err != nil {
+				return 0, buf, err
+			}
+		}
 		n, nbuf, err := r.read(ps, buf)
 		if n > 0 {
 			r.pace.after(n)
 			return n, nbuf, nil
 		}
 		if err != nil {
-			return 0, buf, err
-		}
-		if err := r.wait(); err != nil {
 			return 0, buf, err
 		}
 	}
@@ -189,6 +209,7 @@ func (r *rxSock) recv(ps []Packet, buf []byte) (int, []byte, error) {
 func (r *rxSock) read(ps []Packet, buf []byte) (int, []byte, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.drained = false
 	n := 0
 	for n < len(ps) {
 		if r.closed.Load() {
@@ -199,8 +220,12 @@ func (r *rxSock) read(ps []Packet, buf []byte) (int, []byte, error) {
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
-			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ENOBUFS) || n > 0 {
-				return n, buf, nil // drained (a hard error comes back on the next read)
+			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ENOBUFS) {
+				r.drained = true
+				return n, buf, nil
+			}
+			if n > 0 {
+				return n, buf, nil // a hard error comes back on the next read
 			}
 			return 0, buf, err
 		}

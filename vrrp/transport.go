@@ -392,6 +392,9 @@ func (c *conn4) SetFilter(vrids []uint8, peers []netip.Addr) error {
 // KernelDrops implements KernelDrops.
 func (c *conn4) KernelDrops() uint64 { return c.rx.drops() }
 
+// Queued implements the elector's queuer.
+func (c *conn4) Queued() bool { return c.rx.queued() }
+
 func (c *conn4) Close() error {
 	if c.tx != nil {
 		c.tx.close()
@@ -497,6 +500,9 @@ func (c *conn6) SetFilter(vrids []uint8, peers []netip.Addr) error {
 
 // KernelDrops implements KernelDrops.
 func (c *conn6) KernelDrops() uint64 { return c.rx.drops() }
+
+// Queued implements the elector's queuer.
+func (c *conn6) Queued() bool { return c.rx.queued() }
 
 func (c *conn6) Close() error {
 	if c.tx != nil {

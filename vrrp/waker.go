@@ -57,22 +57,29 @@ func newTimerfdWaker() (*timerfdWaker, error) {
 	return w, nil
 }
 
-// loop turns expiries into (coalesced) values on c until Stop.
+// loop turns expiries into (coalesced) values on c until Stop. It is one
+// RawRead for the waker's life whose function never reports done: after an
+// expiry is read the goroutine parks in the poller at once (the timerfd is
+// edge-triggered there, and the next expiry is a new edge), instead of
+// returning, re-arming and reading again only to get EAGAIN; one system
+// call less per advert.
 func (w *timerfdWaker) loop() {
 	var buf [8]byte
-	for {
-		err := w.rc.Read(func(fd uintptr) bool {
+	_ = w.rc.Read(func(fd uintptr) bool { // an error: closed by Stop
+		for {
 			_, err := rawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0, 0)
-			return !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR)
-		})
-		if err != nil {
-			return // closed by Stop
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err == nil {
+				select {
+				case w.c <- time.Time{}:
+				default: // a wake-up is pending already
+				}
+			}
+			return false // wait for the next expiry
 		}
-		select {
-		case w.c <- time.Time{}:
-		default: // a wake-up is pending already
-		}
-	}
+	})
 }
 
 // Reset arms the timer d from now (a due deadline fires at once). Only the

@@ -61,7 +61,16 @@ type Binder struct {
 	held    map[netip.Addr]held
 	classes map[classKey]*class
 	plan    []Upkeep // SetUpkeep's, for Stats
-	ticks   uint64   // refresh ticks so far
+	// ticks is the next refresh tick to consider; tick T is due at
+	// base + (T+1)*tick. The loop sleeps over ticks with nothing to renew
+	// (planLocked): an idle runtime timer costs several thread wake-ups,
+	// and a node holding one VIP or none would otherwise wake ten times a
+	// second for nothing (issue #15).
+	ticks uint64
+	base  time.Time
+	// poke tells Run that a VIP went into a slot (holdLocked): its next
+	// wake-up may have to come sooner.
+	poke chan struct{}
 	// retry holds VIPs of scaled classes whose renewal failed, with the
 	// tick at which to try again: one refresh interval later, as an
 	// unscaled VIP would be, not a scaled interval later.
@@ -122,8 +131,19 @@ func classOf(v VIP) classKey { return classKey{v.Interface, v.Addr.Is6() && !v.A
 type class struct {
 	stride   int           // slots are visited every stride ticks
 	lifetime time.Duration // the kernel lifetime its VIPs get
-	slots    []map[netip.Addr]VIP
-	next     int // the slot the next visit renews
+	// slots: tick T renews slots[(T/stride)%len(slots)] when T%stride is
+	// 0, a pure function of the tick, so ticks with nothing due can be
+	// slept over without bookkeeping.
+	slots []map[netip.Addr]VIP
+}
+
+// dueSlot returns the slot tick t renews, if any.
+func (c *class) dueSlot(t uint64) (map[netip.Addr]VIP, bool) {
+	s := uint64(c.stride)
+	if t%s != 0 {
+		return nil, false
+	}
+	return c.slots[(t/s)%uint64(len(c.slots))], true
 }
 
 func (b *Binder) newClass(stride int, lifetime time.Duration) *class {
@@ -156,7 +176,7 @@ func slotCount(refresh time.Duration) int {
 func NewBinder(log *slog.Logger, kernel Kernel, lifetime, refresh time.Duration) *Binder {
 	n := slotCount(refresh)
 	b := &Binder{log: log, kernel: kernel, lifetime: lifetime, refresh: refresh, tick: refresh / time.Duration(n),
-		held: map[netip.Addr]held{}, classes: map[classKey]*class{}, retry: map[netip.Addr]uint64{}}
+		held: map[netip.Addr]held{}, classes: map[classKey]*class{}, retry: map[netip.Addr]uint64{}, poke: make(chan struct{}, 1)}
 	b.batch, _ = kernel.(BatchKernel)
 	b.lastRefresh.Store(time.Now().UnixNano())
 	return b
@@ -269,6 +289,10 @@ func (b *Binder) holdLocked(v VIP) {
 		}
 	}
 	c.slots[best][v.Addr] = v
+	select {
+	case b.poke <- struct{}{}:
+	default:
+	}
 	h := b.held[v.Addr]
 	h.vip, h.cls, h.slot = v, c, best
 	b.held[v.Addr] = h
@@ -489,7 +513,12 @@ func (b *Binder) Run(ctx context.Context) error {
 		go func() { watchErr <- b.kernel.WatchDeleted(ctx, b.onDeleted) }()
 	}
 	watch()
-	t := time.NewTicker(b.tick)
+	b.mu.Lock()
+	b.base = time.Now()
+	next := b.planLocked(b.ticks)
+	wait := b.untilLocked(next)
+	b.mu.Unlock()
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for {
 		select {
@@ -510,28 +539,69 @@ func (b *Binder) Run(ctx context.Context) error {
 			// Without the watch the periodic refresh still restores a deleted
 			// VIP within one refresh interval; keep going but say so.
 			b.log.Error("address watch stopped; deleted VIPs are restored by the periodic refresh only", "err", err)
+		case <-b.poke:
+			// A VIP went into a slot: the ticks already past stay
+			// skipped (the bind gave it a fresh lifetime), the next may
+			// now be due sooner.
+			b.mu.Lock()
+			passed := uint64(max(time.Since(b.base)/b.tick, 0)) // ticks 0..passed-1 are due by now
+			next = b.planLocked(min(next, max(b.ticks, passed)))
+			wait = b.untilLocked(next)
+			b.mu.Unlock()
+			t.Reset(wait)
 		case <-t.C:
-			b.refreshSlot()
+			b.refreshSlot(next)
+			b.mu.Lock()
+			if late := time.Since(b.base.Add(time.Duration(next+1) * b.tick)); late > b.refresh {
+				// Stopped or starved: keep the cadence from now instead
+				// of catching up on every tick missed.
+				b.base = b.base.Add(late)
+			}
+			next = b.planLocked(b.ticks)
+			wait = b.untilLocked(next)
+			b.mu.Unlock()
+			t.Reset(wait)
 		}
 	}
 }
 
+// planLocked returns the first tick from from on that renews something
+// (a held VIP's slot, or a failed renewal due again); with none in a
+// refresh interval, the last tick of that interval, so the loop still
+// runs once per interval (lapses, Healthy).
+func (b *Binder) planLocked(from uint64) uint64 {
+	n := uint64(slotCount(b.refresh))
+	for t := from; t < from+n; t++ {
+		for _, c := range b.classes {
+			if slot, ok := c.dueSlot(t); ok && len(slot) > 0 {
+				return t
+			}
+		}
+		for _, at := range b.retry {
+			if at <= t {
+				return t
+			}
+		}
+	}
+	return from + n - 1
+}
+
+// untilLocked returns how long until tick t is due.
+func (b *Binder) untilLocked(t uint64) time.Duration {
+	return max(time.Until(b.base.Add(time.Duration(t+1)*b.tick)), 0)
+}
+
 // refreshSlot lapses every VIP that was not renewed in time and renews the
-// VIPs of the next slot of every class whose turn it is, and the failed
+// VIPs of tick's slot of every class whose turn it is, and the failed
 // renewals due again.
-func (b *Binder) refreshSlot() {
+func (b *Binder) refreshSlot(tick uint64) {
 	b.mu.Lock()
 	now := time.Now()
 	lapsed, gap := b.lapseStaleLocked(now)
-	tick := b.ticks
-	b.ticks++
+	b.ticks = tick + 1
 	var vips []VIP
 	for _, c := range b.classes {
-		if tick%uint64(c.stride) != 0 {
-			continue
-		}
-		slot := c.slots[c.next]
-		c.next = (c.next + 1) % len(c.slots)
+		slot, _ := c.dueSlot(tick)
 		for _, v := range slot {
 			vips = append(vips, v)
 		}

@@ -222,3 +222,38 @@ func TestLostEventsRenewEverything(t *testing.T) {
 		}
 	})
 }
+
+// The loop wakes only for slots that hold a VIP: with none it still runs
+// once per refresh interval (Healthy), and a VIP bound later into an empty
+// slot is renewed once per interval, never later.
+func TestRefreshOnlyHeldSlots(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k := newRecKernel()
+		const refresh = time.Second
+		b := NewBinder(quietLog(), k, 3*time.Second, refresh)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() { _ = b.Run(ctx) }()
+		time.Sleep(5*refresh + refresh/3)
+		synctest.Wait()
+		if !b.Healthy() {
+			t.Fatal("a binder holding nothing is not healthy")
+		}
+		if err := b.Bind(vip4); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * refresh)
+		synctest.Wait()
+		k.mu.Lock()
+		at := k.at[vip4.Addr]
+		k.mu.Unlock()
+		if len(at) != 6 {
+			t.Fatalf("bound and renewed %d times in 5 intervals, want 1+5", len(at))
+		}
+		for i := 1; i < len(at); i++ {
+			if d := at[i].Sub(at[i-1]); d > refresh {
+				t.Errorf("renewal %d came %s after the previous one, more than %s", i, d, refresh)
+			}
+		}
+	})
+}
