@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"unsafe"
 
 	marp "github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
@@ -113,8 +114,13 @@ func WatchConflicts(ctx context.Context, ifi *net.Interface, held func(netip.Add
 		go func(c *packet.Conn) {
 			defer wg.Done()
 			buf := make([]byte, ifi.MTU+ethHeaderLen)
+			read, err := rawReader(c)
+			if err != nil {
+				errs <- err
+				return
+			}
 			for {
-				n, _, err := c.ReadFrom(buf)
+				n, err := read(buf)
 				if err != nil {
 					if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 						return
@@ -147,4 +153,43 @@ func WatchConflicts(ctx context.Context, ifi *net.Interface, held func(netip.Add
 		return fmt.Errorf("arp: watching conflicts on %s: %w", ifi.Name, err2)
 	}
 	return nil
+}
+
+// rawReader returns a function that reads one frame from c, waiting in Go's
+// poller, with a raw recvfrom: every ARP packet on the LAN reaches this
+// socket (the bench's ARP sampling: ~200 reads a second), and packet.Conn's
+// ReadFrom enters the scheduler's syscall state, which wakes a sleeping
+// sysmon that then polls every 20 µs for a while (issue #15: most of an idle
+// gossip member's thread wake-ups). The socket is non-blocking, so a raw
+// call never blocks.
+func rawReader(c *packet.Conn) (func(buf []byte) (int, error), error) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return func(buf []byte) (int, error) {
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			for {
+				r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), unix.MSG_DONTWAIT, 0, 0)
+				switch e {
+				case 0:
+					n, rerr = int(r), nil
+					return true
+				case unix.EINTR:
+					continue
+				case unix.EAGAIN:
+					return false // nothing queued: wait in the poller
+				default:
+					n, rerr = 0, e
+					return true
+				}
+			}
+		})
+		if err != nil {
+			return 0, err
+		}
+		return n, rerr
+	}, nil
 }

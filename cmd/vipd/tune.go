@@ -30,10 +30,17 @@ const trimAfter = 10 * time.Second
 //     second, idle P the runtime wakes another thread to look for work at
 //     every such wake-up, which doubled the CPU time of an idle node at 10ms
 //     adverts (~10 context switches per advert instead of ~5).
+//   - Gossip mode too: memberlist's goroutines (a ticker every gossip
+//     interval, a probe every probe interval, the packet handlers) each do
+//     microseconds of work per wake-up, and the second P's extra thread
+//     wake-ups made up about half of an idle fast-profile member's CPU
+//     (0.75 % of a core → 0.4 %). The same price as in VRRP: a system call
+//     blocking for long holds the loop until sysmon retakes the P (≤ 10 ms,
+//     inside the fast profile's 50 ms probe timeout).
 //   - trimAfter after start, the pages of the binary that only start-up used
 //     are dropped from the process (dropStartupPages).
 func tuneRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger) {
-	if cfg.Mode == config.ModeVRRP && os.Getenv("GOMAXPROCS") == "" {
+	if onePMode(cfg.Mode) && os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
 	go func() {
@@ -52,6 +59,9 @@ func tuneRuntime(ctx context.Context, cfg *config.Config, log *slog.Logger) {
 		log.Debug("dropped the start-up pages of the binary", "mappedBytes", n)
 	}()
 }
+
+// onePMode says whether a mode runs on one P by default (tuneRuntime).
+func onePMode(mode string) bool { return mode == config.ModeVRRP || mode == config.ModeGossip }
 
 // dropStartupPages unmaps the pages of the executable's read-only mappings
 // (code, read-only data) from the process with MADV_DONTNEED. vipd is one

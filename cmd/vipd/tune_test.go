@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vipd/vipd/internal/config"
 )
 
 func TestCleanMappings(t *testing.T) {
@@ -92,4 +94,15 @@ func rssFile(t *testing.T) int {
 	}
 	t.Skip("no RssFile in /proc/self/status")
 	return 0
+}
+
+func TestOnePMode(t *testing.T) {
+	for mode, want := range map[string]bool{
+		config.ModeVRRP: true, config.ModeGossip: true,
+		config.ModeLease: false, config.ModeStatic: false,
+	} {
+		if got := onePMode(mode); got != want {
+			t.Errorf("onePMode(%q) = %v, want %v", mode, got, want)
+		}
+	}
 }

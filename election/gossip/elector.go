@@ -304,6 +304,9 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 	}
 	ml, err := memberlist.Create(cfg)
 	if err != nil {
+		if t, ok := cfg.Transport.(*transport); ok {
+			_ = t.Shutdown() // memberlist leaves a given transport to its maker
+		}
 		return fmt.Errorf("gossip: starting memberlist on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
 	// memberlist hands out pointers to Nodes it later rewrites in place
@@ -518,7 +521,20 @@ func (e *Elector) memberlistConfig() (*memberlist.Config, error) {
 			return nil, err
 		}
 		cfg.Transport = t
+		return cfg, nil
 	}
+	// Our transport (transport.go): memberlist's sockets with a cheaper
+	// packet path. memberlist fills in a picked port for its own
+	// transport only.
+	t, err := newTransport(cfg.BindAddr, cfg.BindPort, cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: starting memberlist on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
+	}
+	if cfg.BindPort == 0 {
+		cfg.BindPort = t.port()
+		cfg.AdvertisePort = cfg.BindPort
+	}
+	cfg.Transport = t
 	return cfg, nil
 }
 

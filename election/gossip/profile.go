@@ -18,6 +18,23 @@ const (
 
 // profileConfig returns memberlist's config for a profile.
 func profileConfig(name string) (*memberlist.Config, error) {
+	c, err := profileTiming(name)
+	if err != nil {
+		return nil, err
+	}
+	// No LZW compression of what we send (memberlist compresses every
+	// packet by default): each compressed packet allocated a 64 KiB LZW
+	// writer (and each received one a ~20 KiB reader), which at the fast
+	// profile's pings and acks kept the garbage collector busy, for
+	// payloads (pings, acks, ≤ 512-byte metas, hash tables) that LZW hardly
+	// shrinks. Receiving is unchanged: memberlist decompresses a compressed
+	// packet whatever this setting, so members of either kind interoperate.
+	c.EnableCompression = false
+	return c, nil
+}
+
+// profileTiming returns memberlist's config with a profile's timing.
+func profileTiming(name string) (*memberlist.Config, error) {
 	switch name {
 	case ProfileFast:
 		c := memberlist.DefaultLANConfig()
