@@ -9,13 +9,14 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"unsafe"
 
 	marp "github.com/mdlayher/arp"
 	"github.com/mdlayher/ndp"
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/vipd/vipd/internal/rawsock"
 )
 
 // Claim is a frame on the wire in which a host says "IP is at MAC": the
@@ -167,29 +168,5 @@ func rawReader(c *packet.Conn) (func(buf []byte) (int, error), error) {
 	if err != nil {
 		return nil, err
 	}
-	return func(buf []byte) (int, error) {
-		var n int
-		var rerr error
-		err := rc.Read(func(fd uintptr) bool {
-			for {
-				r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), unix.MSG_DONTWAIT, 0, 0)
-				switch e {
-				case 0:
-					n, rerr = int(r), nil
-					return true
-				case unix.EINTR:
-					continue
-				case unix.EAGAIN:
-					return false // nothing queued: wait in the poller
-				default:
-					n, rerr = 0, e
-					return true
-				}
-			}
-		})
-		if err != nil {
-			return 0, err
-		}
-		return n, rerr
-	}, nil
+	return func(buf []byte) (int, error) { return rawsock.Recvfrom(rc, buf, nil) }, nil
 }

@@ -16,6 +16,8 @@ import (
 	sockaddr "github.com/hashicorp/go-sockaddr"
 	"github.com/hashicorp/memberlist"
 	"golang.org/x/sys/unix"
+
+	"github.com/vipd/vipd/internal/rawsock"
 )
 
 // transport is memberlist's UDP/TCP transport (its NetTransport, same
@@ -239,27 +241,7 @@ func (t *transport) udpLoop() {
 	buf := make([]byte, 65536)
 	var from unix.RawSockaddrAny
 	for {
-		var n int
-		var rerr error
-		err := t.rc.Read(func(fd uintptr) bool {
-			for {
-				fl := uint32(unsafe.Sizeof(from))
-				r, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)),
-					unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&from)), uintptr(unsafe.Pointer(&fl)))
-				switch e {
-				case 0:
-					n, rerr = int(r), nil
-					return true
-				case unix.EINTR:
-					continue
-				case unix.EAGAIN:
-					return false // nothing queued: wait in the poller
-				default:
-					n, rerr = 0, e
-					return true
-				}
-			}
-		})
+		n, err := rawsock.Recvfrom(t.rc, buf, &from)
 		ts := time.Now()
 		if err != nil {
 			if t.shut.Load() {
@@ -269,10 +251,6 @@ func (t *transport) udpLoop() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			continue
-		}
-		if rerr != nil {
-			t.logger.Printf("[ERR] memberlist: Error reading UDP packet: %v", rerr)
 			continue
 		}
 		addr := fromSockaddr(&from)
