@@ -348,7 +348,23 @@ type group struct {
 	// reannounced: when the last one was asked for.
 	ownReason, ownPeer string
 	reannounced        time.Time
+	// A preemption binds break-before-make (handoff): the new master has
+	// advertised and waits, up to handoffUntil, for the master it displaces
+	// (handoffFrom) to give the VIPs up; that one's last advert (sent after
+	// its VIPs are gone) ends the wait. Zero handoffUntil: none pending.
+	handoffFrom   netip.Addr
+	handoffUntil  time.Time
+	handoffReason string
 }
+
+// preemptHandoff bounds a preemption's wait for the displaced master's last
+// advert. RFC 9568's order (advertise, then own) leaves both routers owning
+// the VIPs until the displaced master has received the advert and removed
+// them, ~1 ms on a LAN, during which both answer ARP (chaos finding 8). A
+// preemption moves a VIP that is being served, so waiting costs no
+// availability; a displaced master that sends no last advert (keepalived
+// without higher_prio_send_advert) costs at most this gap.
+const preemptHandoff = 5 * time.Millisecond
 
 type connKey struct {
 	ifname string
@@ -538,6 +554,9 @@ func (e *Elector) Run(ctx context.Context, report election.Reporter) error {
 					if d := v.m.Deadline(); !d.IsZero() && !now.Before(d) && !r.holdTick(v, d, now) {
 						r.handle(v, v.m.Tick(now), now)
 					}
+				}
+				if !g.handoffUntil.IsZero() && !now.Before(g.handoffUntil) {
+					r.endHandoff(g)
 				}
 			}
 		}
@@ -857,6 +876,9 @@ func (r *runner) nextDeadline() (time.Time, bool) {
 				next = d
 			}
 		}
+		if d := g.handoffUntil; !d.IsZero() && (next.IsZero() || d.Before(next)) {
+			next = d
+		}
 	}
 	return next, !next.IsZero()
 }
@@ -1030,6 +1052,18 @@ func (r *runner) receive(k connKey, p Packet) {
 	out := v.m.Receive(now, p.Src, a)
 	r.noteMaster(v, now, p.Src, a, out)
 	r.handle(v, out, now)
+	if g := v.g; !g.handoffUntil.IsZero() && p.Src == g.handoffFrom {
+		// The displaced master's advert after ours: its last one, sent
+		// once its VIPs were gone (or one that crossed ours: no worse
+		// than owning at once).
+		r.endHandoff(g)
+	}
+}
+
+// endHandoff ends a preemption's wait (handoff) and reports the ownership.
+func (r *runner) endHandoff(g *group) {
+	g.handoffUntil = time.Time{}
+	r.reconcile(g, g.handoffReason, "")
 }
 
 // noteCollision keeps the last advert of another virtual router with our
@@ -1235,7 +1269,12 @@ func (r *runner) handle(v *vr, out Output, now time.Time) {
 			reason += ": " + why
 		}
 	}
-	r.reconcile(g, reason, peer)
+	if out.State == Master && out.Reason == ReasonPreempt && !g.owned && v.known.IsValid() && g.handoffUntil.IsZero() {
+		g.handoffFrom, g.handoffUntil, g.handoffReason = v.known, now.Add(preemptHandoff), reason
+	} else {
+		g.handoffUntil = time.Time{}
+		r.reconcile(g, reason, peer)
+	}
 	if out.State != Master && out.Send {
 		r.send(v, out.Priority)
 	}

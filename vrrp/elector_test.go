@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -401,4 +402,33 @@ func TestElectorWaitsForUsableSource(t *testing.T) {
 	}
 	c.nodes[0].conns[6].setReady(nil)
 	c.waitOwner(0, 5*time.Second)
+}
+
+// A preemption is break-before-make: the preempting router advertises and
+// reports Owner=true only once the displaced master, stepping down, has
+// reported Owner=false and sent its last advert (chaos finding 8: with
+// RFC 9568's order alone both held the VIP for ~1 ms and both answered a
+// client's ARP request).
+func TestElectorPreemptionBreaksBeforeMaking(t *testing.T) {
+	c := newCluster(t, [][]testGroup{spec(150, "198.51.100.100"), spec(100, "198.51.100.100")})
+	c.waitOwner(0, 5*time.Second)
+	for round, step := range []struct {
+		prio     int
+		from, to int
+	}{{10, 0, 1}, {150, 1, 0}, {10, 0, 1}, {150, 1, 0}} {
+		c.mu.Lock()
+		mark := len(c.events)
+		c.mu.Unlock()
+		c.nodes[0].e.SetInput("web", election.Input{Eligible: true, Priority: step.prio})
+		c.waitOwner(step.to, 5*time.Second)
+		c.mu.Lock()
+		evs := slices.Clone(c.events[mark:])
+		c.mu.Unlock()
+		if len(evs) < 2 || evs[0].node != step.from || evs[0].owner || evs[1].node != step.to || !evs[1].owner {
+			t.Fatalf("round %d: preemption events %+v, want node%d Owner=false before node%d Owner=true", round, evs, step.from, step.to)
+		}
+		if evs[1].t.Reason != ReasonPreempt {
+			t.Errorf("round %d: takeover reason %q, want %q", round, evs[1].t.Reason, ReasonPreempt)
+		}
+	}
 }
