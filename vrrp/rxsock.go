@@ -49,7 +49,7 @@ type rxSock struct {
 	// an idle backup reads each advert with one recvmsg that finds it and
 	// one that finds the queue empty, not a third (issue #15).
 	drained bool
-	pace   pacer
+	pace    pacer
 
 	// Buffers of the single reader (recvmsg without allocations).
 	buf    []byte
