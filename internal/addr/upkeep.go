@@ -119,13 +119,9 @@ func ScaleUpkeep(n int, v6 bool, lifetime, refresh, maxLifetime time.Duration) (
 // PlanUpkeep is the upkeep of every interface and family among vips (the
 // configured VIPs, counted once each), in interface then family order.
 func PlanUpkeep(vips []VIP, lifetime, refresh, maxLifetime time.Duration) []Upkeep {
-	type key struct {
-		ifname string
-		v6     bool
-	}
-	count := map[key]map[netip.Addr]bool{}
+	count := map[classKey]map[netip.Addr]bool{}
 	for _, v := range vips {
-		k := key{v.Interface, v.Addr.Is6() && !v.Addr.Is4In6()}
+		k := classOf(v)
 		if count[k] == nil {
 			count[k] = map[netip.Addr]bool{}
 		}
